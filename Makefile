@@ -1,0 +1,37 @@
+# The whole set-up on a fresh machine with Python 3.11 and gcc: `make demo`, `make test`.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip --disable-pip-version-check -q
+BUILD_DEPS := "setuptools>=64" wheel "Cython>=3.0" "numpy>=1.25" "scipy>=1.11"
+MNIST ?= $(abspath ../shared/data/mnist)
+
+.PHONY: venv install demo test bench bench-torch clean
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install -U pip
+
+# Build deps first, then an editable install without build isolation (no re-download of
+# numpy/scipy into a throwaway build env on every install).
+install-%: $(PY)
+	$(PIP) install $(BUILD_DEPS)
+	$(PIP) install --no-build-isolation -e ".[$*]"
+
+demo: install-demo
+	SYNAPTIC_MNIST_DIR=$${SYNAPTIC_MNIST_DIR:-$(MNIST)} $(PY) -m synaptic demo
+
+test: install-test
+	SYNAPTIC_MNIST_DIR=$${SYNAPTIC_MNIST_DIR:-$(MNIST)} $(PY) -m pytest tests -q
+
+bench: install-bench
+	SYNAPTIC_MNIST_DIR=$${SYNAPTIC_MNIST_DIR:-$(MNIST)} $(PY) -m pytest benchmarks -q \
+	    --benchmark-columns=min,median,mean,rounds --benchmark-sort=name \
+	    --benchmark-json=.benchmarks/last.json
+
+bench-torch: install-bench
+	$(PIP) install torch==2.13.0
+	$(MAKE) bench
+
+clean:
+	rm -rf build *.egg-info synaptic/_kernels/*.c synaptic/_kernels/*.so

@@ -1,0 +1,108 @@
+"""One knob for every thread pool: OpenMP in the kernels and the BLAS libraries.
+
+NumPy and SciPy each ship their own OpenBLAS.  Left alone, their idle threads and the
+kernels' OpenMP threads fight over the cores, so ``set_num_threads`` sets all of them.
+"""
+import contextlib
+import os
+import platform
+
+import numpy as np
+import scipy
+import scipy.linalg  # loads SciPy's OpenBLAS so threadpoolctl sees it
+from threadpoolctl import threadpool_info, threadpool_limits
+
+from . import _kernels
+
+_num_threads = None
+
+
+def _default_threads():
+    env = os.environ.get("SYNAPTIC_NUM_THREADS") or os.environ.get("OMP_NUM_THREADS")
+    if env:
+        try:
+            return max(1, int(env.split(",")[0]))
+        except ValueError:
+            pass
+    return os.cpu_count() or 1
+
+
+def set_num_threads(n):
+    """Use ``n`` threads in the kernels (OpenMP) and in every loaded BLAS library."""
+    global _num_threads
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)):
+        raise TypeError(f"thread count must be an int, got {type(n).__name__}")
+    n = int(n)
+    if n < 1:
+        raise ValueError(f"thread count must be >= 1, got {n}")
+    for backend in _kernels.BACKENDS.values():
+        backend.set_threads(n)
+    threadpool_limits(limits=n, user_api="blas")
+    _num_threads = n
+
+
+def get_num_threads():
+    return _num_threads
+
+
+@contextlib.contextmanager
+def num_threads(n):
+    """``with synaptic.num_threads(1): ...`` runs the block with ``n`` threads."""
+    previous = _num_threads
+    set_num_threads(n)
+    try:
+        yield n
+    finally:
+        set_num_threads(previous)
+
+
+def set_backend(name):
+    """``"native"`` (compiled kernels, the default when built) or ``"numpy"`` (the twin)."""
+    _kernels.set_backend(name)
+
+
+def get_backend():
+    return _kernels.backend_name()
+
+
+@contextlib.contextmanager
+def backend(name):
+    """``with synaptic.backend("numpy"): ...`` runs the block on the given backend."""
+    previous = _kernels.backend_name()
+    _kernels.set_backend(name)
+    try:
+        yield name
+    finally:
+        _kernels.set_backend(previous)
+
+
+def show_config(file=None):
+    """Print (and return as a dict) the active backend, thread counts and BLAS libraries."""
+    blas = [
+        {k: info.get(k) for k in ("internal_api", "version", "num_threads", "filepath")}
+        for info in threadpool_info() if info.get("user_api") == "blas"
+    ]
+    config = {
+        "backend": _kernels.backend_name(),
+        "native_built": _kernels.native is not None,
+        "native_error": None if _kernels.native_error() is None else str(_kernels.native_error()),
+        "num_threads": _num_threads,
+        "blas": blas,
+        "numpy": np.__version__,
+        "scipy": scipy.__version__,
+        "python": platform.python_version(),
+        "machine": platform.machine(),
+    }
+    lines = [f"synaptic backend: {config['backend']}"
+             + ("" if config["native_built"] else f" (native not built: {config['native_error']})"),
+             f"threads (OpenMP and BLAS): {config['num_threads']}"]
+    for lib in blas:
+        lines.append(f"BLAS: {lib['internal_api']} {lib['version']} "
+                     f"threads={lib['num_threads']} ({lib['filepath']})")
+    lines.append(f"numpy {config['numpy']}, scipy {config['scipy']}, "
+                 f"Python {config['python']} on {config['machine']}")
+    print("\n".join(lines), file=file)
+    return config
+
+
+set_num_threads(_default_threads())

@@ -1,0 +1,17 @@
+"""The compiled backend: the Cython modules gathered under the twin's names."""
+from .reference import *  # noqa: F401,F403  (the constants: ACT_*, ERR_*, DELTA_*, REG_*)
+from .dense import activate, dense_forward, derivative, hidden_delta, weight_grad  # noqa: F401
+from .loss import argmax_rows, error_sum, output_delta  # noqa: F401
+from .update import add_scaled, regularize, sgd_update  # noqa: F401
+from . import dense, loss, update
+
+_MODULES = (dense, loss, update)
+
+
+def set_threads(n):
+    """Set the OpenMP thread count of every compiled kernel."""
+    n = int(n)
+    if n < 1:
+        raise ValueError(f"thread count must be >= 1, got {n}")
+    for module in _MODULES:
+        module.set_threads(n)
