@@ -1,0 +1,57 @@
+"""Error functions and the output-delta pairing rules (SYNAPTIC.md §4, §6).
+
+The user names an ``error_fn`` (misclassification, sum-of-squares, cross-entropy); the
+"specific kind" resolves cross-entropy to -multivariate for a softmax output and to -binary
+otherwise.  Stats can also report ``argmax-misclassification`` and ``accuracy`` (argmax),
+which the original lacked.
+"""
+from ._kernels import reference as _codes
+
+ERROR_FNS = ("misclassification", "sum-of-squares", "cross-entropy")
+KINDS = {
+    "misclassification": _codes.ERR_MISCLASSIFICATION,
+    "argmax-misclassification": _codes.ERR_ARGMAX_MISCLASSIFICATION,
+    "sum-of-squares": _codes.ERR_SUM_OF_SQUARES,
+    "cross-entropy-binary": _codes.ERR_CROSS_ENTROPY_BINARY,
+    "cross-entropy-multivariate": _codes.ERR_CROSS_ENTROPY_MULTIVARIATE,
+}
+ACCURACY = "accuracy"  # 1 - argmax-misclassification rate; higher is better
+STAT_KINDS = tuple(KINDS) + ("cross-entropy", ACCURACY)
+
+# Output activations that sum-of-squares can train (delta f'(y)(y - t)).
+SSE_OUTPUTS = ("sigmoid", "hyperbolic-tangent", "linear", "relu")
+
+
+def _spell(name):
+    if not isinstance(name, str):
+        raise TypeError(f"an error kind is named by a string, got {type(name).__name__}")
+    return name.lstrip(":").replace("_", "-").lower()
+
+
+def specific_kind(kind, output_act):
+    """Map ``cross-entropy`` to its -binary or -multivariate form for this output activation."""
+    kind = _spell(kind)
+    if kind == "cross-entropy":
+        return "cross-entropy-multivariate" if output_act == "softmax" else "cross-entropy-binary"
+    if kind not in KINDS and kind != ACCURACY:
+        raise ValueError(f"unknown error kind {kind!r}; known: {', '.join(STAT_KINDS)}")
+    return kind
+
+
+def check_error_fn(error_fn):
+    error_fn = _spell(error_fn)
+    if error_fn not in ERROR_FNS:
+        raise ValueError(f"unknown error_fn {error_fn!r}; known: {', '.join(ERROR_FNS)}")
+    return error_fn
+
+
+def delta_kind(output_act, error_fn):
+    """The output-delta kernel kind for this pairing, or a ValueError naming the pair."""
+    if error_fn == "cross-entropy" and output_act in ("softmax", "sigmoid"):
+        return _codes.DELTA_DIFF
+    if error_fn == "sum-of-squares" and output_act in SSE_OUTPUTS:
+        return _codes.DELTA_SSE
+    raise ValueError(
+        f"backprop cannot train a {output_act!r} output with error_fn {error_fn!r}; supported: "
+        "softmax or sigmoid with cross-entropy, "
+        f"{'/'.join(SSE_OUTPUTS)} with sum-of-squares")

@@ -1,0 +1,183 @@
+"""The net: layers + weights + training, an observable reference, and the forward pass.
+
+``Net`` plays the part of the original's atom: every state transition goes through
+:meth:`Net.swap`, which runs under the net's lock and then notifies every watcher with
+``fn(key, net, old, new)``.  ``old``/``new`` are small :class:`NetState` snapshots; the
+weights themselves are updated in place (read ``net.weights``, copy what you keep).
+"""
+import threading
+from typing import NamedTuple
+
+import numpy as np
+
+from . import _kernels, activations, layers as _layers
+
+DTYPES = (np.float32, np.float64)
+CHUNK_ROWS = 2048  # forward passes over big sets run in chunks of this many rows
+
+
+class NetState(NamedTuple):
+    event: str     # "state", "stats", "weights", "stop" ...
+    state: object  # None, "training" or "stopping"
+    epochs: int
+    batches: int   # batches trained over the net's life
+
+
+def _check_dtype(dtype):
+    dtype = np.dtype(dtype)
+    if dtype.type not in DTYPES:
+        raise TypeError(f"dtype must be float32 or float64, got {dtype}")
+    return dtype
+
+
+class Net:
+    """A feed-forward net.  Build one with :func:`mlp` or :func:`neural_net`."""
+
+    def __init__(self, layers, weights, training=None, *, dtype=np.float64, seed=None, header=None):
+        self.layers = layers
+        self.dtype = _check_dtype(dtype)
+        if len(weights) != len(layers) - 1:
+            raise ValueError(f"{len(layers) - 1} weight matrices needed, got {len(weights)}")
+        self.weights = []
+        for i, (layer, w) in enumerate(zip(layers[1:], weights), start=1):
+            w = np.ascontiguousarray(w, dtype=self.dtype)
+            if w.shape != layer.weight_shape:
+                raise ValueError(f"layer {i}: weights of shape {w.shape}, expected {layer.weight_shape}")
+            self.weights.append(w)
+        self.training = training
+        self.header = dict(header or {})
+        self.rng = np.random.default_rng(seed)
+        self.lock = threading.RLock()
+        self._watches = {}
+        self._batches = 0
+
+    # -- the observable reference ---------------------------------------------------------
+    def add_watch(self, key, fn):
+        """Call ``fn(key, net, old, new)`` after every state transition (SYNAPTIC.md §6)."""
+        if not callable(fn):
+            raise TypeError("a watch must be callable as fn(key, net, old, new)")
+        with self.lock:
+            self._watches[key] = fn
+
+    def remove_watch(self, key):
+        with self.lock:
+            self._watches.pop(key, None)
+
+    def snapshot(self, event):
+        stats = self.stats
+        return NetState(event, self.state, stats.epochs if stats else 0, self._batches)
+
+    def swap(self, fn, event):
+        """Apply ``fn(net)`` under the lock, then notify every watcher (even if nothing changed)."""
+        with self.lock:
+            watches = list(self._watches.items())
+            old = self.snapshot(event) if watches else None
+            result = fn(self)
+            new = self.snapshot(event) if watches else None
+        for key, watch in watches:
+            watch(key, self, old, new)
+        return result
+
+    # -- views ----------------------------------------------------------------------------
+    @property
+    def state(self):
+        return None if self.training is None else self.training.state.get("state")
+
+    @property
+    def stats(self):
+        return None if self.training is None else self.training.stats
+
+    @property
+    def labels(self):
+        return self.header.get("labels")
+
+    @property
+    def n_inputs(self):
+        return self.layers[0].n
+
+    @property
+    def n_outputs(self):
+        return self.layers[-1].n
+
+    @property
+    def n_params(self):
+        return sum(w.size for w in self.weights)
+
+    def spec(self):
+        """The layer dicts this net was built from (canonical spelling)."""
+        return [layer.spec() for layer in self.layers]
+
+    def __repr__(self):
+        units = "-".join(str(l.n) for l in self.layers)
+        acts = ",".join(l.act for l in self.layers[1:])
+        algo = self.training.algo if self.training else None
+        return (f"Net({units} [{acts}], {self.dtype.name}, {self.n_params} params, "
+                f"training={algo}, state={self.state})")
+
+    # -- forward pass ---------------------------------------------------------------------
+    def as_input(self, x, what="x"):
+        """``x`` checked (2-D, numeric, finite, the right width) and in the net's dtype."""
+        arr = np.asarray(x)
+        if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
+            raise TypeError(f"{what} must be numeric, got dtype {arr.dtype}")
+        if arr.ndim == 1:
+            arr = arr[None, :]
+        if arr.ndim != 2:
+            raise ValueError(f"{what} must be 2-D (samples x inputs), got shape {arr.shape}")
+        if arr.shape[1] != self.n_inputs:
+            raise ValueError(f"{what} has {arr.shape[1]} columns, the net has {self.n_inputs} inputs")
+        arr = np.ascontiguousarray(arr, dtype=self.dtype)
+        if not np.isfinite(arr).all():
+            bad = int(np.flatnonzero(~np.isfinite(arr).all(axis=1))[0])
+            raise ValueError(f"{what} holds NaN or infinity (first in row {bad})")
+        return arr
+
+    def forward_into(self, x, acts, kern=None):
+        """Run the forward pass of ``x`` into the preallocated activity buffers ``acts``."""
+        kern = kern or _kernels.get_backend()
+        a = x
+        for layer, w, out in zip(self.layers[1:], self.weights, acts):
+            layer.forward(kern, a, w, out)
+            if layer.act == activations.STOCHASTIC:
+                activations.apply_stochastic(out, self.rng)
+            a = out
+        return a
+
+    def activity_buffers(self, nrows):
+        return [np.empty((nrows, layer.n), dtype=self.dtype) for layer in self.layers[1:]]
+
+    def activities(self, x):
+        """The activities of every non-input layer for the samples ``x`` (output last)."""
+        x = self.as_input(x)
+        acts = self.activity_buffers(x.shape[0])
+        self.forward_into(x, acts)
+        return acts
+
+    def predict_proba(self, x):
+        """The output layer's activity for ``x``."""
+        x = self.as_input(x)
+        out = np.empty((x.shape[0], self.n_outputs), dtype=self.dtype)
+        for start, stop, acts in self.chunked_forward(x):
+            out[start:stop] = acts[-1]
+        return out
+
+    def chunked_forward(self, x, chunk=CHUNK_ROWS):
+        """Yield ``(start, stop, acts)`` over ``x`` in chunks, reusing one set of buffers."""
+        n = x.shape[0]
+        if n == 0:
+            return
+        buffers = self.activity_buffers(min(chunk, n))
+        for start in range(0, n, chunk):
+            stop = min(start + chunk, n)
+            acts = buffers if stop - start == buffers[0].shape[0] else self.activity_buffers(stop - start)
+            self.forward_into(x[start:stop], acts)
+            yield start, stop, acts
+
+
+def build_net(layer_specs, training=None, *, dtype=np.float64, seed=None):
+    """A net of the given layer dicts, weights drawn from ``seed`` (SYNAPTIC.md §2.3)."""
+    layers = _layers.build(layer_specs)
+    dtype = _check_dtype(dtype)
+    init_seed, unit_seed = np.random.SeedSequence(seed).spawn(2)
+    weights = _layers.init_weights(layers, np.random.default_rng(init_seed), dtype)
+    return Net(layers, weights, training, dtype=dtype, seed=unit_seed)

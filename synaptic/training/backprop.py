@@ -1,0 +1,70 @@
+"""Backprop (gradient descent): learning rate, adaptive per-weight gains, momentum with its
+alpha schedule, Nesterov, and the regularization derivative (SYNAPTIC.md §4, §5).
+
+The update itself is one fused kernel (``sgd_update``); this class keeps the optimiser state
+in ``net.training.state`` (``deltaw``, ``lr_gain``, ``alpha``) so it can be saved and resumed.
+"""
+import numpy as np
+
+from .. import _kernels, losses
+from .._kernels import reference as _codes
+from .gradients import Gradients
+
+REG_CODES = {"l1": _codes.REG_L1, "l2": _codes.REG_L2}
+
+
+class Backprop:
+    def __init__(self, net):
+        params = net.training.params
+        self.net = net
+        self.gradients = Gradients(net, losses.check_error_fn(params["error_fn"]))
+        lr = params["learning_rate"]
+        self.epsilon = float(lr["epsilon"])
+        self.adaptive = bool(lr.get("adaptive", False))
+        self.ming = float(lr.get("ming", 0.0))
+        self.maxg = float(lr.get("maxg", 0.0))
+        mom = params.get("momentum")
+        self.momentum = mom
+        self.nesterov = bool(mom and mom.get("nesterov"))
+        reg = params.get("regularization")
+        self.reg_kind = REG_CODES[reg["kind"]] if reg and reg.get("lambda", 0) > 0 else _codes.REG_NONE
+        self.reg_lambda = float(reg["lambda"]) if self.reg_kind else 0.0
+        state = net.training.state
+        self._deltaw = state.get("deltaw") or [np.zeros_like(w) for w in net.weights]
+        self._gain = state.get("lr_gain") or [np.ones_like(w) for w in net.weights]
+
+    def next_alpha(self):
+        """α of this step: the schedule alpha_start, +alpha_step each step, capped at alpha."""
+        mom = self.momentum
+        if mom is None:
+            return None
+        state = self.net.training.state
+        if "alpha" in state:
+            alpha = min(state["alpha"] + mom["alpha_step"], mom["alpha"])
+        else:
+            alpha = mom.get("alpha_start", mom["alpha"])
+        if "alpha_start" in mom:
+            state["alpha"] = alpha
+        return alpha
+
+    def step(self, x, t, kern=None):
+        """Train on one batch: compute the update and apply it to the net's weights in place."""
+        kern = kern or _kernels.get_backend()
+        net = self.net
+        state = net.training.state
+        has_prev = "deltaw" in state
+        has_gain = "lr_gain" in state
+        alpha = self.next_alpha() or 0.0
+        if self.nesterov and has_prev and alpha:
+            for w, dw in zip(net.weights, self._deltaw):
+                kern.add_scaled(w, dw, alpha)
+        grads = self.gradients.compute(x, t, kern)
+        inv_m = 1.0 / x.shape[0]
+        for w, g, dw, gain in zip(net.weights, grads, self._deltaw, self._gain):
+            if self.reg_kind:
+                kern.regularize(g, w, self.reg_kind, self.reg_lambda)
+            kern.sgd_update(w, g, dw, gain if self.adaptive else None, self.epsilon, inv_m,
+                            alpha, has_prev, has_gain, self.ming, self.maxg, self.nesterov)
+        state["deltaw"] = self._deltaw
+        if self.adaptive:
+            state["lr_gain"] = self._gain

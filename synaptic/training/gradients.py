@@ -1,0 +1,70 @@
+"""Error derivatives by backprop: dE/dW summed over a batch (SYNAPTIC.md §4).
+
+``Gradients`` owns its buffers (activities and deltas per batch size, one gradient array per
+weight matrix) and reuses them for every batch: no fresh temporaries on the hot path.
+"""
+import numpy as np
+
+from .. import _kernels, activations, losses
+
+
+class _Workspace:
+    def __init__(self, net, nrows):
+        self.acts = net.activity_buffers(nrows)
+        self.deltas = net.activity_buffers(nrows)
+
+
+def check_backprop(net, error_fn):
+    """The output-delta kind for this net, or a ValueError naming what backprop cannot do."""
+    for i, layer in enumerate(net.layers[1:-1], start=1):
+        if layer.act not in activations.DIFFERENTIABLE:
+            raise ValueError(f"backprop cannot pass through layer {i}: activation {layer.act!r} "
+                             f"has no derivative (use one of {sorted(activations.DIFFERENTIABLE)})")
+    return losses.delta_kind(net.layers[-1].act, error_fn)
+
+
+class Gradients:
+    def __init__(self, net, error_fn):
+        self.net = net
+        self.delta_kind = check_backprop(net, error_fn)
+        self.grads = [np.empty_like(w) for w in net.weights]
+        self._workspaces = {}
+
+    def workspace(self, nrows):
+        ws = self._workspaces.get(nrows)
+        if ws is None:
+            if len(self._workspaces) > 4:  # odd sizes from user calls: keep the cache small
+                self._workspaces.clear()
+            ws = self._workspaces[nrows] = _Workspace(self.net, nrows)
+        return ws
+
+    def compute(self, x, t, kern=None):
+        """Fill and return ``self.grads`` with Σ dE/dW over the rows of ``x`` (targets ``t``)."""
+        kern = kern or _kernels.get_backend()
+        net = self.net
+        ws = self.workspace(x.shape[0])
+        net.forward_into(x, ws.acts, kern)
+        out_layer = net.layers[-1]
+        kern.output_delta(ws.acts[-1], t, out_layer.act_code, self.delta_kind, ws.deltas[-1])
+        for i in range(len(net.weights) - 1, -1, -1):
+            below = x if i == 0 else ws.acts[i - 1]
+            net.layers[i + 1].weight_grad(kern, ws.deltas[i], below, self.grads[i])
+            if i > 0:
+                kern.hidden_delta(ws.deltas[i], net.weights[i], ws.acts[i - 1],
+                                  net.layers[i].act_code, ws.deltas[i - 1])
+        return self.grads
+
+
+def error_fn_of(net):
+    return net.training.params["error_fn"] if net.training is not None else "cross-entropy"
+
+
+def error_derivatives(net, dset):
+    """Σ dE/dW over the samples of ``dset`` (a DataSet): one array per weight matrix."""
+    if dset.y is None:
+        raise ValueError("error_derivatives needs a labelled data set")
+    x = net.as_input(dset.x)
+    t = np.ascontiguousarray(dset.y, dtype=net.dtype)
+    if t.shape != (x.shape[0], net.n_outputs):
+        raise ValueError(f"targets of shape {t.shape}, expected {(x.shape[0], net.n_outputs)}")
+    return [g.copy() for g in Gradients(net, losses.check_error_fn(error_fn_of(net))).compute(x, t)]

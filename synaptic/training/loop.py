@@ -1,0 +1,120 @@
+"""The training loop (SYNAPTIC.md §6): a background thread per ``train`` call, a Future for its
+result, a stop between batches, stats at each epoch end, watchers notified on every transition.
+
+Differences from the original, on purpose: the state is set to ``training`` before ``train``
+returns (so ``stop_training`` right after ``train`` always works); an exception reaches the
+Future and the state is reset (the original left it at ``training``); the training set's
+labels and name are stored on the net so ``estimate`` returns labels.
+"""
+import concurrent.futures
+import threading
+import time
+from numbers import Integral
+
+import numpy as np
+
+from .. import _kernels
+from ..datasets import TrainingSet
+from .backprop import Backprop
+from .stats import init_stats, update_stats
+
+ALGORITHMS = {"backprop": Backprop}
+
+
+def make_algorithm(net):
+    algo = net.training.algo
+    if algo not in ALGORITHMS:
+        raise ValueError(f"training algorithm {algo!r} is not available in this version; "
+                         f"available: {', '.join(ALGORITHMS)}")
+    return ALGORITHMS[algo](net)
+
+
+def check_training_data(net, trset):
+    if not isinstance(trset, TrainingSet):
+        raise TypeError(f"train needs a TrainingSet (see training_set), got {type(trset).__name__}")
+    if trset.y is None:
+        raise ValueError("train needs a labelled training set; this one has no labels")
+    if trset.x.shape[1] != net.n_inputs:
+        raise ValueError(f"the training samples have {trset.x.shape[1]} values, "
+                         f"the net has {net.n_inputs} inputs")
+    if trset.y.shape[1] != net.n_outputs:
+        raise ValueError(f"the training set has {trset.y.shape[1]} classes (labels "
+                         f"{trset.labels}), the net has {net.n_outputs} outputs")
+
+
+def _set_state(value):
+    def swap(net):
+        net.training.state["state"] = value
+    return swap
+
+
+def train(net, trset, epochs):
+    """Train ``net`` on ``trset`` for ``epochs`` more epochs in a background thread.
+
+    Returns a :class:`concurrent.futures.Future` whose result is the net; an exception
+    raised by the training is re-raised by ``future.result()``.
+    """
+    if net.training is None:
+        raise ValueError("the net has no training; build it with training(...) or set net.training")
+    if isinstance(epochs, bool) or not isinstance(epochs, Integral) or epochs < 0:
+        raise ValueError(f"epochs must be a non-negative integer, got {epochs!r}")
+    check_training_data(net, trset)
+    make_algorithm(net)  # configuration errors surface here, in the caller's thread
+    with net.lock:
+        if net.state is not None:
+            raise RuntimeError(f"the net is already training (state {net.state!r})")
+        net.swap(_set_state("training"), "state")
+    future = concurrent.futures.Future()
+    future.set_running_or_notify_cancel()
+    thread = threading.Thread(target=_run, args=(net, trset, int(epochs), future),
+                              name="synaptic-train", daemon=True)
+    thread.start()
+    return future
+
+
+def _run(net, trset, epochs, future):
+    try:
+        _train_epochs(net, trset, epochs)
+    except BaseException as exc:  # noqa: BLE001 - the Future carries it to the caller
+        net.swap(_set_state(None), "state")
+        future.set_exception(exc)
+    else:
+        net.swap(_set_state(None), "state")
+        future.set_result(net)
+
+
+def _train_epochs(net, trset, epochs):
+    algo = make_algorithm(net)
+    data = trset.astype(net.dtype)
+    net.header.setdefault("labels", list(trset.labels))
+    net.header.setdefault("name", trset.header.get("name"))
+    net.swap(init_stats, "stats")
+    stats = net.training.stats
+    max_epochs = stats.epochs + epochs
+    batches = [(np.ascontiguousarray(b.x), np.ascontiguousarray(b.y)) for b in data.batches]
+    kern = _kernels.get_backend()
+
+    def step(x, y):
+        def apply(n):
+            algo.step(x, y, kern)
+            n._batches += 1
+        return apply
+
+    while stats.epochs < max_epochs:
+        started = time.perf_counter()
+        for x, y in batches:
+            if net.state == "stopping" or stats.epochs >= max_epochs:
+                return
+            net.swap(step(x, y), "weights")
+        seconds = time.perf_counter() - started
+        net.swap(lambda n: update_stats(n, data, seconds), "stats")
+
+
+def stop_training(net):
+    """Ask a training net to stop before its next batch; returns the net, or None if idle."""
+    def stop(n):
+        if n.state == "training":
+            n.training.state["state"] = "stopping"
+            return True
+        return False
+    return net if net.swap(stop, "stop") else None

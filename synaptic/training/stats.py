@@ -1,0 +1,69 @@
+"""Per-epoch statistics (SYNAPTIC.md §6): the error of each configured kind on the training
+and validation sets, computed with the end-of-epoch weights."""
+import numpy as np
+
+from .. import _kernels, losses
+from .params import Stats
+
+
+def stat_kinds(net):
+    """The configured error kinds, each resolved to its specific form, in order, no repeats."""
+    params = net.training.params
+    kinds = params.get("stats", {}).get("errorkinds", [params["error_fn"]])
+    out_act = net.layers[-1].act
+    resolved = []
+    for kind in kinds:
+        specific = losses.specific_kind(kind, out_act)
+        if specific not in resolved:
+            resolved.append(specific)
+    return resolved
+
+
+def init_stats(net):
+    if net.training.stats is None:
+        kinds = stat_kinds(net)
+        net.training.stats = Stats(0, {k: [] for k in kinds}, {k: [] for k in kinds}, [])
+
+
+def evaluate(net, x, y, kinds, kern=None):
+    """{kind: mean per-sample error of ``kind``} over the samples ``x`` with targets ``y``."""
+    kern = kern or _kernels.get_backend()
+    n = x.shape[0]
+    sums = dict.fromkeys(kinds, 0.0)
+    codes = {k: losses.KINDS["argmax-misclassification" if k == losses.ACCURACY else k] for k in kinds}
+    for start, stop, acts in net.chunked_forward(x):
+        t = y[start:stop]
+        for kind in kinds:
+            sums[kind] += kern.error_sum(acts[-1], t, codes[kind])
+    means = {k: (s / n if n else float("nan")) for k, s in sums.items()}
+    if losses.ACCURACY in means:
+        means[losses.ACCURACY] = 1.0 - means[losses.ACCURACY]
+    return means
+
+
+def update_stats(net, trset, seconds):
+    """One epoch ends: count it, and append each kind's error on the training and validation sets."""
+    stats = net.training.stats
+    kinds = list(stats.tr_err)
+    stats.epochs += 1
+    stats.seconds.append(seconds)
+    if kinds:
+        for kind, value in evaluate(net, trset.x, trset.y, kinds).items():
+            stats.tr_err[kind].append(value)
+        if trset.valid is not None and len(trset.valid) > 0:
+            for kind, value in evaluate(net, trset.valid.x, trset.valid.y, kinds).items():
+                stats.val_err[kind].append(value)
+
+
+def training_error(kind, net, trset):
+    """The mean error of ``kind`` on the training part of ``trset`` with the current weights."""
+    kind = losses.specific_kind(kind, net.layers[-1].act)
+    data = trset.astype(net.dtype)
+    return evaluate(net, data.x, data.y, [kind])[kind]
+
+
+def accuracy(net, dset):
+    """Argmax accuracy of ``net`` on a labelled DataSet (or the validation set of a TrainingSet)."""
+    x = net.as_input(dset.x)
+    y = np.ascontiguousarray(dset.y, dtype=net.dtype)
+    return evaluate(net, x, y, [losses.ACCURACY])[losses.ACCURACY]

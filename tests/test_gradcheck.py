@@ -1,0 +1,98 @@
+"""Backprop gradients against central differences for every supported activation/loss pairing,
+on 2- and 3-layer nets, on both backends (float64)."""
+import zlib
+
+import numpy as np
+import pytest
+
+import synaptic
+from synaptic import _kernels
+from synaptic._kernels import reference as R
+
+from helpers import BACKENDS, using
+
+HIDDEN = ["sigmoid", "hyperbolic-tangent", "relu", "linear"]
+# (output activation, error_fn, the error E whose gradient backprop computes)
+PAIRS = [
+    ("softmax", "cross-entropy", lambda y, t: R.error_sum(y, t, R.ERR_CROSS_ENTROPY_MULTIVARIATE)),
+    ("sigmoid", "cross-entropy", lambda y, t: R.error_sum(y, t, R.ERR_CROSS_ENTROPY_BINARY)),
+    # the original's SSE delta is the gradient of 1/2 sum (o - t)^2 (SYNAPTIC.md §4)
+    ("sigmoid", "sum-of-squares", lambda y, t: 0.5 * R.error_sum(y, t, R.ERR_SUM_OF_SQUARES)),
+    ("hyperbolic-tangent", "sum-of-squares", lambda y, t: 0.5 * R.error_sum(y, t, R.ERR_SUM_OF_SQUARES)),
+    ("linear", "sum-of-squares", lambda y, t: 0.5 * R.error_sum(y, t, R.ERR_SUM_OF_SQUARES)),
+]
+
+
+def _targets(rng, n, c, act):
+    if act == "softmax":
+        return np.eye(c)[rng.integers(0, c, n)]
+    if act == "sigmoid":
+        return (rng.random((n, c)) > 0.5).astype(float)
+    return rng.uniform(-1, 1, (n, c))
+
+
+def numeric_gradient(net, x, t, error, eps=1e-6):
+    grads = []
+    for w in net.weights:
+        g = np.zeros_like(w)
+        for idx in np.ndindex(w.shape):
+            keep = w[idx]
+            w[idx] = keep + eps
+            up = error(net.activities(x)[-1], t)
+            w[idx] = keep - eps
+            down = error(net.activities(x)[-1], t)
+            w[idx] = keep
+            g[idx] = (up - down) / (2 * eps)
+        grads.append(g)
+    return grads
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("out_act,error_fn,error", PAIRS, ids=[f"{a}+{e}" for a, e, _ in PAIRS])
+@pytest.mark.parametrize("hidden", [[], ["sigmoid"], ["hyperbolic-tangent"], ["relu"], ["linear"],
+                                    ["sigmoid", "hyperbolic-tangent"], ["relu", "sigmoid"]],
+                         ids=lambda h: "-".join(h) or "none")
+def test_gradients_match_central_differences(backend, out_act, error_fn, error, hidden):
+    rng = np.random.default_rng(zlib.crc32(repr((out_act, error_fn, hidden)).encode()))
+    sizes = [5] + [4, 3][:len(hidden)] + [3]
+    net = synaptic.mlp(sizes, hidden + [out_act],
+                       synaptic.training("backprop", {"error_fn": error_fn}), seed=7)
+    for w in net.weights:  # weights of order 1 so every unit is in its sensitive range
+        w[...] = rng.normal(0, 0.8, w.shape)
+    x = rng.uniform(-1, 1, (6, 5))
+    t = _targets(rng, 6, 3, out_act)
+    with using(backend):
+        analytic = synaptic.error_derivatives(net, synaptic.dataset(x, t))
+    with using("numpy"):
+        numeric = numeric_gradient(net, x, t, error)
+    for a, n in zip(analytic, numeric):
+        np.testing.assert_allclose(a, n, rtol=1e-5, atol=1e-7)
+
+
+def test_the_gradient_check_can_fail():
+    """A wrong pairing (SSE gradient checked against the full SSE) must be caught."""
+    rng = np.random.default_rng(0)
+    net = synaptic.mlp([4, 3, 2], ["sigmoid", "sigmoid"],
+                       synaptic.training("backprop", {"error_fn": "sum-of-squares"}), seed=1)
+    x, t = rng.random((5, 4)), (rng.random((5, 2)) > 0.5).astype(float)
+    analytic = synaptic.error_derivatives(net, synaptic.dataset(x, t))
+    numeric = numeric_gradient(net, x, t, lambda y, tt: R.error_sum(y, tt, R.ERR_SUM_OF_SQUARES))
+    assert not np.allclose(analytic[0], numeric[0], rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(2 * analytic[0], numeric[0], rtol=1e-5, atol=1e-7)
+
+
+@pytest.mark.parametrize("pair", [("softmax", "sum-of-squares"), ("hyperbolic-tangent", "cross-entropy"),
+                                  ("linear", "cross-entropy"), ("binary-threshold", "cross-entropy")])
+def test_unsupported_pairings_raise_a_clear_error(pair):
+    act, error_fn = pair
+    net = synaptic.mlp([3, 2], act, synaptic.training("backprop", {"error_fn": error_fn}))
+    with pytest.raises(ValueError, match="backprop cannot train"):
+        synaptic.error_derivatives(net, synaptic.dataset(np.zeros((2, 3)), np.eye(2)))
+
+
+@pytest.mark.parametrize("hidden", ["binary-threshold", "bipolar-threshold", "binary-prob",
+                                    "binary-stochastic"])
+def test_forward_only_hidden_layers_raise(hidden):
+    net = synaptic.mlp([3, 2, 2], [hidden, "softmax"], synaptic.training("backprop"))
+    with pytest.raises(ValueError, match="has no derivative"):
+        synaptic.error_derivatives(net, synaptic.dataset(np.zeros((2, 3)), np.eye(2)))
