@@ -17,7 +17,7 @@ CHUNK_ROWS = 2048  # forward passes over big sets run in chunks of this many row
 
 
 class NetState(NamedTuple):
-    event: str     # "state", "stats", "weights", "stop" ...
+    event: str     # "state", "init-stats", "weights", "stats" (an epoch ended), "stop"
     state: object  # None, "training" or "stopping"
     epochs: int
     batches: int   # batches trained over the net's life

@@ -98,9 +98,9 @@ def test_watches_see_every_transition():
     synaptic.train(net, trset, 2).result(timeout=30)
     kinds = [e[2] for e in events]
     assert kinds[0] == "state" and events[0][3] == "training"
-    assert kinds[1] == "stats"  # init
+    assert kinds[1] == "init-stats"
     assert kinds.count("weights") == 12
-    assert kinds.count("stats") == 1 + 2
+    assert kinds.count("stats") == 2  # one per epoch end
     assert kinds[-1] == "state" and events[-1][3] is None
     assert all(e[0] == "log" and e[1] is net for e in events)
     # stop_training fires too, even when nothing changes

@@ -31,7 +31,7 @@ N_ACT = 8
 ERR_MISCLASSIFICATION = 0          # the original: round each unit (half up), compare whole rows
 ERR_ARGMAX_MISCLASSIFICATION = 1   # argmax (last index on ties) differs from the target's
 ERR_SUM_OF_SQUARES = 2             # sum (o - t)^2, no 1/2
-ERR_CROSS_ENTROPY_BINARY = 3       # -sum [t==1 ? log(o+1e-30) : log(1+1e-30-o)]
+ERR_CROSS_ENTROPY_BINARY = 3       # -sum [t==1 ? log(o+1e-30) : log((1-o)+1e-30)]
 ERR_CROSS_ENTROPY_MULTIVARIATE = 4  # -sum_{t==1} log(o+1e-30)
 N_ERR = 5
 
@@ -191,9 +191,10 @@ def error_sum(y, t, kind):
     if kind == ERR_SUM_OF_SQUARES:
         return float(np.sum((y64 - t64) ** 2))
     if kind == ERR_CROSS_ENTROPY_BINARY:
+        # (1 - o) + 1e-30 rather than the original's 1 + 1e-30 - o, whose guard vanishes in
+        # float64: the same value wherever the original is finite, and no -inf at o == 1.
         one = t64 == 1.0
-        terms = np.where(one, np.log(np.where(one, y64, 1.0) + _TINY),
-                         np.log(np.where(one, 0.0, 1.0 + _TINY - y64)))
+        terms = np.log(np.where(one, y64, 1.0 - y64) + _TINY)
         return float(-np.sum(terms))
     if kind == ERR_CROSS_ENTROPY_MULTIVARIATE:
         one = t64 == 1.0

@@ -88,7 +88,7 @@ def _train_epochs(net, trset, epochs):
     data = trset.astype(net.dtype)
     net.header.setdefault("labels", list(trset.labels))
     net.header.setdefault("name", trset.header.get("name"))
-    net.swap(init_stats, "stats")
+    net.swap(init_stats, "init-stats")
     stats = net.training.stats
     max_epochs = stats.epochs + epochs
     batches = [(np.ascontiguousarray(b.x), np.ascontiguousarray(b.y)) for b in data.batches]
