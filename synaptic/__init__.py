@@ -14,5 +14,8 @@ from .net import Net, NetState
 from .training import (Stats, Training, accuracy, error_derivatives, stop_training, train,
                        training, training_error)
 from .utils import histogram, weight_histograms
+from .persist import (FileFormatError, load_neural_net, load_training_set_header,
+                      save_neural_net, save_training_set)
+from .progress import TrainingStats, watch_progress
 
 __version__ = "0.1.0"

@@ -460,8 +460,8 @@ def load_training_set(name, *, scale=False, dtype=np.float64):
         raise ValueError(f"name must be a non-empty str without path separators, got {name!r}")
     saved = _saved_training_set(name)
     if saved is not None:
-        raise NotImplementedError(f"{saved} exists, but reading saved training sets is not "
-                                  "implemented yet")
+        from .persist import load_training_set_file  # persist imports this module
+        return load_training_set_file(saved, scale=scale, dtype=dtype)
     if name in _BUILTIN_SETS:
         return _BUILTIN_SETS[name](scale=scale, dtype=dtype)
     raise FileNotFoundError(f"no saved training set named {name!r} in {data_dir()} "

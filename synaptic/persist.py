@@ -1,0 +1,484 @@
+"""Saving and loading nets and training sets (SYNAPTIC.md §7), in a native format.
+
+Files live in ``datasets.data_dir()`` ($SYNAPTIC_DATA, else ``./data``; created on the first
+save) under the original's names:
+
+``neuralnet.<name>``
+    One ``.npz`` (zip) file.  Its ``__meta__`` entry is a JSON document stored as a uint8
+    array of UTF-8 bytes; every other entry is a plain numeric array: ``weight_<i>`` for each
+    weight matrix and ``state_<i>`` / ``state_<i>_<j>`` for the optimiser state.
+``trainingset.<name>``
+    One ``.npz`` file: ``__meta__`` (the header, the batch bounds, the array names) and the
+    arrays ``x``, ``y``, ``valid_x``, ``valid_y`` (``y``/``valid_*`` only when present).  The
+    batches come back as views of one contiguous ``x``/``y``.  Read it with
+    ``datasets.load_training_set(name)``.
+``trainingset-header.<name>``
+    The header alone as a JSON text file, for quick access without reading the samples.
+
+Why one ``.npz`` rather than a JSON file beside an ``.npz``: a single file is replaced by a
+single atomic rename, so metadata and arrays can never come from two different saves.
+
+Every JSON document carries ``"format"`` (what the file holds) and ``"version"``
+(:data:`VERSION`).  Arrays are read with ``allow_pickle=False``, so nothing in a file can
+execute code.  JSON keeps strings, ints, floats (NaN included), bools and None apart, so
+labels keep their type; a dict whose keys are not all strings (the per-batch label counts of
+int labels) is written as ``{"__items__": [[key, value], ...]}``.
+
+A saved net holds its layer specs, dtype, weights, header (name, labels), training (algo,
+params, stats, optimiser state) and the state of the random generator of its stochastic units,
+so training resumes exactly where it stopped.  The optimiser state (``net.training.state``) is
+saved generically: JSON scalars go into the metadata, NumPy arrays, NumPy scalars and lists of
+arrays into the npz; the transient ``"state"`` entry (training/stopping) is not saved, so a
+loaded net is idle.  (An L-BFGS run, when there is one, resumes by restarting from the saved
+weights: it keeps no state between calls.)
+
+Writes go to a temporary file in the same folder, are flushed and fsynced, then renamed over
+the target: a crash mid-save leaves the previous file intact.  A damaged, truncated,
+hand-edited or wrong-version file raises :class:`FileFormatError` (a ValueError) naming the
+file and the problem.
+"""
+import json
+import os
+import pathlib
+import tempfile
+import time
+
+import numpy as np
+
+from . import layers as _layers
+from .datasets import DataSet, TrainingSet, data_dir
+from .net import Net, _check_dtype
+from .training.params import Stats, training as _training
+
+VERSION = 1
+NET, TRSET, HEADER = "synaptic.neuralnet", "synaptic.trainingset", "synaptic.trainingset-header"
+KINDS = {"neuralnet": NET, "trainingset": TRSET, "trainingset-header": HEADER}
+META = "__meta__"
+ITEMS = "__items__"
+RNG_BIT_GENERATORS = ("PCG64", "PCG64DXSM", "Philox", "SFC64")
+TRSET_ARRAYS = {"x", "y", "valid_x", "valid_y"}
+TRANSIENT_STATE = "state"  # training / stopping: never saved
+
+__all__ = ["FileFormatError", "file_list", "load_neural_net", "load_neural_net_file",
+           "load_training_set_file", "load_training_set_header", "save_neural_net",
+           "save_training_set"]
+
+
+class FileFormatError(ValueError):
+    """A file that is not a valid synaptic file of the expected kind."""
+
+    def __init__(self, path, problem):
+        super().__init__(f"{path}: {problem}")
+        self.path, self.problem = path, problem
+
+
+# Names and paths ----------------------------------------------------------------------
+
+def _path(kind, name):
+    if not isinstance(name, str) or not name or "/" in name or os.sep in name \
+            or (os.altsep and os.altsep in name) or "\0" in name:
+        raise ValueError(f"name must be a non-empty str without path separators, got {name!r}")
+    return data_dir() / f"{kind}.{name}"
+
+
+def file_list(kind):
+    """The names saved for ``kind`` ("neuralnet", "trainingset", "trainingset-header"), sorted."""
+    if kind not in KINDS:
+        raise ValueError(f"unknown kind {kind!r}; known: {', '.join(KINDS)}")
+    folder = data_dir()
+    prefix = kind + "."
+    return sorted(p.name[len(prefix):] for p in folder.glob(prefix + "*")
+                  if p.is_file() and not p.name.endswith(".tmp")) if folder.is_dir() else []
+
+
+def _timestamp_name():
+    return str(int(time.time() * 1000))
+
+
+# JSON ---------------------------------------------------------------------------------
+
+def _to_json(value, where):
+    """``value`` as JSON data (NumPy scalars unwrapped, non-string-keyed dicts as pairs)."""
+    if isinstance(value, np.generic):
+        value = value.item()
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if isinstance(value, (list, tuple)):
+        return [_to_json(v, where) for v in value]
+    if isinstance(value, np.ndarray) and value.dtype.kind in "biufU":  # e.g. labels: saved as a list
+        return _to_json(value.tolist(), where)
+    if isinstance(value, dict):
+        if all(isinstance(k, str) for k in value) and ITEMS not in value:
+            return {k: _to_json(v, f"{where}.{k}") for k, v in value.items()}
+        return {ITEMS: [[_to_json(k, where), _to_json(v, f"{where}[{k!r}]")] for k, v in value.items()]}
+    raise TypeError(f"cannot save {where}: a {type(value).__name__} is not JSON data")
+
+
+def _from_json_object(obj):
+    if set(obj) == {ITEMS}:
+        pairs = obj[ITEMS]
+        if not isinstance(pairs, list) or not all(isinstance(p, list) and len(p) == 2 for p in pairs):
+            raise ValueError(f"{ITEMS} must be a list of [key, value] pairs")
+        return {k: v for k, v in pairs}
+    return obj
+
+
+def _dumps(document):
+    return json.dumps(document, ensure_ascii=False, allow_nan=True).encode("utf-8")
+
+
+def _loads(data, path):
+    try:
+        return json.loads(data.decode("utf-8"), object_hook=_from_json_object)
+    except (UnicodeDecodeError, ValueError, TypeError) as err:  # TypeError: an unhashable key
+        raise FileFormatError(path, f"the metadata is not valid JSON ({err})") from None
+
+
+def _check_document(doc, path, kind):
+    if not isinstance(doc, dict):
+        raise FileFormatError(path, f"the metadata must be a JSON object, got {type(doc).__name__}")
+    found = doc.get("format")
+    if found != kind:
+        raise FileFormatError(path, f"not a {kind} file (format {found!r})")
+    version = doc.get("version")
+    if version != VERSION:
+        raise FileFormatError(path, f"format version {version!r} is not supported "
+                                    f"(this synaptic reads version {VERSION})")
+    return doc
+
+
+_TYPES = {dict: "an object", list: "a list", str: "a string", int: "an integer", bool: "true or false"}
+
+
+def _field(doc, key, kind, path, where="", optional=False):
+    """``doc[key]`` checked to be of ``kind`` (None allowed when ``optional``)."""
+    name = where + key
+    if key not in doc:
+        raise FileFormatError(path, f"the metadata lacks {name!r}")
+    value = doc[key]
+    if value is None and optional:
+        return None
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        raise FileFormatError(path, f"{name!r} must be {_TYPES.get(kind, kind.__name__)}, "
+                                    f"got {json.dumps(value)[:60]}")
+    return value
+
+
+# Atomic writes and safe reads ----------------------------------------------------------
+
+def _write_npz(f, arrays):
+    np.savez(f, **arrays)
+
+
+def _file_mode():
+    """The mode a plain ``open(path, "w")`` would give (mkstemp makes files 0600)."""
+    try:
+        with open("/proc/self/status") as f:
+            umask = next(int(line.split()[1], 8) for line in f if line.startswith("Umask:"))
+    except (OSError, StopIteration, ValueError):
+        umask = 0o022
+    return 0o666 & ~umask
+
+
+def _atomic_write(path, write):
+    """Call ``write(file)`` on a temporary file beside ``path``, then rename it over ``path``."""
+    path = pathlib.Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            os.chmod(tmp, _file_mode())
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+    try:  # make the rename itself durable (POSIX); harmless to skip elsewhere
+        dirfd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(dirfd)
+        finally:
+            os.close(dirfd)
+    except OSError:
+        pass
+    return path
+
+
+def _save_npz(path, document, arrays):
+    entries = {META: np.frombuffer(_dumps(document), dtype=np.uint8)}
+    entries.update(arrays)
+    return _atomic_write(path, lambda f: _write_npz(f, entries))
+
+
+def _read_npz(path, kind):
+    """(metadata, {entry: array}) of an npz file of ``kind``; every problem is a FileFormatError."""
+    path = pathlib.Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such file")
+    with open(path, "rb") as f:
+        magic = f.read(4)
+    if magic != b"PK\x03\x04":
+        raise FileFormatError(path, "not a synaptic file (not an npz/zip archive)")
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            arrays = {name: z[name] for name in z.files}
+    except Exception as err:  # noqa: BLE001 - BadZipFile, zlib.error, EOFError, ValueError...
+        # ValueError also covers an object (pickled) array refused by allow_pickle=False
+        raise FileFormatError(path, f"damaged or truncated archive ({type(err).__name__}: {err})") from None
+    meta = arrays.pop(META, None)
+    if meta is None or meta.dtype != np.uint8 or meta.ndim != 1:
+        raise FileFormatError(path, f"no {META} entry (a uint8 JSON document)")
+    return _check_document(_loads(meta.tobytes(), path), path, kind), arrays
+
+
+def _check_entries(path, arrays, expected):
+    missing = sorted(set(expected) - set(arrays))
+    if missing:
+        raise FileFormatError(path, f"missing array entries {missing}")
+    extra = sorted(set(arrays) - set(expected))
+    if extra:
+        raise FileFormatError(path, f"unexpected array entries {extra}")
+    for name in expected:
+        if arrays[name].dtype.kind not in "biuf":
+            raise FileFormatError(path, f"entry {name!r} is not numeric (dtype {arrays[name].dtype})")
+
+
+# Training sets ------------------------------------------------------------------------
+
+def save_training_set(trset, name=None):
+    """Write ``trainingset.<name>`` and ``trainingset-header.<name>``; return the name.
+
+    ``name`` defaults to the header's name, else a millisecond timestamp.
+    """
+    if not isinstance(trset, TrainingSet):
+        raise TypeError(f"save_training_set needs a TrainingSet, got {type(trset).__name__}")
+    header = dict(trset.header or {})
+    name = header.get("name") or _timestamp_name() if name is None else name
+    path = _path("trainingset", name)
+    header["name"] = name
+    header_json = _to_json(header, "the header")
+    arrays = {"x": trset.x}
+    if trset.y is not None:
+        arrays["y"] = trset.y
+    valid = trset.valid
+    if valid is not None:
+        arrays["valid_x"] = valid.x
+        if valid.y is not None:
+            arrays["valid_y"] = valid.y
+    document = {"format": TRSET, "version": VERSION, "header": header_json,
+                "bounds": [list(b) for b in trset.batch_bounds], "arrays": list(arrays)}
+    _save_npz(path, document, arrays)
+    header_doc = {"format": HEADER, "version": VERSION, "header": header_json}
+    _atomic_write(_path("trainingset-header", name), lambda f: f.write(_dumps(header_doc)))
+    return name
+
+
+def load_training_set_file(path, *, scale=False, dtype=None):
+    """The TrainingSet saved at ``path``; ``scale`` divides the samples by 255, ``dtype``
+    converts them (default: as saved)."""
+    doc, arrays = _read_npz(path, TRSET)
+    header = _field(doc, "header", dict, path)
+    bounds = _field(doc, "bounds", list, path)
+    expected = _field(doc, "arrays", list, path)
+    if "x" not in expected or not set(expected) <= TRSET_ARRAYS \
+            or ("valid_y" in expected and "valid_x" not in expected):
+        raise FileFormatError(path, f"'arrays' must list x and optionally y, valid_x, valid_y; "
+                                    f"got {json.dumps(expected)[:80]}")
+    _check_entries(path, arrays, expected)
+    x, y = arrays["x"], arrays.get("y")
+    stops = [0]
+    for b in bounds:
+        if not (isinstance(b, list) and len(b) == 2 and b[0] == stops[-1]
+                and all(isinstance(v, int) and not isinstance(v, bool) for v in b) and b[1] > b[0]):
+            raise FileFormatError(path, f"'bounds' must be consecutive [start, stop] pairs "
+                                        f"from 0, got {json.dumps(bounds)[:80]}")
+        stops.append(b[1])
+    if stops[-1] != len(x) or len(bounds) == 0:
+        raise FileFormatError(path, f"'bounds' cover {stops[-1]} rows, x has {len(x)}")
+    if dtype is not None or scale:
+        dtype = np.dtype(dtype or x.dtype)
+        x, y = _converted(x, scale, dtype), None if y is None else y.astype(dtype)
+        if "valid_x" in arrays:
+            arrays["valid_x"] = _converted(arrays["valid_x"], scale, dtype)
+            if "valid_y" in arrays:
+                arrays["valid_y"] = arrays["valid_y"].astype(dtype)
+    try:
+        batches = [DataSet(x[a:b], None if y is None else y[a:b]) for a, b in bounds]
+        valid = DataSet(arrays["valid_x"], arrays.get("valid_y")) if "valid_x" in arrays else None
+        return TrainingSet(header, batches, valid)
+    except (ValueError, TypeError) as err:
+        raise FileFormatError(path, str(err)) from None
+
+
+def _converted(x, scale, dtype):
+    x = np.array(x, dtype=dtype)
+    if scale:
+        x /= 255
+    return x
+
+
+def load_training_set_header(name):
+    """The header of the saved training set ``name`` (read from ``trainingset-header.<name>``)."""
+    path = _path("trainingset-header", name)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such file (no saved training set named {name!r})")
+    doc = _check_document(_loads(path.read_bytes(), path), path, HEADER)
+    return _field(doc, "header", dict, path)
+
+
+# Nets ---------------------------------------------------------------------------------
+
+def _optimiser_state(state):
+    """(JSON scalars, [[key, kind, n]], arrays) of an optimiser state dict."""
+    scalars, layout, arrays = {}, [], {}
+    for key, value in state.items():
+        if key == TRANSIENT_STATE:
+            continue
+        i = len(layout)
+        if isinstance(value, np.ndarray) or isinstance(value, np.generic):
+            layout.append([key, "array" if isinstance(value, np.ndarray) else "scalar", None])
+            arrays[f"state_{i}"] = np.array(value)
+        elif isinstance(value, (list, tuple)) and value and all(isinstance(v, np.ndarray) for v in value):
+            layout.append([key, "list", len(value)])
+            arrays.update({f"state_{i}_{j}": np.array(v) for j, v in enumerate(value)})
+        else:
+            scalars[key] = _to_json(value, f"training state {key!r}")
+    return scalars, layout, arrays
+
+
+def save_neural_net(net, name=None):
+    """Write ``neuralnet.<name>`` (default: the header's name, else a timestamp); return the name.
+
+    Safe while the net trains: the snapshot is taken between two batches.
+    """
+    if not isinstance(net, Net):
+        raise TypeError(f"save_neural_net needs a Net, got {type(net).__name__}")
+    with net.lock:
+        name = net.header.get("name") or _timestamp_name() if name is None else name
+        path = _path("neuralnet", name)
+        arrays = {f"weight_{i}": w.copy() for i, w in enumerate(net.weights)}
+        training = None
+        if net.training is not None:
+            t = net.training
+            scalars, layout, state_arrays = _optimiser_state(t.state)
+            arrays.update(state_arrays)
+            stats = None if t.stats is None else {
+                "epochs": t.stats.epochs, "tr_err": t.stats.tr_err, "val_err": t.stats.val_err,
+                "seconds": t.stats.seconds}
+            training = {"algo": t.algo, "params": t.params, "stats": stats,
+                        "state": scalars, "state_arrays": layout}
+        document = _to_json({"format": NET, "version": VERSION, "dtype": net.dtype.name,
+                             "layers": net.spec(), "header": net.header, "training": training,
+                             "rng": net.rng.bit_generator.state, "batches": net._batches},
+                            "the net")
+    _save_npz(path, document, arrays)
+    return name
+
+
+def load_neural_net(name):
+    """The net saved as ``neuralnet.<name>`` in the data folder (idle, ready to train on)."""
+    path = _path("neuralnet", name)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such file (no saved net named {name!r})")
+    return load_neural_net_file(path)
+
+
+def load_neural_net_file(path):
+    """The net saved at ``path``."""
+    doc, arrays = _read_npz(path, NET)
+    try:
+        dtype = _check_dtype(_field(doc, "dtype", str, path))
+        layers = _layers.build(_field(doc, "layers", list, path))
+    except (TypeError, ValueError) as err:
+        raise FileFormatError(path, str(err)) from None
+    header = _field(doc, "header", dict, path)
+    tdoc = _field(doc, "training", dict, path, optional=True)
+    expected = [f"weight_{i}" for i in range(len(layers) - 1)]
+    training = None
+    if tdoc is not None:
+        training, state_names = _load_training(tdoc, arrays, path)
+        expected += state_names
+    _check_entries(path, arrays, expected)
+    if training is not None:
+        _fill_state(training.state, tdoc["state_arrays"], arrays)
+    try:
+        net = Net(layers, [arrays[k] for k in expected[:len(layers) - 1]], training,
+                  dtype=dtype, header=header)
+    except (TypeError, ValueError) as err:
+        raise FileFormatError(path, str(err)) from None
+    net.rng = _load_rng(_field(doc, "rng", dict, path), path)
+    net._batches = _field(doc, "batches", int, path)
+    return net
+
+
+def _load_training(tdoc, arrays, path):
+    """(Training without its state arrays, the npz entries those need)."""
+    algo = _field(tdoc, "algo", str, path, "training.")
+    params = _field(tdoc, "params", dict, path, "training.")
+    try:
+        training = _training(algo, params)
+    except (TypeError, ValueError) as err:
+        raise FileFormatError(path, f"bad training: {err}") from None
+    training.state = dict(_field(tdoc, "state", dict, path, "training."))
+    training.state.pop(TRANSIENT_STATE, None)
+    sdoc = _field(tdoc, "stats", dict, path, "training.", optional=True)
+    if sdoc is not None:
+        training.stats = _load_stats(sdoc, path)
+    names = []
+    for i, entry in enumerate(_field(tdoc, "state_arrays", list, path, "training.")):
+        ok = isinstance(entry, list) and len(entry) == 3 and isinstance(entry[0], str)
+        if ok and entry[1] in ("array", "scalar") and entry[2] is None:
+            names.append(f"state_{i}")
+        elif ok and entry[1] == "list" and isinstance(entry[2], int) and entry[2] > 0:
+            names += [f"state_{i}_{j}" for j in range(entry[2])]
+        else:
+            raise FileFormatError(path, f"training.state_arrays[{i}] must be [key, kind, n], "
+                                        f"got {json.dumps(entry)[:60]}")
+    return training, names
+
+
+def _fill_state(state, layout, arrays):
+    for i, (key, kind, n) in enumerate(layout):
+        if kind == "list":
+            state[key] = [np.require(arrays[f"state_{i}_{j}"], requirements=["C", "W"])
+                          for j in range(n)]
+        elif kind == "array":
+            state[key] = np.require(arrays[f"state_{i}"], requirements=["C", "W"])
+        else:
+            state[key] = arrays[f"state_{i}"][()]
+
+
+def _number_list(value, path, where):
+    if not isinstance(value, list) or not all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) for v in value):
+        raise FileFormatError(path, f"{where!r} must be a list of numbers")
+    return [float(v) for v in value]
+
+
+def _load_stats(sdoc, path):
+    where = "training.stats."
+    errs = {}
+    for part in ("tr_err", "val_err"):
+        table = _field(sdoc, part, dict, path, where)
+        errs[part] = {k: _number_list(v, path, f"{where}{part}.{k}") for k, v in table.items()}
+    epochs = _field(sdoc, "epochs", int, path, where)
+    seconds = _number_list(_field(sdoc, "seconds", list, path, where), path, where + "seconds")
+    return Stats(epochs, errs["tr_err"], errs["val_err"], seconds)
+
+
+def _load_rng(state, path):
+    kind = state.get("bit_generator")
+    if kind not in RNG_BIT_GENERATORS:
+        raise FileFormatError(path, f"'rng.bit_generator' must be one of {RNG_BIT_GENERATORS}, "
+                                    f"got {kind!r}")
+    bitgen = getattr(np.random, kind)()
+    try:
+        bitgen.state = state
+    except (TypeError, ValueError, KeyError, OverflowError) as err:
+        raise FileFormatError(path, f"bad 'rng' state ({type(err).__name__}: {err})") from None
+    return np.random.Generator(bitgen)
