@@ -1,0 +1,339 @@
+# distutils: extra_compile_args = -ffp-contract=off
+"""Fully-connected layer kernels: activate, dense_forward, derivative, hidden_delta, weight_grad.
+
+The compiled twin of the functions of the same names in ``reference.py`` (the contract).
+All arrays are C-contiguous float32 or float64 (one dtype per call); arguments are checked
+with the GIL held, then the work runs without it: GEMM through SciPy's BLAS (its threads),
+then one fused elementwise pass (bias + activation, or * f'(y)) over blocks of rows.  The
+passes vectorize (exp and tanh are branch-free, see _common.pxd) and run as OpenMP loops over
+the blocks when the arrays are large and libgomp's idle threads sleep (see
+_common.omp_workers_sleep).
+
+``-ffp-contract=off``: no a*b+c is fused into an FMA, so the elementwise arithmetic rounds
+exactly like NumPy's.
+"""
+from cython.parallel cimport prange
+from libc.stdlib cimport malloc, free
+from libc.string cimport memset
+cimport numpy as cnp
+cimport openmp
+from cpython.pyport cimport PY_SSIZE_T_MAX
+
+from ._common cimport *
+
+cnp.import_array()
+
+cdef int _num_threads = openmp.omp_get_max_threads()
+# the OpenMP loops run only if libgomp's idle threads sleep (see _common.omp_workers_sleep)
+cdef bint _omp_sleeps = omp_workers_sleep()
+cdef Py_ssize_t _par_light = PAR_MIN_LIGHT if _omp_sleeps else PY_SSIZE_T_MAX
+cdef Py_ssize_t _par_heavy = PAR_MIN_HEAVY if _omp_sleeps else PY_SSIZE_T_MAX
+
+
+def set_threads(n):
+    """Set the number of OpenMP threads of every parallel loop of this module."""
+    global _num_threads
+    n = int(n)
+    if n < 1:
+        raise ValueError(f"thread count must be >= 1, got {n}")
+    _num_threads = n
+
+
+def _set_parallel_threshold(light, heavy):
+    """Testing and tuning hook: the element counts from which the light / heavy passes run
+    their OpenMP loops (with more than one thread); returns the previous pair."""
+    global _par_light, _par_heavy
+    old = (_par_light, _par_heavy)
+    _par_light = light
+    _par_heavy = heavy
+    return old
+
+
+def _parallel_config():
+    """(libgomp threads sleep when idle, light threshold, heavy threshold, threads)."""
+    return bool(_omp_sleeps), _par_light, _par_heavy, _num_threads
+
+
+cdef inline bint _parallel(Py_ssize_t elems, bint heavy) noexcept nogil:
+    return _num_threads > 1 and elems >= (_par_heavy if heavy else _par_light)
+
+
+# ---------------------------------------------------------------------------------------
+# activate
+
+cdef int _activate(const floating[:, ::1] z, int act, floating[:, ::1] out) except -1:
+    cdef Py_ssize_t n = z.shape[0], m = z.shape[1], b
+    if n == 0 or m == 0:
+        return 0
+    cdef const floating* zp = &z[0, 0]
+    cdef floating* op = &out[0, 0]
+    cdef Py_ssize_t rb = block_rows(m), nb = (n + rb - 1) // rb
+    with nogil:
+        if nb > 1 and _parallel(n * m, act_is_heavy(act)):
+            for b in prange(nb, schedule='static', num_threads=_num_threads):
+                act_rows(zp, op, b * rb, min(n, b * rb + rb), m, act)
+        else:
+            act_rows(zp, op, 0, n, m, act)
+    return 0
+
+
+def activate(z, int act, out):
+    """out = f(z), elementwise (softmax: per row).  ``out`` may be ``z``."""
+    check_act(act)
+    cdef int k = check_float(z, "z", 2, False)
+    check_same(k, z, "z", check_float(out, "out", 2, True), out, "out")
+    check_shape(out, "out", dim(z, 0), dim(z, 1))
+    check_same_or_disjoint(out, "out", z, "z")
+    if act == ACT_SOFTMAX and dim(z, 1) == 0:
+        raise ValueError(f"softmax needs at least one column, z has shape {z.shape}")
+    if k == 0:
+        _activate[float](z, act, out)
+    else:
+        _activate[double](z, act, out)
+
+
+# ---------------------------------------------------------------------------------------
+# dense_forward
+
+cdef inline void _bias_act_rows(floating* r, const floating* bias, Py_ssize_t r0,
+                                Py_ssize_t r1, Py_ssize_t o, int act) noexcept nogil:
+    """Rows r0..r1-1 of the n x o output: r[i, j] = f(r[i, j] + bias[j]), in place."""
+    cdef Py_ssize_t i, j
+    cdef floating* row
+    for i in range(r0, r1):
+        row = r + i * o
+        for j in range(o):
+            row[j] = row[j] + bias[j]
+    act_rows(r, r, r0, r1, o, act)
+
+
+cdef int _dense_forward(const floating[:, ::1] x, const floating[:, ::1] w, int act,
+                        floating[:, ::1] out) except -1:
+    cdef Py_ssize_t n = x.shape[0], d = x.shape[1], o = w.shape[0], ldw = w.shape[1], i, b
+    if n == 0 or o == 0:
+        return 0
+    cdef Py_ssize_t rb = block_rows(o), nb = (n + rb - 1) // rb
+    cdef const floating* wp = &w[0, 0]
+    cdef floating* op = &out[0, 0]
+    cdef floating* bias = <floating*>malloc(o * sizeof(floating))   # w[:, 0], contiguous
+    if bias == NULL:
+        raise MemoryError()
+    with nogil:
+        for i in range(o):
+            bias[i] = wp[i * ldw]
+        if d == 0:
+            memset(op, 0, n * o * sizeof(floating))
+        elif n == 1:
+            # out(o) = W[:, 1:] (o x d) . x: column-major W[:, 1:] is d x o, lda 1 + d
+            gemv(c'T', <int>d, <int>o, wp + 1, <int>ldw, &x[0, 0], op)
+        else:
+            # column-major: out^T (o x n) = (W[:, 1:])^T' . x^T, W[:, 1:] seen as d x o
+            gemm(c'T', c'N', <int>o, <int>n, <int>d, wp + 1, <int>ldw, &x[0, 0], <int>d,
+                 op, <int>o)
+        if nb > 1 and _parallel(n * o, act_is_heavy(act)):
+            for b in prange(nb, schedule='static', num_threads=_num_threads):
+                _bias_act_rows(op, bias, b * rb, min(n, b * rb + rb), o, act)
+        else:
+            for b in range(nb):
+                _bias_act_rows(op, bias, b * rb, min(n, b * rb + rb), o, act)
+        free(bias)
+    return 0
+
+
+def dense_forward(x, w, int act, out):
+    """out = f([1 | x] . w^T): ``x`` n x d, ``w`` o x (1 + d), ``out`` n x o."""
+    cdef int k = check_float(x, "x", 2, False)
+    check_same(k, x, "x", check_float(w, "w", 2, False), w, "w")
+    if dim(w, 1) != 1 + dim(x, 1):
+        raise ValueError(f"w has {dim(w, 1)} columns, expected 1 + {dim(x, 1)} "
+                         f"(bias + inputs)")
+    check_same(k, x, "x", check_float(out, "out", 2, True), out, "out")
+    check_shape(out, "out", dim(x, 0), dim(w, 0))
+    check_act(act)
+    if act == ACT_SOFTMAX and dim(w, 0) == 0:
+        raise ValueError(f"softmax needs at least one output, w has shape {w.shape}")
+    check_disjoint(out, "out", x, "x")
+    check_disjoint(out, "out", w, "w")
+    if k == 0:
+        _dense_forward[float](x, w, act, out)
+    else:
+        _dense_forward[double](x, w, act, out)
+
+
+# ---------------------------------------------------------------------------------------
+# derivative
+
+cdef int _derivative(const floating[:, ::1] y, int act, floating[:, ::1] out) except -1:
+    cdef Py_ssize_t size = y.shape[0] * y.shape[1], b, nb = (size + BLOCK_ELEMS - 1) // BLOCK_ELEMS
+    if size == 0:
+        return 0
+    cdef const floating* yp = &y[0, 0]
+    cdef floating* op = &out[0, 0]
+    with nogil:
+        if nb > 1 and _parallel(size, False):
+            for b in prange(nb, schedule='static', num_threads=_num_threads):
+                deriv_row(yp + b * BLOCK_ELEMS, op + b * BLOCK_ELEMS,
+                          min(size - b * BLOCK_ELEMS, <Py_ssize_t>BLOCK_ELEMS), act)
+        else:
+            deriv_row(yp, op, size, act)
+    return 0
+
+
+def derivative(y, int act, out):
+    """out = f'(y) expressed through the output y (SYNAPTIC.md §2.4)."""
+    cdef int k = check_float(y, "y", 2, False)
+    check_same(k, y, "y", check_float(out, "out", 2, True), out, "out")
+    check_shape(out, "out", dim(y, 0), dim(y, 1))
+    check_deriv(act)
+    check_same_or_disjoint(out, "out", y, "y")
+    if k == 0:
+        _derivative[float](y, act, out)
+    else:
+        _derivative[double](y, act, out)
+
+
+# ---------------------------------------------------------------------------------------
+# hidden_delta
+
+cdef int _hidden_delta(const floating[:, ::1] dz, const floating[:, ::1] w,
+                       const floating[:, ::1] y, int act, floating[:, ::1] out) except -1:
+    cdef Py_ssize_t n = dz.shape[0], o = dz.shape[1], h = y.shape[1], ldw = w.shape[1], b
+    if n == 0 or h == 0:
+        return 0
+    cdef Py_ssize_t size = n * h, nb = (size + BLOCK_ELEMS - 1) // BLOCK_ELEMS
+    cdef const floating* wp = &w[0, 0]
+    cdef const floating* yp = &y[0, 0]
+    cdef floating* op = &out[0, 0]
+    with nogil:
+        if o == 0:
+            memset(op, 0, n * h * sizeof(floating))
+        elif n == 1:
+            # out(h) = W[:, 1:]^T (h x o) . dz: column-major W[:, 1:] is h x o, lda 1 + h
+            gemv(c'N', <int>h, <int>o, wp + 1, <int>ldw, &dz[0, 0], op)
+        else:
+            # column-major: out^T (h x n) = W[:, 1:] (seen as h x o) . dz^T (o x n)
+            gemm(c'N', c'N', <int>h, <int>n, <int>o, wp + 1, <int>ldw, &dz[0, 0], <int>o,
+                 op, <int>h)
+        if nb > 1 and _parallel(size, False):
+            for b in prange(nb, schedule='static', num_threads=_num_threads):
+                mul_deriv_row(op + b * BLOCK_ELEMS, yp + b * BLOCK_ELEMS,
+                              min(size - b * BLOCK_ELEMS, <Py_ssize_t>BLOCK_ELEMS), act)
+        else:
+            mul_deriv_row(op, yp, size, act)
+    return 0
+
+
+def hidden_delta(dz, w, y, int act, out):
+    """out = (dz . w[:, 1:]) * f'(y): the delta of the layer below ``w``.
+
+    ``dz`` n x o (the delta of the layer above), ``w`` o x (1 + h), ``y`` n x h (the
+    activity of the layer below), ``out`` n x h.
+    """
+    cdef int k = check_float(dz, "dz", 2, False)
+    check_same(k, dz, "dz", check_float(w, "w", 2, False), w, "w")
+    if dim(dz, 1) != dim(w, 0):
+        raise ValueError(f"dz has {dim(dz, 1)} columns, w has {dim(w, 0)} rows")
+    check_same(k, dz, "dz", check_float(y, "y", 2, False), y, "y")
+    check_shape(y, "y", dim(dz, 0), dim(w, 1) - 1)
+    check_same(k, dz, "dz", check_float(out, "out", 2, True), out, "out")
+    check_shape(out, "out", dim(y, 0), dim(y, 1))
+    check_deriv(act)
+    check_disjoint(out, "out", dz, "dz")
+    check_disjoint(out, "out", w, "w")
+    check_disjoint(out, "out", y, "y")
+    if k == 0:
+        _hidden_delta[float](dz, w, y, act, out)
+    else:
+        _hidden_delta[double](dz, w, y, act, out)
+
+
+# ---------------------------------------------------------------------------------------
+# weight_grad
+
+cdef inline void _colsum_chunk(const floating* dz, Py_ssize_t r0, Py_ssize_t r1,
+                               Py_ssize_t o, double* acc) noexcept nogil:
+    """acc[0:o] = sum of rows r0..r1-1 of dz (n x o), row after row, in double."""
+    cdef Py_ssize_t i, j
+    cdef const floating* r
+    for j in range(o):
+        acc[j] = 0
+    for i in range(r0, r1):
+        r = dz + i * o
+        for j in range(o):
+            acc[j] += r[j]
+
+
+cdef inline void _outer(const floating* dz, const floating* x, Py_ssize_t o, Py_ssize_t d,
+                        floating* out, Py_ssize_t ldo) noexcept nogil:
+    """out[j, 1 + k] = dz[j] * x[k]: the one-row weight gradient."""
+    cdef Py_ssize_t j, k
+    cdef floating a
+    cdef floating* r
+    for j in range(o):
+        a = dz[j]
+        r = out + j * ldo + 1
+        for k in range(d):
+            r[k] = a * x[k]
+
+
+cdef int _weight_grad(const floating[:, ::1] dz, const floating[:, ::1] x,
+                      floating[:, ::1] out) except -1:
+    cdef Py_ssize_t n = dz.shape[0], o = dz.shape[1], d = x.shape[1], ldo = 1 + d
+    cdef Py_ssize_t rows, nch, c, j, r1
+    cdef double s
+    cdef double* acc
+    if o == 0:
+        return 0
+    cdef const floating* dzp = &dz[0, 0]
+    cdef floating* op = &out[0, 0]
+    # Bias column: column sums of dz in double over fixed row chunks, added in chunk order,
+    # so the bits do not depend on the thread count.
+    rows = chunk_rows(n, o)
+    nch = (n + rows - 1) // rows
+    acc = <double*>malloc((nch if nch > 0 else 1) * o * sizeof(double))
+    if acc == NULL:
+        raise MemoryError()
+    with nogil:
+        if n == 0:
+            for j in range(o):
+                op[j * ldo] = 0
+        else:
+            if nch > 1 and _parallel(n * o, False):
+                for c in prange(nch, schedule='static', num_threads=_num_threads):
+                    _colsum_chunk(dzp, c * rows, min(n, c * rows + rows), o, acc + c * o)
+            else:
+                for c in range(nch):
+                    _colsum_chunk(dzp, c * rows, min(n, c * rows + rows), o, acc + c * o)
+            for j in range(o):
+                s = acc[j]
+                for c in range(1, nch):
+                    s += acc[c * o + j]
+                op[j * ldo] = <floating>s
+        free(acc)
+        if d > 0:
+            if n == 0:
+                for j in range(o):
+                    memset(op + j * ldo + 1, 0, d * sizeof(floating))
+            elif n == 1:
+                _outer(dzp, &x[0, 0], o, d, op, ldo)
+            else:
+                # column-major: out[:, 1:]^T (d x o, ld 1 + d) = x^T (d x n) . dz (n x o)
+                gemm(c'N', c'T', <int>d, <int>o, <int>n, &x[0, 0], <int>d, dzp, <int>o,
+                     op + 1, <int>ldo)
+    return 0
+
+
+def weight_grad(dz, x, out):
+    """out = dz^T . [1 | x], summed over the rows: ``out[:, 0]`` the bias gradient."""
+    cdef int k = check_float(dz, "dz", 2, False)
+    check_same(k, dz, "dz", check_float(x, "x", 2, False), x, "x")
+    if dim(dz, 0) != dim(x, 0):
+        raise ValueError(f"dz has {dim(dz, 0)} rows, x has {dim(x, 0)}")
+    check_same(k, dz, "dz", check_float(out, "out", 2, True), out, "out")
+    check_shape(out, "out", dim(dz, 1), 1 + dim(x, 1))
+    check_disjoint(out, "out", dz, "dz")
+    check_disjoint(out, "out", x, "x")
+    if k == 0:
+        _weight_grad[float](dz, x, out)
+    else:
+        _weight_grad[double](dz, x, out)

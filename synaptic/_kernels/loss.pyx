@@ -1,0 +1,256 @@
+# distutils: extra_compile_args = -ffp-contract=off
+"""Output-layer kernels: output_delta, error_sum, argmax_rows.
+
+The compiled twin of the functions of the same names in ``reference.py`` (the contract).
+``error_sum`` accumulates in double over fixed row chunks combined in chunk order, so its
+result has the same bits whatever the thread count.
+"""
+from cython.parallel cimport prange
+from libc.math cimport floor, log
+from libc.stdint cimport int64_t
+cimport numpy as cnp
+cimport openmp
+from cpython.pyport cimport PY_SSIZE_T_MAX
+
+from ._common cimport *
+
+cnp.import_array()
+
+cdef int _num_threads = openmp.omp_get_max_threads()
+# the OpenMP loops run only if libgomp's idle threads sleep (see _common.omp_workers_sleep)
+cdef bint _omp_sleeps = omp_workers_sleep()
+cdef Py_ssize_t _par_light = PAR_MIN_LIGHT if _omp_sleeps else PY_SSIZE_T_MAX
+cdef Py_ssize_t _par_heavy = PAR_MIN_HEAVY if _omp_sleeps else PY_SSIZE_T_MAX
+cdef double _TINY = 1e-30
+
+
+def set_threads(n):
+    """Set the number of OpenMP threads of every parallel loop of this module."""
+    global _num_threads
+    n = int(n)
+    if n < 1:
+        raise ValueError(f"thread count must be >= 1, got {n}")
+    _num_threads = n
+
+
+def _set_parallel_threshold(light, heavy):
+    """Testing and tuning hook: the element counts from which the light / heavy passes run
+    their OpenMP loops (with more than one thread); returns the previous pair."""
+    global _par_light, _par_heavy
+    old = (_par_light, _par_heavy)
+    _par_light = light
+    _par_heavy = heavy
+    return old
+
+
+def _parallel_config():
+    """(libgomp threads sleep when idle, light threshold, heavy threshold, threads)."""
+    return bool(_omp_sleeps), _par_light, _par_heavy, _num_threads
+
+
+cdef inline bint _parallel(Py_ssize_t elems, bint heavy) noexcept nogil:
+    return _num_threads > 1 and elems >= (_par_heavy if heavy else _par_light)
+
+
+# ---------------------------------------------------------------------------------------
+# output_delta
+
+cdef inline void _delta_row(const floating* y, const floating* t, floating* out, Py_ssize_t m,
+                            int act, int kind) noexcept nogil:
+    """y - t, or (y - t) * f'(y) rounded like the twin (out may be y or t)."""
+    cdef Py_ssize_t j
+    cdef floating v, one = 1
+    if kind == DELTA_DIFF or act == ACT_LINEAR:
+        for j in range(m):
+            out[j] = y[j] - t[j]
+    elif act == ACT_SIGMOID or act == ACT_SOFTMAX:
+        for j in range(m):
+            v = y[j]
+            out[j] = (v - t[j]) * (v * (one - v))
+    elif act == ACT_TANH:
+        for j in range(m):
+            v = y[j]
+            out[j] = (v - t[j]) * (one - v * v)
+    else:  # ACT_RELU
+        for j in range(m):
+            v = y[j]
+            out[j] = (v - t[j]) * (1 if v > 0 else 0)
+
+
+cdef int _output_delta(const floating[:, ::1] y, const floating[:, ::1] t, int act, int kind,
+                       floating[:, ::1] out) except -1:
+    cdef Py_ssize_t size = y.shape[0] * y.shape[1], b, nb = (size + BLOCK_ELEMS - 1) // BLOCK_ELEMS
+    cdef Py_ssize_t o
+    if size == 0:
+        return 0
+    cdef const floating* yp = &y[0, 0]
+    cdef const floating* tp = &t[0, 0]
+    cdef floating* op = &out[0, 0]
+    with nogil:
+        if nb > 1 and _parallel(size, False):
+            for b in prange(nb, schedule='static', num_threads=_num_threads):
+                o = b * BLOCK_ELEMS
+                _delta_row(yp + o, tp + o, op + o, min(size - o, <Py_ssize_t>BLOCK_ELEMS),
+                           act, kind)
+        else:
+            _delta_row(yp, tp, op, size, act, kind)
+    return 0
+
+
+def output_delta(y, t, int act, int kind, out):
+    """dE/dz of the output layer: DELTA_DIFF -> y - t; DELTA_SSE -> f'(y) (y - t)."""
+    cdef int k = check_float(y, "y", 2, False)
+    check_same(k, y, "y", check_float(t, "t", 2, False), t, "t")
+    check_shape(t, "t", dim(y, 0), dim(y, 1))
+    check_same(k, y, "y", check_float(out, "out", 2, True), out, "out")
+    check_shape(out, "out", dim(y, 0), dim(y, 1))
+    if kind == DELTA_SSE:
+        check_deriv(act)
+    elif kind != DELTA_DIFF:
+        raise ValueError(f"unknown output-delta kind {kind}")
+    check_same_or_disjoint(out, "out", y, "y")
+    check_same_or_disjoint(out, "out", t, "t")
+    if k == 0:
+        _output_delta[float](y, t, act, kind, out)
+    else:
+        _output_delta[double](y, t, act, kind, out)
+
+
+# ---------------------------------------------------------------------------------------
+# argmax_rows
+
+cdef inline Py_ssize_t _argmax_last(const floating* r, Py_ssize_t m) noexcept nogil:
+    """Index of the largest value, the last one on ties; m >= 1.
+
+    Scans from the end like np.argmax(r[::-1]): a NaN counts as the maximum (the last NaN).
+    """
+    cdef Py_ssize_t j, best = m - 1
+    cdef floating b = r[m - 1], v
+    if b != b:
+        return best
+    for j in range(m - 2, -1, -1):
+        v = r[j]
+        if v > b:
+            b = v
+            best = j
+        elif v != v:
+            return j
+    return best
+
+
+cdef int _argmax_rows(const floating[:, ::1] y, int64_t[::1] out) except -1:
+    cdef Py_ssize_t n = y.shape[0], m = y.shape[1], i
+    if n == 0:
+        return 0
+    cdef const floating* yp = &y[0, 0]
+    cdef int64_t* op = &out[0]
+    with nogil:
+        if _parallel(n * m, False):
+            for i in prange(n, schedule='static', num_threads=_num_threads):
+                op[i] = _argmax_last(yp + i * m, m)
+        else:
+            for i in range(n):
+                op[i] = _argmax_last(yp + i * m, m)
+    return 0
+
+
+def argmax_rows(y, out):
+    """out[i] = index of the largest value of row i, the last one on ties (int64 ``out``)."""
+    cdef int k = check_float(y, "y", 2, False)
+    if not cnp.PyArray_Check(out):
+        raise TypeError(f"out must be a numpy array, got {type(out).__name__}")
+    if cnp.PyArray_NDIM(<cnp.ndarray>out) != 1 or dim(out, 0) != dim(y, 0):
+        raise ValueError(f"out has shape {out.shape}, expected {(dim(y, 0),)}")
+    if (cnp.PyArray_TYPE(<cnp.ndarray>out) != cnp.NPY_INT64
+            or not cnp.PyArray_ISNOTSWAPPED(<cnp.ndarray>out)):
+        raise TypeError(f"out has dtype {out.dtype}, expected int64")
+    if not cnp.PyArray_IS_C_CONTIGUOUS(<cnp.ndarray>out):
+        raise ValueError(f"out must be contiguous, got strides {out.strides}")
+    if not cnp.PyArray_ISWRITEABLE(<cnp.ndarray>out):
+        raise ValueError("out is read-only")
+    if dim(y, 1) == 0 and dim(y, 0) > 0:
+        raise ValueError("attempt to get argmax of an empty sequence (y has 0 columns)")
+    if k == 0:
+        _argmax_rows[float](y, out)
+    else:
+        _argmax_rows[double](y, out)
+
+
+# ---------------------------------------------------------------------------------------
+# error_sum
+
+cdef inline double _row_error(const floating* y, const floating* t, Py_ssize_t m,
+                              int kind) noexcept nogil:
+    """The error of one row, in double (the twin converts to float64 first)."""
+    cdef Py_ssize_t j
+    cdef double s = 0, yv, tv, diff
+    if kind == ERR_MISCLASSIFICATION:
+        for j in range(m):
+            if floor(<double>y[j] + 0.5) != <double>t[j]:   # Java Math.round: half up
+                return 1
+        return 0
+    elif kind == ERR_ARGMAX_MISCLASSIFICATION:
+        return 1 if _argmax_last(y, m) != _argmax_last(t, m) else 0
+    elif kind == ERR_SUM_OF_SQUARES:
+        for j in range(m):
+            diff = <double>y[j] - <double>t[j]
+            s += diff * diff
+    elif kind == ERR_CROSS_ENTROPY_BINARY:
+        for j in range(m):
+            yv = y[j]
+            if <double>t[j] == 1.0:
+                s += log(yv + _TINY)
+            else:
+                s += log((1.0 - yv) + _TINY)
+    else:  # ERR_CROSS_ENTROPY_MULTIVARIATE
+        for j in range(m):
+            if <double>t[j] == 1.0:
+                s += log(<double>y[j] + _TINY)
+    return s
+
+
+cdef inline double _chunk_error(const floating* y, const floating* t, Py_ssize_t r0,
+                                Py_ssize_t r1, Py_ssize_t m, int kind) noexcept nogil:
+    cdef Py_ssize_t i
+    cdef double s = 0
+    for i in range(r0, r1):
+        s += _row_error(y + i * m, t + i * m, m, kind)
+    return s
+
+
+cdef double _error_sum(const floating[:, ::1] y, const floating[:, ::1] t, int kind) except? -1:
+    cdef Py_ssize_t n = y.shape[0], m = y.shape[1], rows, nch, c
+    cdef double partial[MAX_CHUNKS]
+    cdef double s = 0
+    if n == 0:
+        return 0
+    cdef const floating* yp = &y[0, 0]
+    cdef const floating* tp = &t[0, 0]
+    rows = chunk_rows(n, m)
+    nch = (n + rows - 1) // rows      # <= MAX_CHUNKS
+    with nogil:
+        if nch > 1 and _parallel(n * m, kind >= ERR_CROSS_ENTROPY_BINARY):
+            for c in prange(nch, schedule='static', num_threads=_num_threads):
+                partial[c] = _chunk_error(yp, tp, c * rows, min(n, c * rows + rows), m, kind)
+        else:
+            for c in range(nch):
+                partial[c] = _chunk_error(yp, tp, c * rows, min(n, c * rows + rows), m, kind)
+        for c in range(nch):
+            s += partial[c]
+    if kind == ERR_CROSS_ENTROPY_BINARY or kind == ERR_CROSS_ENTROPY_MULTIVARIATE:
+        s = -s
+    return s
+
+
+def error_sum(y, t, int kind):
+    """The sum over all rows of the per-sample error of ``kind`` (a Python float)."""
+    cdef int k = check_float(y, "y", 2, False)
+    check_same(k, y, "y", check_float(t, "t", 2, False), t, "t")
+    check_shape(t, "t", dim(y, 0), dim(y, 1))
+    if not 0 <= kind < N_ERR:
+        raise ValueError(f"unknown error kind {kind}")
+    if kind == ERR_ARGMAX_MISCLASSIFICATION and dim(y, 1) == 0:
+        raise ValueError("attempt to get argmax of an empty sequence (y has 0 columns)")
+    if k == 0:
+        return _error_sum[float](y, t, kind)
+    return _error_sum[double](y, t, kind)
