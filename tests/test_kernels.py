@@ -58,11 +58,14 @@ def threads(n):
     """``n`` threads; with n > 1 the native OpenMP loops run in parallel at every size."""
     with synaptic.num_threads(n):
         forced = [(m, m._set_parallel_threshold(0, 0)) for m in _native_modules()] if n > 1 else []
+        gemm_old = native.dense._set_gemm_threshold(0) if forced else None
         try:
             yield
         finally:
             for module, old in forced:
                 module._set_parallel_threshold(*old)
+            if gemm_old is not None:
+                native.dense._set_gemm_threshold(gemm_old)
 
 
 def nans(shape, dtype):

@@ -21,6 +21,10 @@ from cpython.pyport cimport PY_SSIZE_T_MAX
 
 from ._common cimport *
 
+cdef enum:
+    GEMM_MIN_MACS = 262144
+    GEMM_MIN_PART = 8
+
 cnp.import_array()
 
 cdef int _num_threads = openmp.omp_get_max_threads()
@@ -56,6 +60,30 @@ def _parallel_config():
 
 cdef inline bint _parallel(Py_ssize_t elems, bint heavy) noexcept nogil:
     return _num_threads > 1 and elems >= (_par_heavy if heavy else _par_light)
+
+
+# A GEMM of m*n*k multiply-adds splits over the threads (each calling SciPy's BLAS, kept at
+# one thread by synaptic.set_num_threads) from GEMM_MIN_MACS multiply-adds, in parts of at
+# least GEMM_MIN_PART rows or columns.  Measured on this 2-core machine (784 x 100 layer,
+# f32): one GEMM on 2 BLAS threads 31 / 23 / 18 ms per epoch at batch 10 / 100 / 1000,
+# split over 2 OpenMP threads 19 / 21 / 17.5 ms.
+cdef Py_ssize_t _gemm_min_macs = GEMM_MIN_MACS
+
+
+def _set_gemm_threshold(macs):
+    """Testing and tuning hook: the multiply-add count from which GEMMs split; returns the old."""
+    global _gemm_min_macs
+    old = _gemm_min_macs
+    _gemm_min_macs = macs
+    return old
+
+
+cdef inline Py_ssize_t gemm_threads(Py_ssize_t macs, Py_ssize_t extent) noexcept nogil:
+    """Threads for a GEMM of ``macs`` multiply-adds split along a dimension of ``extent``."""
+    cdef Py_ssize_t nt = extent // GEMM_MIN_PART
+    if _num_threads <= 1 or macs < _gemm_min_macs or nt < 2:
+        return 1
+    return nt if nt < _num_threads else _num_threads
 
 
 # ---------------------------------------------------------------------------------------
@@ -107,13 +135,33 @@ cdef inline void _bias_act_rows(floating* r, const floating* bias, Py_ssize_t r0
     act_rows(r, r, r0, r1, o, act)
 
 
+cdef void _forward_part(const floating* xp, const floating* wp, const floating* bias,
+                        floating* op, Py_ssize_t r0, Py_ssize_t r1, Py_ssize_t d,
+                        Py_ssize_t o, Py_ssize_t ldw, int act) noexcept nogil:
+    """Rows r0..r1-1 of out: the GEMM (or GEMV for one row), then bias + activation."""
+    cdef Py_ssize_t rb = block_rows(o), b
+    if r1 - r0 == 1:
+        # out(o) = W[:, 1:] (o x d) . x: column-major W[:, 1:] is d x o, lda 1 + d
+        gemv(c'T', <int>d, <int>o, wp + 1, <int>ldw, xp + r0 * d, op + r0 * o)
+    else:
+        # column-major: out^T (o x n) = (W[:, 1:])^T' . x^T, W[:, 1:] seen as d x o
+        gemm(c'T', c'N', <int>o, <int>(r1 - r0), <int>d, wp + 1, <int>ldw, xp + r0 * d,
+             <int>d, op + r0 * o, <int>o)
+    b = r0
+    while b < r1:
+        _bias_act_rows(op, bias, b, min(r1, b + rb), o, act)
+        b += rb
+
+
 cdef int _dense_forward(const floating[:, ::1] x, const floating[:, ::1] w, int act,
                         floating[:, ::1] out) except -1:
     cdef Py_ssize_t n = x.shape[0], d = x.shape[1], o = w.shape[0], ldw = w.shape[1], i, b
+    cdef Py_ssize_t t, nt, chunk, r0, r1, c0, c1
     if n == 0 or o == 0:
         return 0
     cdef Py_ssize_t rb = block_rows(o), nb = (n + rb - 1) // rb
     cdef const floating* wp = &w[0, 0]
+    cdef const floating* xp = &x[0, 0] if d > 0 else NULL
     cdef floating* op = &out[0, 0]
     cdef floating* bias = <floating*>malloc(o * sizeof(floating))   # w[:, 0], contiguous
     if bias == NULL:
@@ -123,19 +171,35 @@ cdef int _dense_forward(const floating[:, ::1] x, const floating[:, ::1] w, int 
             bias[i] = wp[i * ldw]
         if d == 0:
             memset(op, 0, n * o * sizeof(floating))
-        elif n == 1:
-            # out(o) = W[:, 1:] (o x d) . x: column-major W[:, 1:] is d x o, lda 1 + d
-            gemv(c'T', <int>d, <int>o, wp + 1, <int>ldw, &x[0, 0], op)
-        else:
-            # column-major: out^T (o x n) = (W[:, 1:])^T' . x^T, W[:, 1:] seen as d x o
-            gemm(c'T', c'N', <int>o, <int>n, <int>d, wp + 1, <int>ldw, &x[0, 0], <int>d,
-                 op, <int>o)
-        if nb > 1 and _parallel(n * o, act_is_heavy(act)):
-            for b in prange(nb, schedule='static', num_threads=_num_threads):
-                _bias_act_rows(op, bias, b * rb, min(n, b * rb + rb), o, act)
-        else:
             for b in range(nb):
                 _bias_act_rows(op, bias, b * rb, min(n, b * rb + rb), o, act)
+        elif n >= GEMM_MIN_PART * 2 and gemm_threads(n * o * d, n) > 1:
+            # rows split over the threads, each with its GEMM and its epilogue
+            nt = gemm_threads(n * o * d, n)
+            chunk = (n + nt - 1) // nt
+            for t in prange(nt, schedule='static', num_threads=nt):
+                r0 = t * chunk
+                r1 = min(n, r0 + chunk)
+                if r1 > r0:
+                    _forward_part(xp, wp, bias, op, r0, r1, d, o, ldw, act)
+        elif gemm_threads(n * o * d, o) > 1:
+            # few rows: the output units split over the threads, then one epilogue
+            nt = gemm_threads(n * o * d, o)
+            chunk = (o + nt - 1) // nt
+            for t in prange(nt, schedule='static', num_threads=nt):
+                c0 = t * chunk
+                c1 = min(o, c0 + chunk)
+                if c1 > c0:
+                    if n == 1:
+                        gemv(c'T', <int>d, <int>(c1 - c0), wp + c0 * ldw + 1, <int>ldw, xp,
+                             op + c0)
+                    else:
+                        gemm(c'T', c'N', <int>(c1 - c0), <int>n, <int>d, wp + c0 * ldw + 1,
+                             <int>ldw, xp, <int>d, op + c0, <int>o)
+            for b in range(nb):
+                _bias_act_rows(op, bias, b * rb, min(n, b * rb + rb), o, act)
+        else:
+            _forward_part(xp, wp, bias, op, 0, n, d, o, ldw, act)
         free(bias)
     return 0
 
@@ -195,31 +259,59 @@ def derivative(y, int act, out):
 # ---------------------------------------------------------------------------------------
 # hidden_delta
 
+cdef void _hidden_part(const floating* dzp, const floating* wp, const floating* yp,
+                       floating* op, Py_ssize_t r0, Py_ssize_t r1, Py_ssize_t c0,
+                       Py_ssize_t c1, Py_ssize_t o, Py_ssize_t h, Py_ssize_t ldw,
+                       int act) noexcept nogil:
+    """Rows r0..r1-1, columns c0..c1-1 of out = (dz . W[:, 1:]) * f'(y)."""
+    cdef Py_ssize_t i
+    if r1 - r0 == 1:
+        # out(h) = W[:, 1:]^T (h x o) . dz: column-major W[:, 1:] is h x o, lda 1 + h
+        gemv(c'N', <int>(c1 - c0), <int>o, wp + 1 + c0, <int>ldw, dzp + r0 * o,
+             op + r0 * h + c0)
+    else:
+        # column-major: out^T (h x n) = W[:, 1:] (seen as h x o) . dz^T (o x n)
+        gemm(c'N', c'N', <int>(c1 - c0), <int>(r1 - r0), <int>o, wp + 1 + c0, <int>ldw,
+             dzp + r0 * o, <int>o, op + r0 * h + c0, <int>h)
+    if c0 == 0 and c1 == h:
+        mul_deriv_row(op + r0 * h, yp + r0 * h, (r1 - r0) * h, act)
+    else:
+        for i in range(r0, r1):
+            mul_deriv_row(op + i * h + c0, yp + i * h + c0, c1 - c0, act)
+
+
 cdef int _hidden_delta(const floating[:, ::1] dz, const floating[:, ::1] w,
                        const floating[:, ::1] y, int act, floating[:, ::1] out) except -1:
-    cdef Py_ssize_t n = dz.shape[0], o = dz.shape[1], h = y.shape[1], ldw = w.shape[1], b
+    cdef Py_ssize_t n = dz.shape[0], o = dz.shape[1], h = y.shape[1], ldw = w.shape[1]
+    cdef Py_ssize_t t, nt, chunk, a0, a1
     if n == 0 or h == 0:
         return 0
-    cdef Py_ssize_t size = n * h, nb = (size + BLOCK_ELEMS - 1) // BLOCK_ELEMS
     cdef const floating* wp = &w[0, 0]
     cdef const floating* yp = &y[0, 0]
+    cdef const floating* dzp = &dz[0, 0] if o > 0 else NULL
     cdef floating* op = &out[0, 0]
     with nogil:
         if o == 0:
             memset(op, 0, n * h * sizeof(floating))
-        elif n == 1:
-            # out(h) = W[:, 1:]^T (h x o) . dz: column-major W[:, 1:] is h x o, lda 1 + h
-            gemv(c'N', <int>h, <int>o, wp + 1, <int>ldw, &dz[0, 0], op)
+            mul_deriv_row(op, yp, n * h, act)
+        elif n >= GEMM_MIN_PART * 2 and gemm_threads(n * o * h, n) > 1:
+            nt = gemm_threads(n * o * h, n)
+            chunk = (n + nt - 1) // nt
+            for t in prange(nt, schedule='static', num_threads=nt):
+                a0 = t * chunk
+                a1 = min(n, a0 + chunk)
+                if a1 > a0:
+                    _hidden_part(dzp, wp, yp, op, a0, a1, 0, h, o, h, ldw, act)
+        elif gemm_threads(n * o * h, h) > 1:
+            nt = gemm_threads(n * o * h, h)
+            chunk = (h + nt - 1) // nt
+            for t in prange(nt, schedule='static', num_threads=nt):
+                a0 = t * chunk
+                a1 = min(h, a0 + chunk)
+                if a1 > a0:
+                    _hidden_part(dzp, wp, yp, op, 0, n, a0, a1, o, h, ldw, act)
         else:
-            # column-major: out^T (h x n) = W[:, 1:] (seen as h x o) . dz^T (o x n)
-            gemm(c'N', c'N', <int>h, <int>n, <int>o, wp + 1, <int>ldw, &dz[0, 0], <int>o,
-                 op, <int>h)
-        if nb > 1 and _parallel(size, False):
-            for b in prange(nb, schedule='static', num_threads=_num_threads):
-                mul_deriv_row(op + b * BLOCK_ELEMS, yp + b * BLOCK_ELEMS,
-                              min(size - b * BLOCK_ELEMS, <Py_ssize_t>BLOCK_ELEMS), act)
-        else:
-            mul_deriv_row(op, yp, size, act)
+            _hidden_part(dzp, wp, yp, op, 0, n, 0, h, o, h, ldw, act)
     return 0
 
 
@@ -276,10 +368,23 @@ cdef inline void _outer(const floating* dz, const floating* x, Py_ssize_t o, Py_
             r[k] = a * x[k]
 
 
+cdef void _grad_part(const floating* dzp, const floating* xp, floating* op, Py_ssize_t c0,
+                     Py_ssize_t c1, Py_ssize_t n, Py_ssize_t o, Py_ssize_t d,
+                     Py_ssize_t ldo) noexcept nogil:
+    """Columns 1 + c0 .. 1 + c1 - 1 of out = dz^T . x."""
+    if n == 1:
+        _outer(dzp, xp + c0, o, c1 - c0, op + c0, ldo)
+    else:
+        # column-major: out[:, 1:]^T (d x o, ld 1 + d) = x^T (d x n) . dz (n x o)
+        gemm(c'N', c'T', <int>(c1 - c0), <int>o, <int>n, xp + c0, <int>d, dzp, <int>o,
+             op + 1 + c0, <int>ldo)
+
+
 cdef int _weight_grad(const floating[:, ::1] dz, const floating[:, ::1] x,
                       floating[:, ::1] out) except -1:
     cdef Py_ssize_t n = dz.shape[0], o = dz.shape[1], d = x.shape[1], ldo = 1 + d
-    cdef Py_ssize_t rows, nch, c, j, r1
+    cdef Py_ssize_t rows, nch, c, j, r1, t, nt, chunk, c0, c1
+    cdef const floating* xp = &x[0, 0] if (d > 0 and n > 0) else NULL
     cdef double s
     cdef double* acc
     if o == 0:
@@ -314,12 +419,17 @@ cdef int _weight_grad(const floating[:, ::1] dz, const floating[:, ::1] x,
             if n == 0:
                 for j in range(o):
                     memset(op + j * ldo + 1, 0, d * sizeof(floating))
-            elif n == 1:
-                _outer(dzp, &x[0, 0], o, d, op, ldo)
             else:
-                # column-major: out[:, 1:]^T (d x o, ld 1 + d) = x^T (d x n) . dz (n x o)
-                gemm(c'N', c'T', <int>d, <int>o, <int>n, &x[0, 0], <int>d, dzp, <int>o,
-                     op + 1, <int>ldo)
+                nt = gemm_threads(n * o * d, d)
+                chunk = (d + nt - 1) // nt
+                if nt > 1:
+                    for t in prange(nt, schedule='static', num_threads=nt):
+                        c0 = t * chunk
+                        c1 = min(d, c0 + chunk)
+                        if c1 > c0:
+                            _grad_part(dzp, xp, op, c0, c1, n, o, d, ldo)
+                else:
+                    _grad_part(dzp, xp, op, 0, d, n, o, d, ldo)
     return 0
 
 
