@@ -25,9 +25,11 @@ test: install-test
 	SYNAPTIC_MNIST_DIR=$${SYNAPTIC_MNIST_DIR:-$(MNIST)} $(PY) -m pytest tests -q
 
 bench: install-bench
+	mkdir -p .benchmarks
 	SYNAPTIC_MNIST_DIR=$${SYNAPTIC_MNIST_DIR:-$(MNIST)} $(PY) -m pytest benchmarks -q \
 	    --benchmark-columns=min,median,mean,rounds --benchmark-sort=name \
 	    --benchmark-json=.benchmarks/last.json
+	$(PY) benchmarks/report.py .benchmarks/last.json > BENCHMARKS.md
 
 bench-torch: install-bench
 	$(PIP) install torch==2.13.0
