@@ -92,3 +92,75 @@ def test_layer(benchmark, backend, op, shape, batch, dtype):
         y = x64[:3]
         expected = (dz64[:3, :, None] * w64[None, :, 1:]).sum(axis=1) * y * (1 - y)
         np.testing.assert_allclose(dx[:3], expected, rtol=1e-3, atol=1e-5)
+
+
+# ---------------------------------------------------------------------------------------
+# The first layer on MNIST pixels (81 % exact zeros): dense_forward and weight_grad, where
+# the native kernels take their sparse-input path from a few dozen rows.  The "[dense path]"
+# groups time the native kernels with that path turned off (the GEMMs), for comparison.
+
+MNIST_BATCHES = [10, 100, 1000, 10000]
+MNIST_IMAGES = "t10k-images-idx3-ubyte.gz"
+
+
+@pytest.fixture(scope="module")
+def pixels():
+    """The 10,000 MNIST t10k digits scaled to 0..1, or (files absent) a synthetic stand-in
+    with the same fraction of exact zeros."""
+    import os
+    import pathlib
+    repo = pathlib.Path(__file__).resolve().parent.parent
+    path = pathlib.Path(os.environ.get("SYNAPTIC_MNIST_DIR", repo.parent / "shared" / "data" / "mnist"))
+    path = path / MNIST_IMAGES
+    if path.is_file():
+        from synaptic import datasets
+        return datasets.read_samples_idx(path).astype(np.float64) / 255
+    rng = np.random.default_rng(0)
+    return rng.uniform(0, 1, (10000, 784)) * (rng.uniform(size=(10000, 784)) > 0.81)
+
+
+@pytest.mark.benchmark(max_time=0.15, min_rounds=10)
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda t: np.dtype(t).name)
+@pytest.mark.parametrize("batch", MNIST_BATCHES, ids=lambda b: f"batch{b}")
+@pytest.mark.parametrize("op", ["forward", "weight_grad"])
+@pytest.mark.parametrize("backend,path", [
+    pytest.param("native", "auto", marks=pytest.mark.skipif(native is None,
+                                                            reason="native backend not built")),
+    pytest.param("native", "dense", marks=pytest.mark.skipif(native is None,
+                                                             reason="native backend not built")),
+    ("numpy", "auto")])
+def test_first_layer_mnist(benchmark, pixels, backend, path, op, batch, dtype):
+    kern = native if backend == "native" else reference
+    d, o = 784, 100
+    rng = np.random.default_rng(1)
+    x = np.ascontiguousarray(pixels[:batch], dtype=dtype)
+    w = (rng.standard_normal((o, 1 + d)) / 28).astype(dtype)
+    dz = rng.standard_normal((batch, o)).astype(dtype)
+    out = np.empty((batch, o), dtype)
+    g = np.empty((o, 1 + d), dtype)
+    benchmark.group = (f"mnist {op} 784->100 batch {batch} {np.dtype(dtype).name}"
+                       + (" [dense path]" if path == "dense" else ""))
+    benchmark.extra_info.update(backend=backend, op=op, batch=batch, path=path,
+                                dtype=np.dtype(dtype).name, zeros=float((x == 0).mean()))
+    if op == "forward":
+        def fn():
+            kern.dense_forward(x, w, SIGMOID, out)
+    else:
+        def fn():
+            kern.weight_grad(dz, x, g)
+    old = native.dense._set_sparse_threshold(2**62, 2.0, 2**62, 2.0) if path == "dense" else None
+    try:
+        _timed(benchmark, fn, batch)
+    finally:
+        if old is not None:
+            native.dense._set_sparse_threshold(*old)
+    # checked without BLAS (see test_layer)
+    x64, w64, dz64 = (a.astype(np.float64) for a in (x, w, dz))
+    if op == "forward":
+        z = (x64[:3, None, :] * w64[None, :, 1:]).sum(axis=2) + w64[:, 0]
+        np.testing.assert_allclose(out[:3], 1 / (1 + np.exp(-z)), rtol=1e-3, atol=1e-5)
+    else:
+        np.testing.assert_allclose(g[:, 0], dz64.sum(axis=0), rtol=1e-3, atol=1e-3)
+        np.testing.assert_allclose(g[:3, 300:304],
+                                   (dz64[:, :3, None] * x64[:, None, 299:303]).sum(axis=0),
+                                   rtol=1e-3, atol=1e-3)

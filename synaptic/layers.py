@@ -2,13 +2,27 @@
 
 A layer spec is a dict as in the original: ``{"type": "input", "n": 784}`` or
 ``{"type": "input", "fieldsize": [28, 28]}``, ``{"type": "fully-connected", "n": 10,
-"act_fn": "softmax"}``.  Keys may be spelled ``act-fn`` or ``act_fn``.
+"act_fn": "softmax"}``, ``{"type": "convolution", "act_fn": "hyperbolic-tangent",
+"feature_map": {"size": [9, 9], "k": 3}, "pool": {"kind": "max", "size": [2, 2]}}``.
+Keys may be spelled ``act-fn`` or ``act_fn``.
+
+Each non-input layer runs its forward pass and its share of backprop as a few kernel calls:
+``forward(kern, x, w, out, buf)``; ``weight_grad(kern, delta, x, g, buf)``; and
+``input_grad(kern, delta, w, y, act, out, buf)``, which turns the layer's delta into the delta
+of the layer below (``y`` and ``act`` are that layer's output and :attr:`fused_act`).  A
+layer's delta is dE/dz of its output units, except for a pooled convolution: with max
+pooling it is dE/dz at the pooled units (the pool indices route it), with average pooling it
+is dE/dy at the pooled units and :meth:`Convolution.finish_delta` spreads it over the
+windows, times f'(y) before pooling.  ``buf`` holds the layer's per-batch buffers
+(:meth:`buffers`): None for a fully-connected layer.
 """
 import math
+import os
 
 import numpy as np
 
 from . import activations
+from ._kernels import reference as _codes
 
 
 def _key(name):
@@ -78,14 +92,205 @@ class FullyConnected:
     def fan_in(self):
         return self.n_in
 
+    @property
+    def fused_act(self):
+        """The activation whose derivative the layer above applies to this layer's delta."""
+        return self.act_code
+
     def spec(self):
         return {"type": "fully-connected", "n": self.n, "act_fn": self.act}
 
-    def forward(self, kern, x, w, out):
+    def buffers(self, nrows, dtype, backward=False, threads=None):
+        return None
+
+    def forward(self, kern, x, w, out, buf=None):
         kern.dense_forward(x, w, self.act_code, out)
 
-    def weight_grad(self, kern, dz, x, out):
+    def forward_sampled(self, kern, x, w, out, buf, rng):
+        """The binary-stochastic forward pass: sigmoid, then a draw per unit."""
+        kern.dense_forward(x, w, self.act_code, out)
+        activations.apply_stochastic(out, rng)
+
+    def finish_delta(self, kern, delta, buf=None):
+        pass
+
+    def weight_grad(self, kern, dz, x, out, buf=None):
         kern.weight_grad(dz, x, out)
+
+    def input_grad(self, kern, dz, w, y, act, out, buf=None):
+        kern.hidden_delta(dz, w, y, act, out)
+
+
+POOL_KINDS = {"max": _codes.POOL_MAX, "avg": _codes.POOL_AVG}
+POOL_NAMES = {v: k for k, v in POOL_KINDS.items()}
+
+
+class ConvBuffers:
+    """A convolution layer's per-batch buffers, allocated once per batch size and reused.
+
+    ``idx`` the max-pool indices (int32); ``pre`` the activities before pooling (average
+    pooling when training, and a sampled pooled layer); ``dz_pre`` dE/dz before average
+    pooling; ``work`` the kernels' scratch (im2col, per-thread, partial gradients).
+    """
+
+    def __init__(self, idx, pre, dz_pre, work):
+        self.idx, self.pre, self.dz_pre, self.work = idx, pre, dz_pre, work
+
+
+def _pair(value, what):
+    if not isinstance(value, (list, tuple)) or len(value) != 2:
+        raise ValueError(f"{what} must be a pair [w, h], got {value!r}")
+    return [_positive_int(v, f"{what} entry") for v in value]
+
+
+class Convolution:
+    """``k`` feature maps, each an fw x fh kernel over all the channels of the layer below
+    (valid cross-correlation, stride 1, one bias per map), then the activation, then an
+    optional non-overlapping max or average pooling (SYNAPTIC.md §2.1, §3).
+
+    ``below`` is the instrumented layer below (its ``fieldsize`` [k w h]).  The layer's own
+    fieldsize is ``[k, wc/pw, hc/ph]`` with ``wc = w - fw + 1`` and ``hc = h - fh + 1``.
+    """
+
+    kind = "convolution"
+
+    def __init__(self, act_fn, feature_map, below, pool=None, index=None):
+        where = f"layer {index} (convolution)" if index is not None else "convolution layer"
+        self.act = activations.canonical(act_fn)
+        self.act_code = activations.code(self.act)
+        if below.fieldsize is None:
+            raise ValueError(f"{where} must follow the input layer (given a fieldsize) or another "
+                             f"convolution layer: a {below.kind} layer has no fieldsize")
+        k_in, w_in, h_in = below.fieldsize
+        if below.n != k_in * w_in * h_in:
+            raise ValueError(f"{where}: the layer below has n = {below.n} but fieldsize "
+                             f"{below.fieldsize} ({k_in * w_in * h_in} units)")
+        fmap = {_key(k): v for k, v in _dict(feature_map, f"{where}: feature_map").items()}
+        unknown = sorted(set(fmap) - {"size", "k"})
+        if unknown or "size" not in fmap or "k" not in fmap:
+            raise ValueError(f"{where}: feature_map must be {{size: [fw, fh], k: K}}, got "
+                             f"{feature_map!r}")
+        fw, fh = _pair(fmap["size"], f"{where}: feature_map size")
+        self.maps = _positive_int(fmap["k"], f"{where}: feature_map k")
+        if fw > w_in or fh > h_in:
+            raise ValueError(f"{where}: a {fw}x{fh} kernel does not fit the {w_in}x{h_in} "
+                             "field below")
+        self.geom = (k_in, h_in, w_in, fh, fw)
+        self.hc, self.wc = h_in - fh + 1, w_in - fw + 1
+        self.pool_kind, self.ph, self.pw = _codes.POOL_NONE, 1, 1
+        if pool is not None:
+            spec = {_key(k): v for k, v in _dict(pool, f"{where}: pool").items()}
+            unknown = sorted(set(spec) - {"kind", "size"})
+            if unknown or "size" not in spec:
+                raise ValueError(f"{where}: pool must be {{kind: max|avg, size: [pw, ph]}}, "
+                                 f"got {pool!r}")
+            name = str(spec.get("kind", "max")).lstrip(":").lower()
+            if name not in POOL_KINDS:
+                raise ValueError(f"{where}: unknown pool kind {spec.get('kind')!r}; "
+                                 "known: max, avg")
+            self.pool_kind = POOL_KINDS[name]
+            self.pw, self.ph = _pair(spec["size"], f"{where}: pool size")
+            if self.wc % self.pw or self.hc % self.ph:
+                raise ValueError(f"{where}: the {self.pw}x{self.ph} pool does not divide the "
+                                 f"{self.wc}x{self.hc} conv map ({w_in}x{h_in} field, "
+                                 f"{fw}x{fh} kernel)")
+        self.fieldsize = [self.maps, self.wc // self.pw, self.hc // self.ph]
+        self.n = math.prod(self.fieldsize)
+        self.n_in = below.n
+        if self.maps * self.hc * self.wc > 2**31 - 1:
+            raise ValueError(f"{where}: the conv map is too large (more than 2^31 units)")
+
+    @property
+    def weight_shape(self):
+        k_in, _, _, fh, fw = self.geom
+        return (self.maps, 1 + k_in * fh * fw)
+
+    @property
+    def fan_in(self):
+        k_in, _, _, fh, fw = self.geom
+        return k_in * fh * fw
+
+    @property
+    def pool(self):
+        return (self.pool_kind, self.ph, self.pw)
+
+    @property
+    def map_shape(self):
+        """(K, hc, wc): the maps before pooling."""
+        return (self.maps, self.hc, self.wc)
+
+    @property
+    def fused_act(self):
+        # with max pooling f'(pooled y) is f' at the maximum; an average needs f' of every
+        # element of the window, applied by finish_delta
+        return _codes.ACT_LINEAR if self.pool_kind == _codes.POOL_AVG else self.act_code
+
+    def spec(self):
+        k_in, _, _, fh, fw = self.geom
+        spec = {"type": "convolution", "act_fn": self.act,
+                "feature_map": {"size": [fw, fh], "k": self.maps}}
+        if self.pool_kind != _codes.POOL_NONE:
+            spec["pool"] = {"kind": POOL_NAMES[self.pool_kind], "size": [self.pw, self.ph]}
+        return spec
+
+    def buffers(self, nrows, dtype, backward=False, threads=None):
+        pre_units = self.maps * self.hc * self.wc
+        pooled = self.pool_kind != _codes.POOL_NONE
+        avg = self.pool_kind == _codes.POOL_AVG
+        sampled = self.act == activations.STOCHASTIC and pooled
+        idx = (np.empty((nrows, self.n), np.int32) if self.pool_kind == _codes.POOL_MAX
+               else None)
+        pre = np.empty((nrows, pre_units), dtype) if (avg and backward) or sampled else None
+        dz_pre = np.empty((nrows, pre_units), dtype) if avg and backward else None
+        threads = threads or os.cpu_count() or 1
+        work = np.empty(_codes.conv_work_size(self.geom, self.maps, threads), dtype)
+        return ConvBuffers(idx, pre, dz_pre, work)
+
+    def forward(self, kern, x, w, out, buf):
+        kern.conv_forward(x, w, self.geom, self.act_code, self.pool, out, buf.idx, buf.pre,
+                          buf.work)
+
+    def forward_sampled(self, kern, x, w, out, buf, rng):
+        """Binary-stochastic units: the draw happens before pooling, as in the original."""
+        if self.pool_kind == _codes.POOL_NONE:
+            kern.conv_forward(x, w, self.geom, self.act_code, self.pool, out, None, None, buf.work)
+            activations.apply_stochastic(out, rng)
+            return
+        pre = buf.pre
+        kern.conv_forward(x, w, self.geom, self.act_code, (_codes.POOL_NONE, 1, 1), pre, None,
+                          None, buf.work)
+        activations.apply_stochastic(pre, rng)
+        if self.pool_kind == _codes.POOL_MAX:
+            kern.max_pool(pre, self.map_shape, self.ph, self.pw, out, buf.idx)
+        else:
+            kern.avg_pool(pre, self.map_shape, self.ph, self.pw, out)
+
+    def finish_delta(self, kern, delta, buf):
+        """Average pooling: dE/dz before pooling = spread(delta) / window * f'(y)."""
+        if self.pool_kind == _codes.POOL_AVG:
+            kern.avg_pool_backward(delta, self.map_shape, self.ph, self.pw, buf.pre,
+                                   self.act_code, buf.dz_pre)
+
+    def _dz(self, delta, buf):
+        if self.pool_kind == _codes.POOL_MAX:
+            return delta, buf.idx
+        if self.pool_kind == _codes.POOL_AVG:
+            return buf.dz_pre, None
+        return delta, None
+
+    def weight_grad(self, kern, delta, x, out, buf):
+        dz, idx = self._dz(delta, buf)
+        kern.conv_weight_grad(dz, idx, x, self.geom, out, buf.work)
+
+    def input_grad(self, kern, delta, w, y, act, out, buf):
+        dz, idx = self._dz(delta, buf)
+        kern.conv_input_grad(dz, idx, w, self.geom, y, act, out, buf.work)
+
+
+def _dict(value, what):
+    if not isinstance(value, dict):
+        raise ValueError(f"{what} must be a dict, got {value!r}")
+    return value
 
 
 def build(layer_specs):
@@ -109,7 +314,14 @@ def build(layer_specs):
                 raise ValueError(f"layer {index} (fully-connected) needs 'n' and 'act_fn'")
             built.append(FullyConnected(spec["n"], spec["act_fn"], built[-1].n))
         elif kind == "convolution":
-            raise ValueError(f"layer {index}: convolution layers are not available yet")
+            spec = _spec(layer, {"type", "act_fn", "feature_map", "pool"}, index)
+            if "act_fn" not in spec or "feature_map" not in spec:
+                raise ValueError(f"layer {index} (convolution) needs 'act_fn' and 'feature_map'")
+            if index == len(layer_specs) - 1:
+                raise ValueError(f"layer {index} (convolution) cannot be the last layer: end the "
+                                 "net with a fully-connected layer")
+            built.append(Convolution(spec["act_fn"], spec["feature_map"], built[-1],
+                                     spec.get("pool"), index))
         elif kind == "input":
             raise ValueError(f"layer {index}: only layer 0 may be an input layer")
         else:

@@ -132,19 +132,33 @@ class Net:
             raise ValueError(f"{what} holds NaN or infinity (first in row {bad})")
         return arr
 
-    def forward_into(self, x, acts, kern=None):
-        """Run the forward pass of ``x`` into the preallocated activity buffers ``acts``."""
+    def forward_into(self, x, acts, kern=None, bufs=None):
+        """Run the forward pass of ``x`` into the preallocated activity buffers ``acts``.
+
+        ``bufs``: the layers' own per-batch buffers (:meth:`layer_buffers`, e.g. the pool
+        indices of a convolution layer), allocated here when not given.
+        """
         kern = kern or _kernels.get_backend()
+        if bufs is None:
+            bufs = self.layer_buffers(x.shape[0])
         a = x
-        for layer, w, out in zip(self.layers[1:], self.weights, acts):
-            layer.forward(kern, a, w, out)
+        for layer, w, out, buf in zip(self.layers[1:], self.weights, acts, bufs):
             if layer.act == activations.STOCHASTIC:
-                activations.apply_stochastic(out, self.rng)
+                layer.forward_sampled(kern, a, w, out, buf, self.rng)
+            else:
+                layer.forward(kern, a, w, out, buf)
             a = out
         return a
 
     def activity_buffers(self, nrows):
         return [np.empty((nrows, layer.n), dtype=self.dtype) for layer in self.layers[1:]]
+
+    def layer_buffers(self, nrows, backward=False):
+        """Each layer's per-batch buffers for ``nrows`` rows (None for a dense layer).
+
+        ``backward``: also what backprop needs (e.g. the activities before average pooling).
+        """
+        return [layer.buffers(nrows, self.dtype, backward) for layer in self.layers[1:]]
 
     def activities(self, x):
         """The activities of every non-input layer for the samples ``x`` (output last)."""
@@ -166,12 +180,15 @@ class Net:
         n = x.shape[0]
         if n == 0:
             return
-        buffers = self.activity_buffers(min(chunk, n))
+        rows = min(chunk, n)
+        buffers, bufs = self.activity_buffers(rows), self.layer_buffers(rows)
         for start in range(0, n, chunk):
             stop = min(start + chunk, n)
-            acts = buffers if stop - start == buffers[0].shape[0] else self.activity_buffers(stop - start)
-            self.forward_into(x[start:stop], acts)
-            yield start, stop, acts
+            if stop - start != rows:
+                rows = stop - start
+                buffers, bufs = self.activity_buffers(rows), self.layer_buffers(rows)
+            self.forward_into(x[start:stop], buffers, bufs=bufs)
+            yield start, stop, buffers
 
 
 def build_net(layer_specs, training=None, *, dtype=np.float64, seed=None):

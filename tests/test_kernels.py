@@ -493,7 +493,7 @@ def test_openmp_loops_only_when_idle_threads_sleep(env, sleeps):
     result = subprocess.run([sys.executable, "-c", _POLICY_PROBE], env={**clean, **env},
                             capture_output=True, text=True, check=True)
     configs = json.loads(result.stdout)
-    assert len(configs) == 3
+    assert len(configs) == len(native._MODULES) >= 3
     for omp_sleeps, light, heavy in configs:
         assert omp_sleeps is sleeps
         if sleeps:
@@ -923,3 +923,287 @@ def test_spec_9_7_backprop_step(backend, dtype):
         backend.sgd_update(w, g, deltaw, None, 1.0, 1 / 5, 0.0, False, False, None, None, False)
         np.testing.assert_allclose(deltaw, expected, **tol)
         np.testing.assert_allclose(w - w0, expected, **tol)
+
+
+# ---------------------------------------------------------------------------------------
+# the sparse-input path of dense_forward and weight_grad (inputs with many exact zeros)
+
+SPARSE_ON = (1, 0.0, 1, 0.0)                 # forced whenever it applies, whatever the zeros
+SPARSE_OFF = (2**62, 2.0, 2**62, 2.0)
+
+
+@contextlib.contextmanager
+def sparse_path(on=True):
+    """Force (or forbid) the sparse-input path of dense_forward / weight_grad."""
+    old = native.dense._set_sparse_threshold(*(SPARSE_ON if on else SPARSE_OFF))
+    try:
+        yield
+    finally:
+        native.dense._set_sparse_threshold(*old)
+
+
+def sparse_input(rng, shape, dtype, zeros):
+    """Positive values (pixel-like) with a fraction ``zeros`` of exact zeros, some of them
+    in whole zero columns (the border of an image)."""
+    x = rng.uniform(0.05, 1.0, shape) * (rng.uniform(size=shape) >= zeros)
+    if shape[1] > 4 and zeros > 0:
+        x[:, :shape[1] // 5] = 0
+    return x.astype(dtype)
+
+
+ZERO_FRACTIONS = st.sampled_from([0.0, 0.5, 0.81, 0.95, 1.0])
+sp_rows = st.one_of(st.just(1), st.integers(1, 150))
+sp_cols = st.one_of(st.just(1), st.integers(1, 100))
+sp_outs = st.one_of(st.just(1), st.integers(1, 40), st.integers(120, 140))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("nthreads", THREADS)
+@SETTINGS
+@given(n=sp_rows, d=sp_cols, o=sp_outs, act=st.sampled_from(ALL_ACTS), seed=seeds,
+       zeros=ZERO_FRACTIONS)
+def test_dense_forward_sparse_path(dtype, nthreads, n, d, o, act, seed, zeros):
+    skip_without_native()
+    rng = np.random.default_rng(seed)
+    x = sparse_input(rng, (n, d), dtype, zeros)
+    w = normal(rng, (o, 1 + d), dtype, 2.0 / math.sqrt(d))
+    want = nans((n, o), dtype)
+    R.dense_forward(x, w, act, want)
+    got = nans((n, o), dtype)
+    xc = x.copy()
+    with threads(nthreads), sparse_path():
+        native.dense_forward(xc, w, act, got)
+    np.testing.assert_array_equal(xc, x)
+    if act in STEP_ACTS:
+        z = x.astype(np.float64) @ w[:, 1:].T.astype(np.float64) + w[:, 0].astype(np.float64)
+        clear = np.abs(z) > 1e-3
+        np.testing.assert_array_equal(got[clear], want[clear])
+        assert np.isin(got, [-1, 0, 1]).all()
+    else:
+        close(got, want, TOL[dtype])
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("nthreads", THREADS)
+@SETTINGS
+@given(n=sp_rows, o=sp_outs, d=sp_cols, seed=seeds, zeros=ZERO_FRACTIONS)
+def test_weight_grad_sparse_path(dtype, nthreads, n, o, d, seed, zeros):
+    skip_without_native()
+    rng = np.random.default_rng(seed)
+    dz = normal(rng, (n, o), dtype)
+    x = sparse_input(rng, (n, d), dtype, zeros)
+    want = nans((o, 1 + d), dtype)
+    R.weight_grad(dz, x, want)
+    got = nans((o, 1 + d), dtype)
+    with threads(nthreads), sparse_path():
+        native.weight_grad(dz, x, got)
+    close(got, want, TOL[dtype])
+
+
+MNIST_LIKE = [(1, 784, 100), (7, 784, 100), (100, 784, 100), (257, 784, 100), (130, 33, 17),
+              (65, 100, 130), (3, 47, 129), (70, 16, 16), (64, 32, 64), (129, 31, 9)]
+
+
+def _mnist_like(rng, n, d, dtype):
+    """Digit-like rows: a blob of nonzero pixels (0..1, some exactly 1) in a zero border."""
+    x = np.zeros((n, d))
+    side = max(1, int(math.sqrt(d)))
+    for i in range(n):
+        r0, c0 = rng.integers(0, max(1, side // 3), 2)
+        img = np.zeros(d)
+        for r in range(r0, min(side, r0 + side // 2 + 1)):
+            a = c0 + rng.integers(0, max(1, side // 3))
+            img[r * side + a: r * side + a + max(1, side // 4)] = rng.uniform(0, 1)
+        x[i] = np.minimum(img * rng.uniform(0.5, 2.5, d), 1.0)
+    return x.astype(dtype)
+
+
+@needs_native
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("n,d,o", MNIST_LIKE)
+def test_sparse_path_shapes_match_twin_and_threads(dtype, n, d, o):
+    """Shapes around the vector widths (16 f32 / 8 f64 lanes, 16 x 16 transposition tiles,
+    8-vector accumulator groups, 64-sample gradient blocks, 32-column masks): the sparse
+    path against the twin, and the same bits for 1 and 2 threads (forward and gradient)."""
+    rng = np.random.default_rng(n * 1000 + d + o)
+    x = _mnist_like(rng, n, d, dtype)
+    w = normal(rng, (o, 1 + d), dtype, 0.1)
+    dz = normal(rng, (n, o), dtype)
+    want_y, want_g = nans((n, o), dtype), nans((o, 1 + d), dtype)
+    R.dense_forward(x, w, R.ACT_SIGMOID, want_y)
+    R.weight_grad(dz, x, want_g)
+    ys, gs = [], []
+    for t in (1, 2, 1, 2):
+        y, g = nans((n, o), dtype), nans((o, 1 + d), dtype)
+        with threads(t), sparse_path():
+            native.dense_forward(x, w, R.ACT_SIGMOID, y)
+            native.weight_grad(dz, x, g)
+        close(y, want_y, TOL[dtype])
+        close(g, want_g, TOL[dtype])
+        ys.append(y.tobytes())
+        gs.append(g.tobytes())
+    assert len(set(ys)) == 1
+    assert len(set(gs)) == 1
+
+
+@needs_native
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_weight_grad_sparse_same_bits_for_1_and_2_threads_large(dtype):
+    """A batch of 2000 digit-like rows (several 64-sample blocks, columns split unevenly by
+    their nonzero counts): g identical for 1 and 2 threads, and at least as accurate as the
+    twin's GEMM (sums of 2000 terms that cancel: in f32 both are off the exact value by more
+    than the usual atol, so the yardstick is the twin's own error)."""
+    rng = np.random.default_rng(11)
+    n, d, o = 2000, 784, 100
+    x = _mnist_like(rng, n, d, dtype)
+    dz = normal(rng, (n, o), dtype)
+    want = nans((o, 1 + d), dtype)
+    R.weight_grad(dz, x, want)
+    outs = []
+    for t in (1, 2):
+        g = nans((o, 1 + d), dtype)
+        with threads(t), sparse_path():
+            native.weight_grad(dz, x, g)
+        outs.append(g)
+    assert outs[0].tobytes() == outs[1].tobytes()
+    if dtype is np.float64:
+        close(outs[0], want, TOL[dtype])
+        return
+    exact = dz.astype(np.float64).T @ x.astype(np.float64)
+    twin_err = np.abs(want[:, 1:] - exact).max()
+    assert np.abs(outs[0][:, 1:] - exact).max() <= 1.5 * twin_err + 1e-300
+    close(outs[0], want, dict(TOL[dtype], atol=max(TOL[dtype]["atol"], 2 * twin_err)))
+
+
+def _close_sum(got, want, a, b, dtype):
+    """got ~ want = a . b (the twin), a sum over many terms: in f32 the twin's own rounding
+    error can exceed the usual atol where the terms cancel, so it widens atol (got must be
+    within the tolerance of want, counting twice the twin's error from the exact product)."""
+    tol = dict(TOL[dtype])
+    if dtype is np.float32:
+        exact = a.astype(np.float64) @ b.astype(np.float64)
+        want_err = np.abs(want[..., -exact.shape[-1]:] - exact).max()
+        tol["atol"] = max(tol["atol"], 2 * want_err)
+    close(got, want, tol)
+
+
+@needs_native
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("nthreads", [1, 2])
+def test_sparse_default_thresholds_on_mnist_like_batches(dtype, nthreads):
+    """The default thresholds (no forcing): batches of 10 to 1000 digit-like rows, and
+    dense rows, all against the twin."""
+    rng = np.random.default_rng(3)
+    d, o = 784, 100
+    w = normal(rng, (o, 1 + d), dtype, 0.05)
+    with synaptic.num_threads(nthreads):
+        for n in (10, 33, 100, 1000):
+            for x in (_mnist_like(rng, n, d, dtype), rng.uniform(0, 1, (n, d)).astype(dtype)):
+                dz = normal(rng, (n, o), dtype)
+                a, b = nans((n, o), dtype), nans((n, o), dtype)
+                R.dense_forward(x, w, R.ACT_SIGMOID, a)
+                native.dense_forward(x, w, R.ACT_SIGMOID, b)
+                close(b, a, TOL[dtype])
+                a, b = nans((o, 1 + d), dtype), nans((o, 1 + d), dtype)
+                R.weight_grad(dz, x, a)
+                native.weight_grad(dz, x, b)
+                _close_sum(b, a, dz.T, x, dtype)
+
+
+def _nan_pattern_equal(got, want):
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
+    np.testing.assert_array_equal(np.isposinf(got), np.isposinf(want))
+    np.testing.assert_array_equal(np.isneginf(got), np.isneginf(want))
+
+
+@needs_native
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("nthreads", [1, 2])
+@pytest.mark.parametrize("case", ["x_nan", "x_inf", "w_inf", "w_nan", "dz_inf", "dz_nan",
+                                  "w_inf_all_zero_x"])
+def test_sparse_path_non_finite_like_the_dense_path(dtype, nthreads, case):
+    """NaN / inf propagate as with the dense GEMM (the twin): NaN or inf in x is a nonzero and
+    enters the sums; inf or NaN in W (forward) or dz (gradient) times a skipped zero would be
+    NaN in the GEMM, so the sparse path declines and the dense path runs."""
+    rng = np.random.default_rng(7)
+    n, d, o = 90, 70, 37
+    x = _mnist_like(rng, n, d, dtype)
+    w = normal(rng, (o, 1 + d), dtype, 0.2)
+    dz = normal(rng, (n, o), dtype)
+    if case == "x_nan":
+        x[3, 5] = np.nan                   # in the zero border: a NaN where x was 0
+        x[40, d // 2] = np.nan
+    elif case == "x_inf":
+        x[3, 5] = np.inf
+        x[41, d - 1] = -np.inf
+        dz[41, 2] = 0.0                    # inf * 0 in the gradient: NaN
+    elif case == "w_inf":
+        w[4, 1 + 3] = np.inf               # column 3 is in the zero border of every row
+        w[9, 1 + d // 2] = -np.inf
+    elif case == "w_nan":
+        w[2, 1 + 1] = np.nan
+    elif case == "dz_inf":
+        dz[5, 3] = np.inf
+    elif case == "dz_nan":
+        dz[60, 0] = np.nan
+    elif case == "w_inf_all_zero_x":
+        x[:] = 0
+        w[1, 1 + d - 1] = np.inf
+    want_y, want_g = nans((n, o), dtype), nans((o, 1 + d), dtype)
+    with np.errstate(invalid="ignore", over="ignore"):
+        R.dense_forward(x, w, R.ACT_LINEAR, want_y)
+        R.weight_grad(dz, x, want_g)
+    assert not np.isfinite(want_y).all() or not np.isfinite(want_g).all()
+    got_y, got_g = nans((n, o), dtype), nans((o, 1 + d), dtype)
+    with threads(nthreads), sparse_path():
+        native.dense_forward(x, w, R.ACT_LINEAR, got_y)
+        native.weight_grad(dz, x, got_g)
+    for got, want in ((got_y, want_y), (got_g, want_g)):
+        _nan_pattern_equal(got, want)
+        fin = np.isfinite(want)
+        close(got[fin], want[fin], TOL[dtype])
+
+
+@needs_native
+def test_sparse_path_from_several_python_threads():
+    """The kernels release the GIL and allocate their scratch per call: concurrent calls
+    from Python threads, each with its own shapes, all match the twin."""
+    from concurrent.futures import ThreadPoolExecutor
+    rng = np.random.default_rng(5)
+    jobs = []
+    for k in range(12):
+        dtype = (np.float32, np.float64)[k % 2]
+        n, d, o = 50 + 13 * k, 784 if k % 3 == 0 else 97 + k, 100 if k % 3 == 0 else 20 + k
+        x = _mnist_like(rng, n, d, dtype)
+        w = normal(rng, (o, 1 + d), dtype, 0.1)
+        dz = normal(rng, (n, o), dtype)
+        y, g = nans((n, o), dtype), nans((o, 1 + d), dtype)
+        R.dense_forward(x, w, R.ACT_TANH, y)
+        R.weight_grad(dz, x, g)
+        jobs.append((x, w, dz, y, g))
+
+    def run(job):
+        x, w, dz, _, _ = job
+        y, g = nans(job[3].shape, x.dtype), nans(job[4].shape, x.dtype)
+        for _ in range(5):
+            native.dense_forward(x, w, R.ACT_TANH, y)
+            native.weight_grad(dz, x, g)
+        return y, g
+
+    with threads(2), sparse_path():
+        with ThreadPoolExecutor(4) as pool:
+            results = list(pool.map(run, jobs))
+    for (x, _, _, want_y, want_g), (y, g) in zip(jobs, results):
+        close(y, want_y, TOL[x.dtype.type])
+        close(g, want_g, TOL[x.dtype.type])
+
+
+@needs_native
+def test_sparse_threshold_hook_returns_the_previous_values():
+    old = native.dense._set_sparse_threshold(*SPARSE_ON)
+    try:
+        assert native.dense._set_sparse_threshold(*SPARSE_OFF) == SPARSE_ON
+        assert native.dense._set_sparse_threshold(*old) == SPARSE_OFF
+        assert old[0] >= 1 and old[2] >= 1 and 0 < old[1] < 1 and 0 < old[3] < 1
+    finally:
+        native.dense._set_sparse_threshold(*old)

@@ -2,10 +2,13 @@
 from .reference import *  # noqa: F401,F403  (the constants: ACT_*, ERR_*, DELTA_*, REG_*)
 from .dense import activate, dense_forward, derivative, hidden_delta, weight_grad  # noqa: F401
 from .loss import argmax_rows, error_sum, output_delta  # noqa: F401
-from .update import add_scaled, regularize, sgd_update  # noqa: F401
-from . import dense, loss, update
+from .update import (add_scaled, decay_weights, perceptron_error, regularize,  # noqa: F401
+                     rmsprop_update, rprop_update, sgd_update)
+from .conv import conv_forward, conv_input_grad, conv_weight_grad  # noqa: F401
+from .pool import avg_pool, avg_pool_backward, max_pool, max_pool_backward  # noqa: F401
+from . import conv, dense, loss, pool, update
 
-_MODULES = (dense, loss, update)
+_MODULES = (dense, loss, update, conv, pool)
 
 
 def set_threads(n):

@@ -259,3 +259,139 @@ def sgd_update(w, g, deltaw, gain, lr, inv_m, alpha, has_prev, has_gain, ming, m
             dw += dt(alpha) * deltaw
         deltaw[...] = dw
         w += dw
+
+
+# R-prop variants (rprop_update).
+RPROP_ORIGINAL = 0   # Synaptic's Rprop-: compares -g with the previous update, a zero product halves
+RPROP_PLUS = 1       # Riedmiller & Braun 1993: weight backtracking on a sign change
+IRPROP_MINUS = 2     # Igel & Husken 2000: no backtracking, the gradient zeroed on a sign change
+IRPROP_PLUS = 3      # Igel & Husken 2000: backtracking only if the error went up
+N_RPROP = 4
+
+
+def _check_update(w, **arrays):
+    """Every array shaped like ``w`` and of its dtype."""
+    for name, a in arrays.items():
+        _check_shape(name, a, w.shape)
+        if a.dtype != w.dtype:
+            raise TypeError(f"{name} has dtype {a.dtype} but w has dtype {w.dtype}")
+
+
+def decay_weights(w, factor):
+    """w[:, 1:] *= factor: decoupled weight decay, W <- (1 - eta lambda) W; the bias is exempt."""
+    _check_2d("w", w)
+    w[:, 1:] *= w.dtype.type(factor)
+
+
+def perceptron_error(y, t, out):
+    """out = sign(t - y): 1 where y < t, -1 where y > t, 0 where equal (SYNAPTIC.md §5).
+
+    The perceptron rule's update is then ``weight_grad(out, x, dw)``: errᵀ · [1 | x], the raw sum.
+    """
+    _check_2d("y", y)
+    _check_shape("t", t, y.shape)
+    _check_shape("out", out, y.shape)
+    np.sign(np.subtract(t, y), out=out)
+
+
+def _clip(a, lo, hi):
+    dt = a.dtype.type
+    return np.clip(a, dt(lo), dt(hi))
+
+
+def rprop_update(w, g, deltaw, step, gprev, mode, eta_plus, eta_minus, mins, maxs, step_init,
+                 has_step, alpha, has_prev, worse):
+    """One R-prop update, in place (SYNAPTIC.md §5).
+
+    ``g`` is the summed gradient, ``deltaw`` the previous update (overwritten with this one),
+    ``step`` the per-weight step sizes.  Without ``has_step`` (the first batch) every step is
+    set to ``step_init`` and nothing is adapted.  Otherwise:
+
+    * RPROP_ORIGINAL (Synaptic's Rprop-): with d = -g, the step becomes step * eta_plus where
+      d * deltaw > 0, else step * eta_minus (a zero product included), clipped to [mins, maxs].
+      ``gprev`` is not used (None is fine).
+    * The paper variants compare g with ``gprev`` (the previous gradient as the variant keeps
+      it), p = gprev * g: step * eta_plus where p > 0, step * eta_minus where p < 0 (each
+      clipped to [mins, maxs]), unchanged where p == 0.
+      IRPROP_MINUS: g is taken as 0 where p < 0.  RPROP_PLUS, IRPROP_PLUS: where p < 0 the
+      update is -deltaw (backtracking: always for RPROP_PLUS, only if ``worse`` -- the error
+      went up -- for IRPROP_PLUS; else 0) and g is taken as 0.  ``gprev`` becomes that g.
+
+    Elsewhere the update is dw = step * sign(-g).  Momentum (RPROP_ORIGINAL and IRPROP_MINUS
+    only; ``alpha`` None or 0 means none): if ``has_prev``, dw += alpha * deltaw.  Then
+    deltaw = dw and w += dw.
+    """
+    if not 0 <= mode < N_RPROP:
+        raise ValueError(f"unknown R-prop variant code {mode}")
+    _check_2d("w", w)
+    _check_update(w, g=g, deltaw=deltaw, step=step)
+    if mode != RPROP_ORIGINAL:
+        if gprev is None:
+            raise ValueError("the R-prop variants of the papers need gprev")
+        _check_update(w, gprev=gprev)
+    momentum = has_prev and alpha is not None and alpha != 0
+    if momentum and mode in (RPROP_PLUS, IRPROP_PLUS):
+        raise ValueError("momentum cannot be combined with weight backtracking "
+                         "(RPROP_PLUS, IRPROP_PLUS)")
+    dt = w.dtype.type
+    if not has_step:
+        step[...] = dt(step_init)
+    if mode == RPROP_ORIGINAL:
+        d = -g
+        if has_step:
+            up = d * deltaw > 0
+            step[...] = _clip(np.where(up, step * dt(eta_plus), step * dt(eta_minus)), mins, maxs)
+        dw = step * np.sign(d)
+    else:
+        p = gprev * g if has_step else np.zeros_like(g)
+        step[...] = np.where(p > 0, _clip(step * dt(eta_plus), mins, maxs),
+                             np.where(p < 0, _clip(step * dt(eta_minus), mins, maxs), step))
+        flip = p < 0
+        geff = np.where(flip, dt(0), g)
+        dw = step * np.sign(-geff)
+        if mode != IRPROP_MINUS:
+            back = mode == RPROP_PLUS or worse
+            dw = np.where(flip, -deltaw if back else dt(0), dw)
+        gprev[...] = geff
+    if momentum:
+        dw += dt(alpha) * deltaw
+    deltaw[...] = dw
+    w += dw
+
+
+def rmsprop_update(w, g, deltaw, ms, gain, lr, decay, eps, has_ms, alpha, has_prev, has_gain,
+                   ming, maxg):
+    """One RMSprop update, in place (SYNAPTIC.md §5).
+
+    d = -g (the summed gradient, not divided by the batch size).  ms = d² without ``has_ms``
+    (the first batch), else decay * ms + (1 - decay) * d².  The normalised step is
+    n = d / sqrt(ms + eps), or d itself where sqrt(ms + eps) == 0 (the original has eps = 0).
+    With ``gain`` (adaptive learning rate, else None): as sgd_update, with n in place of d.
+    dw = lr * n; with momentum (``alpha`` not None/0 and ``has_prev``) dw += alpha * deltaw;
+    then deltaw = dw and w += dw.
+    """
+    _check_2d("w", w)
+    _check_update(w, g=g, deltaw=deltaw, ms=ms)
+    dt = w.dtype.type
+    d = -g
+    dd = d * d
+    if has_ms:
+        ms[...] = dt(decay) * ms + dt(1.0 - decay) * dd
+    else:
+        ms[...] = dd
+    root = np.sqrt(ms + dt(eps))
+    n = np.divide(d, root, out=d.copy(), where=root != 0)
+    if gain is not None:
+        _check_update(w, gain=gain)
+        if has_gain:
+            up = n * deltaw > 0
+            gain[...] = np.clip(np.where(up, gain + dt(0.05), gain * dt(0.95)), ming, maxg)
+        else:
+            gain[...] = 1
+        n *= gain
+    dw = n * dt(lr)
+    if has_prev and alpha is not None and alpha != 0:
+        dw += dt(alpha) * deltaw
+    deltaw[...] = dw
+    w += dw
+from .reference_conv import *  # noqa: E402,F401,F403

@@ -1,5 +1,6 @@
 """Backprop (gradient descent): learning rate, adaptive per-weight gains, momentum with its
-alpha schedule, Nesterov, and the regularization derivative (SYNAPTIC.md §4, §5).
+alpha schedule, Nesterov, the regularization derivative and decoupled weight decay
+(SYNAPTIC.md §4, §5; see regularization.py).
 
 The update itself is one fused kernel (``sgd_update``); this class keeps the optimiser state
 in ``net.training.state`` (``deltaw``, ``lr_gain``, ``alpha``) so it can be saved and resumed.
@@ -11,6 +12,20 @@ from .._kernels import reference as _codes
 from .gradients import Gradients
 
 REG_CODES = {"l1": _codes.REG_L1, "l2": _codes.REG_L2}
+
+
+def momentum_alpha(momentum, state):
+    """α of this step (None without momentum): alpha_start, then +alpha_step each step, capped
+    at alpha; the running value is kept in ``state["alpha"]`` only when alpha_start is given."""
+    if momentum is None:
+        return None
+    if "alpha" in state:
+        alpha = min(state["alpha"] + momentum["alpha_step"], momentum["alpha"])
+    else:
+        alpha = momentum.get("alpha_start", momentum["alpha"])
+    if "alpha_start" in momentum:
+        state["alpha"] = alpha
+    return alpha
 
 
 class Backprop:
@@ -29,23 +44,14 @@ class Backprop:
         reg = params.get("regularization")
         self.reg_kind = REG_CODES[reg["kind"]] if reg and reg.get("lambda", 0) > 0 else _codes.REG_NONE
         self.reg_lambda = float(reg["lambda"]) if self.reg_kind else 0.0
+        self.decay = 1.0 - self.epsilon * float(params.get("weight_decay", 0.0))
         state = net.training.state
         self._deltaw = state.get("deltaw") or [np.zeros_like(w) for w in net.weights]
         self._gain = state.get("lr_gain") or [np.ones_like(w) for w in net.weights]
 
     def next_alpha(self):
         """α of this step: the schedule alpha_start, +alpha_step each step, capped at alpha."""
-        mom = self.momentum
-        if mom is None:
-            return None
-        state = self.net.training.state
-        if "alpha" in state:
-            alpha = min(state["alpha"] + mom["alpha_step"], mom["alpha"])
-        else:
-            alpha = mom.get("alpha_start", mom["alpha"])
-        if "alpha_start" in mom:
-            state["alpha"] = alpha
-        return alpha
+        return momentum_alpha(self.momentum, self.net.training.state)
 
     def step(self, x, t, kern=None):
         """Train on one batch: compute the update and apply it to the net's weights in place."""
@@ -63,6 +69,8 @@ class Backprop:
         for w, g, dw, gain in zip(net.weights, grads, self._deltaw, self._gain):
             if self.reg_kind:
                 kern.regularize(g, w, self.reg_kind, self.reg_lambda)
+            if self.decay != 1.0:  # decoupled: (1 - ε λ_wd) W, then the update of g(W)
+                kern.decay_weights(w, self.decay)
             kern.sgd_update(w, g, dw, gain if self.adaptive else None, self.epsilon, inv_m,
                             alpha, has_prev, has_gain, self.ming, self.maxg, self.nesterov)
         state["deltaw"] = self._deltaw

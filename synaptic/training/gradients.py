@@ -1,17 +1,26 @@
 """Error derivatives by backprop: dE/dW summed over a batch (SYNAPTIC.md §4).
 
-``Gradients`` owns its buffers (activities and deltas per batch size, one gradient array per
-weight matrix) and reuses them for every batch: no fresh temporaries on the hot path.
+``Gradients`` owns its buffers (activities, deltas and the layers' own buffers per batch size,
+one gradient array per weight matrix) and reuses them for every batch: no fresh temporaries
+on the hot path.
+
+Each layer turns the delta of the layer above into its own (see ``layers.py``): between two
+fully-connected layers that is one fused kernel (``hidden_delta``: GEMM, then * f'(y)); a
+convolution layer sends its delta down with ``conv_input_grad`` (times f' of the layer below,
+fused), and a pooled layer routes its delta through the pool indices (max) or spreads it
+over the windows (average).
 """
 import numpy as np
 
 from .. import _kernels, activations, losses
+from ..layers import FullyConnected
 
 
 class _Workspace:
     def __init__(self, net, nrows):
         self.acts = net.activity_buffers(nrows)
         self.deltas = net.activity_buffers(nrows)
+        self.bufs = net.layer_buffers(nrows, backward=True)
 
 
 def check_backprop(net, error_fn):
@@ -28,6 +37,7 @@ class Gradients:
         self.net = net
         self.delta_kind = check_backprop(net, error_fn)
         self.grads = [np.empty_like(w) for w in net.weights]
+        self.dense = all(isinstance(layer, FullyConnected) for layer in net.layers[1:])
         self._workspaces = {}
 
     def workspace(self, nrows):
@@ -43,15 +53,25 @@ class Gradients:
         kern = kern or _kernels.get_backend()
         net = self.net
         ws = self.workspace(x.shape[0])
-        net.forward_into(x, ws.acts, kern)
+        net.forward_into(x, ws.acts, kern, ws.bufs)
         out_layer = net.layers[-1]
         kern.output_delta(ws.acts[-1], t, out_layer.act_code, self.delta_kind, ws.deltas[-1])
+        if self.dense:
+            for i in range(len(net.weights) - 1, -1, -1):
+                below = x if i == 0 else ws.acts[i - 1]
+                kern.weight_grad(ws.deltas[i], below, self.grads[i])
+                if i > 0:
+                    kern.hidden_delta(ws.deltas[i], net.weights[i], ws.acts[i - 1],
+                                      net.layers[i].act_code, ws.deltas[i - 1])
+            return self.grads
         for i in range(len(net.weights) - 1, -1, -1):
+            layer, buf = net.layers[i + 1], ws.bufs[i]
             below = x if i == 0 else ws.acts[i - 1]
-            net.layers[i + 1].weight_grad(kern, ws.deltas[i], below, self.grads[i])
+            layer.finish_delta(kern, ws.deltas[i], buf)
+            layer.weight_grad(kern, ws.deltas[i], below, self.grads[i], buf)
             if i > 0:
-                kern.hidden_delta(ws.deltas[i], net.weights[i], ws.acts[i - 1],
-                                  net.layers[i].act_code, ws.deltas[i - 1])
+                layer.input_grad(kern, ws.deltas[i], net.weights[i], ws.acts[i - 1],
+                                 net.layers[i].fused_act, ws.deltas[i - 1], buf)
         return self.grads
 
 

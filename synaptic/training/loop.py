@@ -4,7 +4,11 @@ result, a stop between batches, stats at each epoch end, watchers notified on ev
 Differences from the original, on purpose: the state is set to ``training`` before ``train``
 returns (so ``stop_training`` right after ``train`` always works); an exception reaches the
 Future and the state is reset (the original left it at ``training``); the training set's
-labels and name are stored on the net so ``estimate`` returns labels.
+labels and name are stored on the net so ``estimate`` returns labels; ``stop_training`` also
+stops L-BFGS (the original raised), which is not batch-based: see lbfgs.py.
+
+As the original, ``momentum.nesterov`` selects Nesterov's method (gradient descent, in
+backprop.py) whatever the algorithm; params.py refuses it where it cannot work.
 """
 import concurrent.futures
 import threading
@@ -16,9 +20,14 @@ import numpy as np
 from .. import _kernels
 from ..datasets import TrainingSet
 from .backprop import Backprop
+from .lbfgs import LBFGS
+from .perceptron import Perceptron
+from .rmsprop import RMSprop
+from .rprop import Rprop
 from .stats import init_stats, update_stats
 
-ALGORITHMS = {"backprop": Backprop}
+ALGORITHMS = {"perceptron": Perceptron, "backprop": Backprop, "rprop": Rprop,
+              "rmsprop": RMSprop, "lbfgs": LBFGS}
 
 
 def make_algorithm(net):
@@ -26,6 +35,8 @@ def make_algorithm(net):
     if algo not in ALGORITHMS:
         raise ValueError(f"training algorithm {algo!r} is not available in this version; "
                          f"available: {', '.join(ALGORITHMS)}")
+    if (net.training.params.get("momentum") or {}).get("nesterov"):
+        return Backprop(net)  # SYNAPTIC.md §5: Nesterov replaces the algorithm
     return ALGORITHMS[algo](net)
 
 
@@ -74,7 +85,10 @@ def train(net, trset, epochs):
 
 def _run(net, trset, epochs, future):
     try:
-        _train_epochs(net, trset, epochs)
+        if net.training.algo == "lbfgs":
+            _train_lbfgs(net, trset, epochs)
+        else:
+            _train_epochs(net, trset, epochs)
     except BaseException as exc:  # noqa: BLE001 - the Future carries it to the caller
         net.swap(_set_state(None), "state")
         future.set_exception(exc)
@@ -83,12 +97,23 @@ def _run(net, trset, epochs, future):
         future.set_result(net)
 
 
-def _train_epochs(net, trset, epochs):
-    algo = make_algorithm(net)
+def _start(net, trset):
+    """The training set in the net's dtype; labels and name noted on the net; stats ready."""
     data = trset.astype(net.dtype)
     net.header.setdefault("labels", list(trset.labels))
     net.header.setdefault("name", trset.header.get("name"))
     net.swap(init_stats, "init-stats")
+    return data
+
+
+def _train_lbfgs(net, trset, epochs):
+    algo = make_algorithm(net)
+    algo.run(_start(net, trset), epochs)
+
+
+def _train_epochs(net, trset, epochs):
+    algo = make_algorithm(net)
+    data = _start(net, trset)
     stats = net.training.stats
     max_epochs = stats.epochs + epochs
     batches = [(np.ascontiguousarray(b.x), np.ascontiguousarray(b.y)) for b in data.batches]
@@ -111,7 +136,8 @@ def _train_epochs(net, trset, epochs):
 
 
 def stop_training(net):
-    """Ask a training net to stop before its next batch; returns the net, or None if idle."""
+    """Ask a training net to stop before its next batch (L-BFGS: before its next function
+    evaluation, keeping the best weights evaluated); returns the net, or None if idle."""
     def stop(n):
         if n.state == "training":
             n.training.state["state"] = "stopping"

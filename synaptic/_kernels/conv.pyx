@@ -1,0 +1,962 @@
+"""Convolution layer kernels: conv_forward, conv_weight_grad, conv_input_grad.
+
+The compiled twin of the functions of the same names in ``reference_conv.py`` (the contract:
+geometry, layouts, pool indices).  Arguments are checked with the GIL held; the work then runs
+without it, parallel over the samples of the batch (OpenMP, dynamic schedule), each thread
+with its own slice of the caller's ``work`` array (per-thread scratch, reused across calls).
+Calls under PAR_MIN_MACS multiply-adds stay on the calling thread.
+
+Design, and the measurements behind it (this machine: 2 cores of AMD EPYC Zen 4 with
+AVX-512, f32; one core peaks at ~115 GFLOP/s of FMAs; W2/W3 as in benchmarks/bench_conv.py):
+
+* Forward, per sample: z = W . patches, then one pass per map: bias + activation in place
+  (vectorized) + pooling (2x2 windows with AVX-512 permutes: 2.8 us for W3's 32 maps of
+  24x24, 18x faster than a scalar scan).  The product runs in a register-blocked
+  micro-kernel (6 maps x 64 positions of accumulators, positions in vector lanes, C vector
+  extensions), over either
+  - im2col: the patches as P x Q rows (one copy per map row), or
+  - direct: the sample itself shifted by each kernel tap (no copies; the w - wc columns
+    between map rows are computed and dropped), chosen when K (T - Q) < 1.5 Q (_auto_mode).
+  Measured per sample, 1 thread: W2's 3@9x9 direct 3.8 us, im2col 5.4 us, im2col + SciPy's
+  sgemm 5.5 us; W3's conv2 (64@5x5x32 on 12x12) im2col 65 us (100 GFLOP/s), with sgemm 86
+  us.  With 2 threads, a batch of W3's conv2: 2.1 ms for the whole fused kernel, 2.8 ms with
+  per-sample sgemm (BLAS at one thread inside the OpenMP loop: SciPy's BLAS is kept at one
+  thread by synaptic.set_num_threads, so calling it there is safe), and 2.2-2.6 ms for one
+  big GEMM alone on two BLAS threads (NumPy's) without its 13 MB im2col, activation or
+  pooling.  Hence the micro-kernel: as fast as BLAS's best case on the big layer, faster on
+  the small ones, no BLAS/OpenMP thread interplay, and the batch never leaves L2.
+* Max pooling keeps the indices, so the backward kernels take the pooled gradient and the
+  indices directly: a sparse dz (one nonzero per window, fewer after relu), and only its
+  nonzero entries are visited, a 4x saving with 2x2 pooling.  A dense dz (no pooling, average
+  pooling) goes through the same code with every entry.
+* Weight gradient: the patches of one sample as rows (``colT``, Q x P, only the rows some
+  entry needs), then dW[k] += sum_e g_e colT[q_e] per map (a gathered axpy: its accumulators
+  stay in registers; blocks of 128 columns keep colT's block in L1).  The batch is cut into
+  WG_CHUNKS chunks by sample count only, each with its own partial sum, added in chunk order:
+  the same bits for any thread count.  W3's conv2: 30 us per sample (1 thread).
+* Input gradient: the entries bucketed by position, dcolT[q] = sum_e g_e W[k_e] (the same
+  gathered axpy over a padded copy of W), col2im with vectors no wider than a kernel row
+  (a wider store overlapping the next row's load stalls store forwarding: 98 -> 32 us for
+  W3's conv2), then * f'(y) of the layer below.  Each sample is independent: deterministic.
+"""
+from cython.parallel cimport prange, threadid
+from libc.stdlib cimport malloc, free
+from libc.string cimport memset, memcpy
+cimport numpy as cnp
+cimport openmp
+import numpy as np
+
+from ._common cimport *
+from ._convpool cimport *
+from .reference_conv import check_geom, check_pool
+
+cnp.import_array()
+
+cdef extern from *:
+    """
+    #include <string.h>
+    #if defined(__AVX512F__)
+    #  include <immintrin.h>
+    #  define SYN_VB 64
+    #  define SYN_FWD_MR 6
+    #  define SYN_FWD_NR 4
+    #elif defined(__AVX__)
+    #  define SYN_VB 32
+    #  define SYN_FWD_MR 4
+    #  define SYN_FWD_NR 2
+    #else
+    #  define SYN_VB 16
+    #  define SYN_FWD_MR 4
+    #  define SYN_FWD_NR 2
+    #endif
+    #define SYN_GA_NB 8
+    #define SYN_VLF (SYN_VB / 4)
+    #define SYN_VLD (SYN_VB / 8)
+    #define SYN_INLINE static inline __attribute__((always_inline))
+
+    typedef float syn_vf __attribute__((vector_size(SYN_VB)));
+    typedef float syn_vfu __attribute__((vector_size(SYN_VB), aligned(4)));
+    typedef double syn_vd __attribute__((vector_size(SYN_VB)));
+    typedef double syn_vdu __attribute__((vector_size(SYN_VB), aligned(8)));
+
+    /* z[0:mr, 0:nr*VL] = w[0:mr, 0:P] . col[off[p] + 0:nr*VL]: mr x nr vector accumulators;
+       with constant mr and nr (always inlined from the switch below) they live in registers.
+       Row p of the right-hand matrix starts at col + off[p]: the rows of im2col
+       (off[p] = p*Qp), or the sample itself shifted by each kernel tap (direct). */
+    #define SYN_FWD_TILE(T, V, VU, VL, S) \
+    SYN_INLINE void syn_fwd_tile_##S(const int mr, const int nr, const T* w, long ldw, \
+                                     const T* col, const long* off, long P, T* z, long ldz) { \
+        V acc[6][4]; \
+        for (int m = 0; m < mr; m++) for (int j = 0; j < nr; j++) acc[m][j] = (V){0}; \
+        for (long p = 0; p < P; p++) { \
+            V xv[4]; \
+            const T* cp = col + off[p]; \
+            for (int j = 0; j < nr; j++) xv[j] = *(const VU*)(cp + j * VL); \
+            for (int m = 0; m < mr; m++) { \
+                T b = w[m * ldw + p]; \
+                for (int j = 0; j < nr; j++) acc[m][j] += xv[j] * b; \
+            } \
+        } \
+        for (int m = 0; m < mr; m++) for (int j = 0; j < nr; j++) \
+            *(VU*)(z + m * ldz + j * VL) = acc[m][j]; \
+    } \
+    static void syn_fwd_rows_##S(int mr, long nq, const T* w, long ldw, const T* col, \
+                                 const long* off, long P, T* z, long ldz) { \
+        long jv = 0; \
+        for (; jv + SYN_FWD_NR <= nq; jv += SYN_FWD_NR) { \
+            const T* c = col + jv * VL; T* o = z + jv * VL; \
+            switch (mr) { \
+            case 1: syn_fwd_tile_##S(1, SYN_FWD_NR, w, ldw, c, off, P, o, ldz); break; \
+            case 2: syn_fwd_tile_##S(2, SYN_FWD_NR, w, ldw, c, off, P, o, ldz); break; \
+            case 3: syn_fwd_tile_##S(3, SYN_FWD_NR, w, ldw, c, off, P, o, ldz); break; \
+            case 4: syn_fwd_tile_##S(4, SYN_FWD_NR, w, ldw, c, off, P, o, ldz); break; \
+            case 5: syn_fwd_tile_##S(5, SYN_FWD_NR, w, ldw, c, off, P, o, ldz); break; \
+            default: syn_fwd_tile_##S(6, SYN_FWD_NR, w, ldw, c, off, P, o, ldz); break; \
+            } \
+        } \
+        for (; jv < nq; jv++) { \
+            const T* c = col + jv * VL; T* o = z + jv * VL; \
+            switch (mr) { \
+            case 1: syn_fwd_tile_##S(1, 1, w, ldw, c, off, P, o, ldz); break; \
+            case 2: syn_fwd_tile_##S(2, 1, w, ldw, c, off, P, o, ldz); break; \
+            case 3: syn_fwd_tile_##S(3, 1, w, ldw, c, off, P, o, ldz); break; \
+            case 4: syn_fwd_tile_##S(4, 1, w, ldw, c, off, P, o, ldz); break; \
+            case 5: syn_fwd_tile_##S(5, 1, w, ldw, c, off, P, o, ldz); break; \
+            default: syn_fwd_tile_##S(6, 1, w, ldw, c, off, P, o, ldz); break; \
+            } \
+        } \
+    } \
+    static void syn_fwd_##S(int K, long nq, long P, const T* w, long ldw, const T* col, \
+                            const long* off, T* z, long ldz) { \
+        for (int k0 = 0; k0 < K; k0 += SYN_FWD_MR) { \
+            int mr = K - k0 < SYN_FWD_MR ? K - k0 : SYN_FWD_MR; \
+            syn_fwd_rows_##S(mr, nq, w + k0 * ldw, ldw, col, off, P, z + k0 * ldz, ldz); \
+        } \
+    }
+
+    /* dst[0:nb*VL] = (acc_in ? dst : 0) + sum_e coef[e] * base[rows[e]*ld + 0:nb*VL]: a
+       gathered axpy whose nb vector accumulators stay in registers. */
+    #define SYN_GAX(T, V, VU, VL, S) \
+    SYN_INLINE void syn_gax_tile_##S(const int nb, const T* base, long ld, const int* rows, \
+                                     const T* coef, long ne, T* dst, int acc_in) { \
+        V acc[SYN_GA_NB]; \
+        for (int j = 0; j < nb; j++) acc[j] = acc_in ? *(const VU*)(dst + j * VL) : (V){0}; \
+        for (long e = 0; e < ne; e++) { \
+            const T* r = base + (long)rows[e] * ld; \
+            T c = coef[e]; \
+            for (int j = 0; j < nb; j++) acc[j] += *(const VU*)(r + j * VL) * c; \
+        } \
+        for (int j = 0; j < nb; j++) *(VU*)(dst + j * VL) = acc[j]; \
+    } \
+    static void syn_gax_##S(int nb, const T* base, long ld, const int* rows, const T* coef, \
+                            long ne, T* dst, int acc_in) { \
+        switch (nb) { \
+        case 1: syn_gax_tile_##S(1, base, ld, rows, coef, ne, dst, acc_in); break; \
+        case 2: syn_gax_tile_##S(2, base, ld, rows, coef, ne, dst, acc_in); break; \
+        case 3: syn_gax_tile_##S(3, base, ld, rows, coef, ne, dst, acc_in); break; \
+        case 4: syn_gax_tile_##S(4, base, ld, rows, coef, ne, dst, acc_in); break; \
+        case 5: syn_gax_tile_##S(5, base, ld, rows, coef, ne, dst, acc_in); break; \
+        case 6: syn_gax_tile_##S(6, base, ld, rows, coef, ne, dst, acc_in); break; \
+        case 7: syn_gax_tile_##S(7, base, ld, rows, coef, ne, dst, acc_in); break; \
+        default: syn_gax_tile_##S(8, base, ld, rows, coef, ne, dst, acc_in); break; \
+        } \
+    }
+
+    SYN_FWD_TILE(float, syn_vf, syn_vfu, SYN_VLF, f)
+    SYN_FWD_TILE(double, syn_vd, syn_vdu, SYN_VLD, d)
+    SYN_GAX(float, syn_vf, syn_vfu, SYN_VLF, f)
+    SYN_GAX(double, syn_vd, syn_vdu, SYN_VLD, d)
+
+    /* Short row moves inside the per-thread scratch, whole vectors at a time: they read and
+       write up to VL - 1 elements past len (the scratch regions have PAD elements of slack, and
+       the callers write rows in an order where the overrun is overwritten later). */
+    static inline void syn_copy_over_f(float* dst, const float* src, long len) {
+    #if defined(__AVX512F__) && defined(__AVX512VL__)
+        if (len <= 4) { _mm_storeu_ps(dst, _mm_loadu_ps(src)); return; }
+        if (len <= 8) { _mm256_storeu_ps(dst, _mm256_loadu_ps(src)); return; }
+    #endif
+        for (long i = 0; i < len; i += SYN_VLF) *(syn_vfu*)(dst + i) = *(const syn_vfu*)(src + i);
+    }
+    static inline void syn_copy_over_d(double* dst, const double* src, long len) {
+    #if defined(__AVX512F__) && defined(__AVX512VL__)
+        if (len <= 2) { _mm_storeu_pd(dst, _mm_loadu_pd(src)); return; }
+        if (len <= 4) { _mm256_storeu_pd(dst, _mm256_loadu_pd(src)); return; }
+    #endif
+        for (long i = 0; i < len; i += SYN_VLD) *(syn_vdu*)(dst + i) = *(const syn_vdu*)(src + i);
+    }
+    /* dst[0:len] += src[0:len], dst with slack: the elements of src past len are masked to 0.
+       The vector is the narrowest holding len (4, 8 or 16 lanes) so that the next row's
+       load does not overlap this store (a failed store-to-load forwarding costs ~20 cycles:
+       col2im adds kernel rows of fw values to image rows w apart). */
+    static inline void syn_addto_over_f(float* dst, const float* src, long len) {
+    #if defined(__AVX512F__) && defined(__AVX512VL__)
+        if (len <= 4) {
+            __mmask8 m = (__mmask8)((1u << len) - 1u);
+            _mm_storeu_ps(dst, _mm_add_ps(_mm_loadu_ps(dst), _mm_maskz_loadu_ps(m, src)));
+            return;
+        }
+        if (len <= 8) {
+            __mmask8 m = (__mmask8)((1u << len) - 1u);
+            _mm256_storeu_ps(dst, _mm256_add_ps(_mm256_loadu_ps(dst), _mm256_maskz_loadu_ps(m, src)));
+            return;
+        }
+        for (; len >= 16; len -= 16, dst += 16, src += 16)
+            _mm512_storeu_ps(dst, _mm512_add_ps(_mm512_loadu_ps(dst), _mm512_loadu_ps(src)));
+        if (len > 0) {
+            __mmask16 m = (__mmask16)((1u << len) - 1u);
+            _mm512_storeu_ps(dst, _mm512_add_ps(_mm512_loadu_ps(dst), _mm512_maskz_loadu_ps(m, src)));
+        }
+    #else
+        for (long i = 0; i < len; i++) dst[i] += src[i];
+    #endif
+    }
+    static inline void syn_addto_over_d(double* dst, const double* src, long len) {
+    #if defined(__AVX512F__) && defined(__AVX512VL__)
+        if (len <= 2) {
+            __mmask8 m = (__mmask8)((1u << len) - 1u);
+            _mm_storeu_pd(dst, _mm_add_pd(_mm_loadu_pd(dst), _mm_maskz_loadu_pd(m, src)));
+            return;
+        }
+        if (len <= 4) {
+            __mmask8 m = (__mmask8)((1u << len) - 1u);
+            _mm256_storeu_pd(dst, _mm256_add_pd(_mm256_loadu_pd(dst), _mm256_maskz_loadu_pd(m, src)));
+            return;
+        }
+        for (; len >= 8; len -= 8, dst += 8, src += 8)
+            _mm512_storeu_pd(dst, _mm512_add_pd(_mm512_loadu_pd(dst), _mm512_loadu_pd(src)));
+        if (len > 0) {
+            __mmask8 m = (__mmask8)((1u << len) - 1u);
+            _mm512_storeu_pd(dst, _mm512_add_pd(_mm512_loadu_pd(dst), _mm512_maskz_loadu_pd(m, src)));
+        }
+    #else
+        for (long i = 0; i < len; i++) dst[i] += src[i];
+    #endif
+    }
+    /* The patch under one output position (c channels of fh rows of fw values, rows w
+       apart, channels hw apart) as one contiguous row: c*fh overrun copies (written in
+       order, each overrun overwritten by the next). */
+    #define SYN_PATCH(T, S) \
+    static void syn_patch_##S(T* dst, const T* x, long c, long fh, long fw, long hw, long w) { \
+        for (long ci = 0; ci < c; ci++, x += hw) { \
+            const T* xr = x; \
+            for (long r = 0; r < fh; r++, xr += w, dst += fw) syn_copy_over_##S(dst, xr, fw); \
+        } \
+    } \
+    /* im2col of one sample: row p = (c, r, s) holds the hc map rows of wc values. */ \
+    static void syn_im2col_##S(T* col, long ldc, const T* x, long c, long fh, long fw, \
+                               long hc, long wc, long hw, long w) { \
+        for (long ci = 0; ci < c; ci++) \
+            for (long r = 0; r < fh; r++) \
+                for (long s = 0; s < fw; s++, col += ldc) { \
+                    const T* xr = x + ci * hw + r * w + s; \
+                    T* d = col; \
+                    for (long i = 0; i < hc; i++, xr += w, d += wc) syn_copy_over_##S(d, xr, wc); \
+                } \
+    }
+    #define SYN_UNPATCH(T, S) \
+    /* col2im of one position: dx[c, i + r, j : j + fw] += row[(c, r), :] */ \
+    static void syn_unpatch_##S(T* dx, const T* row, long c, long fh, long fw, long hw, long w) { \
+        for (long ci = 0; ci < c; ci++, dx += hw) { \
+            T* dr = dx; \
+            for (long r = 0; r < fh; r++, dr += w, row += fw) syn_addto_over_##S(dr, row, fw); \
+        } \
+    }
+    SYN_PATCH(float, f)
+    SYN_PATCH(double, d)
+    SYN_UNPATCH(float, f)
+    SYN_UNPATCH(double, d)
+    """
+    int SYN_VLF
+    int SYN_VLD
+    int SYN_GA_NB
+    void syn_fwd_f(int K, long nq, long P, const float* w, long ldw, const float* col,
+                   const long* off, float* z, long ldz) noexcept nogil
+    void syn_fwd_d(int K, long nq, long P, const double* w, long ldw, const double* col,
+                   const long* off, double* z, long ldz) noexcept nogil
+    void syn_gax_f(int nb, const float* base, long ld, const int* rows, const float* coef,
+                   long ne, float* dst, int acc_in) noexcept nogil
+    void syn_gax_d(int nb, const double* base, long ld, const int* rows, const double* coef,
+                   long ne, double* dst, int acc_in) noexcept nogil
+    void syn_patch_f(float* dst, const float* x, long c, long fh, long fw, long hw,
+                     long w) noexcept nogil
+    void syn_patch_d(double* dst, const double* x, long c, long fh, long fw, long hw,
+                     long w) noexcept nogil
+    void syn_im2col_f(float* col, long ldc, const float* x, long c, long fh, long fw, long hc,
+                      long wc, long hw, long w) noexcept nogil
+    void syn_im2col_d(double* col, long ldc, const double* x, long c, long fh, long fw, long hc,
+                      long wc, long hw, long w) noexcept nogil
+    void syn_unpatch_f(float* dx, const float* row, long c, long fh, long fw, long hw,
+                       long w) noexcept nogil
+    void syn_unpatch_d(double* dx, const double* row, long c, long fh, long fw, long hw,
+                       long w) noexcept nogil
+
+
+cdef enum:
+    # A call runs on the OpenMP threads from this many multiply-adds (~20 us on one core):
+    # below, waking the team and meeting at its barrier is not worth it, and on a busy
+    # machine a barrier can wait for a descheduled thread for a whole time slice.
+    PAR_MIN_MACS = 1 << 21
+
+cdef enum:
+    MODE_IM2COL = 0
+    MODE_BLAS = 1
+    MODE_DIRECT = 2
+
+cdef int _num_threads = openmp.omp_get_max_threads()
+cdef Py_ssize_t _par_min = PAR_MIN_MACS
+cdef int _gemm_mode = -1    # -1: chosen per shape (_auto_mode); else a MODE_* for measurement
+
+
+cdef inline int _auto_mode(Geo* g) noexcept nogil:
+    """Direct when its extra multiply-adds (K for each of the T - Q positions between map
+    rows) cost less than the im2col copies (Q per kernel tap): K (T - Q) < 1.5 Q, the
+    crossover measured on 28x28 and 32x32 inputs (direct 30% faster at K (T - Q) / Q = 0.8-1.1,
+    even at 1, 5-15% slower at 2.5-3).  W2's 3 maps of 9x9 go direct, W3's layers im2col."""
+    return MODE_DIRECT if 2 * g.K * (g.T - g.Q) < 3 * g.Q else MODE_IM2COL
+
+
+def set_threads(n):
+    """Set the number of OpenMP threads of every parallel loop of this module."""
+    global _num_threads
+    n = int(n)
+    if n < 1:
+        raise ValueError(f"thread count must be >= 1, got {n}")
+    _num_threads = n
+
+
+def _set_parallel_threshold(macs):
+    """Testing and tuning hook: the multiply-add count from which a call runs on the OpenMP
+    threads; returns the previous value."""
+    global _par_min
+    old = _par_min
+    _par_min = macs
+    return old
+
+
+def _parallel_config():
+    """(libgomp threads sleep when idle, multiply-add threshold, the same, threads).  The
+    convolution loops run on the OpenMP threads whatever libgomp's wait policy: each call is
+    milliseconds of work, and SciPy's BLAS runs on one thread (synaptic.set_num_threads)."""
+    return bool(omp_workers_sleep()), _par_min, _par_min, _num_threads
+
+
+def _set_gemm_mode(mode):
+    """Measurement hook: -1 = chosen per shape, 0 = im2col + the micro-kernel, 1 = im2col +
+    SciPy's sgemm/dgemm per sample (single-threaded BLAS inside the OpenMP loop), 2 = direct.
+    Returns the previous mode."""
+    global _gemm_mode
+    old = _gemm_mode
+    _gemm_mode = int(mode)
+    return old
+
+
+# ---------------------------------------------------------------------------------------
+# geometry and the layout of ``work``
+
+cdef struct Geo:
+    Py_ssize_t c, h, w, fh, fw, hc, wc, HW, P, Q, Pp, Qp, K, Qo, T
+
+
+cdef Geo _geo(object geom, Py_ssize_t k) except *:
+    cdef Geo g
+    g.c, g.h, g.w, g.fh, g.fw = check_geom(geom)
+    g.hc = g.h - g.fh + 1
+    g.wc = g.w - g.fw + 1
+    g.HW = g.h * g.w
+    g.P = g.c * g.fh * g.fw
+    g.Q = g.hc * g.wc
+    g.Pp = round_up(g.P)
+    g.Qp = round_up(g.Q)
+    g.K = k
+    g.Qo = g.Q
+    g.T = (g.hc - 1) * g.w + g.wc
+    if k * g.Q > 2147483647:
+        raise ValueError("the conv map is too large for int32 indices")
+    return g
+
+
+cdef inline Py_ssize_t _per_thread(Geo* g) noexcept nogil:
+    """Per thread: a padded copy of the sample (or its gradient) then, forward, im2col
+    (P x Qp), the conv maps (K x Qp) and a softmax row; backward, the patches or their
+    gradients (Q x Pp) and the lists of nonzero entries.  Each region is padded."""
+    cdef Py_ssize_t xp = round_up(g.c * g.HW) + PAD
+    cdef Py_ssize_t fwd = round_up(g.P * g.Qp) + PAD + round_up(g.K * g.Qp) + round_up(g.K * g.Q)
+    cdef Py_ssize_t direct = round_up(g.K * round_up(g.T)) + round_up(g.K * g.Q)
+    cdef Py_ssize_t bwd = (round_up(g.Q * g.Pp) + PAD + 2 * round_up(g.K * g.Q + g.Q)
+                           + round_up((g.Q if g.Q > g.K else g.K) + 1) + round_up(g.Q + 1))
+    fwd = fwd if fwd > direct else direct
+    return xp + (fwd if fwd > bwd else bwd)
+
+
+cdef inline Py_ssize_t _shared(Geo* g) noexcept nogil:
+    return round_up(WG_CHUNKS * g.K * g.Pp) + round_up(g.K * g.Pp) + round_up(2 * WG_CHUNKS * g.K)
+
+
+def _layout(geom, k):
+    """Testing hook: (shared, per-thread) element counts of ``work``."""
+    cdef Geo g = _geo(geom, k)
+    return _shared(&g), _per_thread(&g)
+
+
+cdef object _work(object work, int kind, object dtype, Geo* g, Py_ssize_t tasks, Py_ssize_t n,
+                  int* nthreads, list others, list names):
+    """The scratch array (checked, or allocated when None) and the threads to use: up to
+    one per task, one when the n samples are too little work, no more than ``work`` holds."""
+    cdef Py_ssize_t shared = _shared(g), per = _per_thread(g), avail
+    cdef int t = _num_threads if _num_threads < tasks else <int>tasks
+    if t < 1 or n * g.K * g.P * g.Q < _par_min:
+        t = 1
+    if work is None:
+        work = np.empty(shared + t * per + PAD, dtype=dtype)
+    else:
+        check_same(kind, others[0], names[0], check_float(work, "work", 1, True), work, "work")
+        for a, name in zip(others, names):
+            if a is not None:
+                check_disjoint(work, "work", a, name)
+    avail = (work.size - PAD - shared) // per
+    if avail < 1:
+        raise ValueError(f"work holds {work.size} elements, at least {shared + per + PAD} "
+                         f"needed (conv_work_size)")
+    nthreads[0] = t if t < avail else <int>avail
+    return work
+
+
+cdef inline void* _aligned(object a) noexcept:
+    """The data of ``a`` moved up to a 64-byte boundary (work holds PAD spare elements)."""
+    cdef size_t p = <size_t>cnp.PyArray_DATA(<cnp.ndarray>a)
+    return <void*>((p + 63) & ~(<size_t>63))
+
+
+cdef inline void* _data(object a) noexcept:
+    return NULL if a is None else cnp.PyArray_DATA(<cnp.ndarray>a)
+
+
+# ---------------------------------------------------------------------------------------
+# small fused helpers
+
+cdef inline void _gax(int nb, const floating* base, Py_ssize_t ld, const int* rows,
+                      const floating* coef, Py_ssize_t ne, floating* dst,
+                      int acc_in) noexcept nogil:
+    if floating is float:
+        syn_gax_f(nb, base, ld, rows, coef, ne, dst, acc_in)
+    else:
+        syn_gax_d(nb, base, ld, rows, coef, ne, dst, acc_in)
+
+
+cdef inline Py_ssize_t _vl(floating* dummy) noexcept nogil:
+    if floating is float:
+        return SYN_VLF
+    else:
+        return SYN_VLD
+
+
+# ---------------------------------------------------------------------------------------
+# conv_forward
+
+cdef void _im2col(const floating* xs, floating* col, Geo* g) noexcept nogil:
+    """col[(c, r, s), i*wc + j] = x[c, i + r, j + s]; columns Q..Qp-1 zero.  ``xs`` is the
+    padded copy of the sample; the rows are written in order (see syn_copy_over)."""
+    cdef Py_ssize_t p
+    if floating is float:
+        syn_im2col_f(col, g.Qp, xs, g.c, g.fh, g.fw, g.hc, g.wc, g.HW, g.w)
+    else:
+        syn_im2col_d(col, g.Qp, xs, g.c, g.fh, g.fw, g.hc, g.wc, g.HW, g.w)
+    if g.Qp > g.Q:
+        for p in range(g.P):
+            memset(col + p * g.Qp + g.Q, 0, (g.Qp - g.Q) * sizeof(floating))
+
+
+cdef void _fwd_sample(const floating* xs, const floating* w, Geo* g, int act, int kind,
+                      Py_ssize_t ph, Py_ssize_t pw, floating* outs, int* idxs, floating* pres,
+                      floating* scratch, const long* off, int mode) noexcept nogil:
+    """One sample: z = W . patches, then bias + activation + pooling.  Modes: MODE_IM2COL
+    (z rows of Qp, map rows wc apart), MODE_BLAS (the same with SciPy's GEMM), MODE_DIRECT
+    (the sample itself shifted by each tap: z rows of T = (hc - 1)*w + wc, map rows w apart,
+    the w - wc columns between them computed and ignored)."""
+    cdef floating* xp = scratch
+    cdef floating* col = xp + round_up(g.c * g.HW) + PAD
+    cdef floating* z
+    cdef floating* zc
+    cdef Py_ssize_t ldw = 1 + g.P, k, i, q, zld, mw, span, stride, ld, Qo = g.Qo, Q = g.Q
+    cdef floating b
+    cdef floating* row
+    cdef floating* src
+    memcpy(xp, xs, g.c * g.HW * sizeof(floating))
+    memset(xp + g.c * g.HW, 0, PAD * sizeof(floating))    # what the overrun reads
+    if mode == MODE_DIRECT:
+        z = col
+        zld = round_up(g.T)
+        mw = g.w
+        if floating is float:
+            syn_fwd_f(<int>g.K, zld // SYN_VLF, g.P, w + 1, ldw, xp, off, z, zld)
+        else:
+            syn_fwd_d(<int>g.K, zld // SYN_VLD, g.P, w + 1, ldw, xp, off, z, zld)
+    else:
+        z = col + round_up(g.P * g.Qp) + PAD
+        zld = g.Qp
+        mw = g.wc
+        _im2col(xp, col, g)
+        if mode == MODE_BLAS:
+            # column-major: z^T (Qp x K) = col^T (Qp x P) . W[:, 1:]^T (P x K)
+            gemm(c'N', c'N', <int>g.Qp, <int>g.K, <int>g.P, col, <int>g.Qp, w + 1, <int>ldw,
+                 z, <int>g.Qp)
+        elif floating is float:
+            syn_fwd_f(<int>g.K, g.Qp // SYN_VLF, g.P, w + 1, ldw, col, off, z, g.Qp)
+        else:
+            syn_fwd_d(<int>g.K, g.Qp // SYN_VLD, g.P, w + 1, ldw, col, off, z, g.Qp)
+    zc = z + round_up(g.K * zld)
+    span = (g.hc - 1) * mw + g.wc          # one map in z, from its first to its last value
+    if act == ACT_SOFTMAX:                 # one softmax over the whole pre-pool row
+        for k in range(g.K):
+            b = w[k * ldw]
+            for i in range(g.hc):
+                row = z + k * zld + i * mw
+                for q in range(g.wc):
+                    zc[k * Q + i * g.wc + q] = row[q] + b
+        act_row(zc, outs if kind == POOL_NONE else zc, g.K * Q, act)
+        if kind == POOL_NONE:
+            return
+        src = zc
+        stride = Q
+        ld = g.wc
+    else:
+        for k in range(g.K):
+            b = w[k * ldw]
+            row = z + k * zld
+            for q in range(span):
+                row[q] = row[q] + b
+            if kind == POOL_NONE and mw == g.wc:
+                act_row(row, outs + k * Q, Q, act)
+            else:
+                act_row(row, row, span, act)
+        src = z
+        stride = zld
+        ld = mw
+    for k in range(g.K):
+        if kind == POOL_NONE or pres != NULL:
+            row = (outs if kind == POOL_NONE else pres) + k * Q
+            if ld == g.wc:
+                if kind != POOL_NONE:
+                    memcpy(row, src + k * stride, Q * sizeof(floating))
+            else:
+                for i in range(g.hc):
+                    memcpy(row + i * g.wc, src + k * stride + i * ld, g.wc * sizeof(floating))
+        if kind != POOL_NONE:
+            pool_map(kind, src + k * stride, ld, g.hc, g.wc, ph, pw, outs + k * Qo,
+                     idxs + k * Qo if idxs != NULL else NULL, k * Q)
+
+
+cdef int _conv_forward(const floating* x, const floating* w, Geo* g, Py_ssize_t n, int act,
+                       int kind, Py_ssize_t ph, Py_ssize_t pw, floating* out, int* idx,
+                       floating* pre, floating* scratch, int nthreads, int mode) except -1:
+    cdef Py_ssize_t s, c, r, t, xrow = g.c * g.HW, orow = g.K * g.Qo, prow = g.K * g.Q
+    cdef Py_ssize_t per = _per_thread(g)
+    cdef long* off = <long*>malloc(g.P * sizeof(long))    # where row p of the patches starts
+    if off == NULL:
+        raise MemoryError()
+    for c in range(g.c):
+        for r in range(g.fh):
+            for t in range(g.fw):
+                off[(c * g.fh + r) * g.fw + t] = (c * g.HW + r * g.w + t if mode == MODE_DIRECT
+                                                  else ((c * g.fh + r) * g.fw + t) * g.Qp)
+    with nogil:
+        if nthreads > 1:
+            for s in prange(n, num_threads=nthreads, schedule='dynamic'):
+                _fwd_sample(x + s * xrow, w, g, act, kind, ph, pw, out + s * orow,
+                            idx + s * orow if idx != NULL else NULL,
+                            pre + s * prow if pre != NULL else NULL,
+                            scratch + threadid() * per, off, mode)
+        else:
+            for s in range(n):
+                _fwd_sample(x + s * xrow, w, g, act, kind, ph, pw, out + s * orow,
+                            idx + s * orow if idx != NULL else NULL,
+                            pre + s * prow if pre != NULL else NULL, scratch, off, mode)
+    free(off)
+    return 0
+
+
+def conv_forward(x, w, geom, int act, pool, out, idx=None, pre=None, work=None):
+    """out = pool(f(conv(x, w) + bias)): a convolution layer's forward pass.
+
+    ``x`` n x c*h*w, ``w`` K x (1 + c*fh*fw), ``pool = (kind, ph, pw)``.  ``out`` holds the
+    pooled rows (n x K*ho*wo; without pooling n x K*hc*wc).  Max pooling writes the pool
+    indices to ``idx`` (int32, the shape of ``out``) unless it is None.  With pooling, ``pre``
+    (n x K*hc*wc, or None) receives the activities before pooling.  Softmax normalises each
+    whole pre-pool row.
+    """
+    cdef int kind_x = check_float(x, "x", 2, False)
+    check_same(kind_x, x, "x", check_float(w, "w", 2, False), w, "w")
+    cdef Geo g = _geo(geom, dim(w, 0))
+    if dim(x, 1) != g.c * g.HW:
+        raise ValueError(f"x has {dim(x, 1)} columns, geom {tuple(geom)} needs {g.c * g.HW}")
+    if dim(w, 1) != 1 + g.P or g.K < 1:
+        raise ValueError(f"w has shape {w.shape}, expected (K, {1 + g.P})")
+    kind, ph, pw, ho, wo = check_pool(pool, g.hc, g.wc)
+    check_act(act)
+    cdef Py_ssize_t n = dim(x, 0)
+    g.Qo = ho * wo
+    check_same(kind_x, x, "x", check_float(out, "out", 2, True), out, "out")
+    check_shape(out, "out", n, g.K * g.Qo)
+    if kind == POOL_NONE and (idx is not None or pre is not None):
+        raise ValueError("idx and pre are for pooled layers only")
+    if idx is not None:
+        if kind != POOL_MAX:
+            raise ValueError("idx is for max pooling only")
+        check_int32(idx, "idx", n, g.K * g.Qo, True)
+    if pre is not None:
+        check_same(kind_x, x, "x", check_float(pre, "pre", 2, True), pre, "pre")
+        check_shape(pre, "pre", n, g.K * g.Q)
+    for a, name in ((out, "out"), (idx, "idx"), (pre, "pre")):
+        if a is not None:
+            check_disjoint(a, name, x, "x")
+            check_disjoint(a, name, w, "w")
+    if idx is not None:
+        check_disjoint(idx, "idx", out, "out")
+    if pre is not None:
+        check_disjoint(pre, "pre", out, "out")
+        if idx is not None:
+            check_disjoint(pre, "pre", idx, "idx")
+    cdef int nthreads = 1
+    work = _work(work, kind_x, x.dtype, &g, n, n, &nthreads, [x, w, out, idx, pre],
+                 ["x", "w", "out", "idx", "pre"])
+    if n == 0:
+        return
+    cdef int mode = _gemm_mode if _gemm_mode >= 0 else _auto_mode(&g)
+    if kind_x == 0:
+        _conv_forward[float](<float*>_data(x), <float*>_data(w), &g, n, act, kind, ph, pw,
+                             <float*>_data(out), <int*>_data(idx), <float*>_data(pre),
+                             <float*>_aligned(work), nthreads, mode)
+    else:
+        _conv_forward[double](<double*>_data(x), <double*>_data(w), &g, n, act, kind, ph, pw,
+                              <double*>_data(out), <int*>_data(idx), <double*>_data(pre),
+                              <double*>_aligned(work), nthreads, mode)
+
+
+# ---------------------------------------------------------------------------------------
+# the nonzero entries of one sample's gradient
+
+cdef int _check_idx(const int* idx, Py_ssize_t n, Geo* g) except -1:
+    """Every pool index must lie in the map of its pooled unit."""
+    cdef Py_ssize_t s, k, o, m = g.K * g.Qo
+    cdef int lo, hi, bad = 0
+    cdef const int* row
+    with nogil:
+        for s in range(n):
+            for k in range(g.K):
+                lo = <int>(k * g.Q)
+                hi = <int>(lo + g.Q)
+                row = idx + s * m + k * g.Qo
+                for o in range(g.Qo):
+                    bad |= (row[o] < lo) | (row[o] >= hi)
+    if bad:
+        for o in range(n * m):
+            lo = <int>((o % m) // g.Qo * g.Q)
+            if idx[o] < lo or idx[o] >= lo + g.Q:
+                raise ValueError(f"idx holds an index outside the map of its pooled unit "
+                                 f"(row {o // m}, column {o % m}: {idx[o]})")
+    return 0
+
+
+# ---------------------------------------------------------------------------------------
+# conv_weight_grad
+
+cdef void _wg_sample(const floating* dzs, const int* idxs, const floating* xs, Geo* g,
+                     floating* part, double* bpart, floating* scratch) noexcept nogil:
+    cdef floating* xp = scratch
+    cdef floating* colT = xp + round_up(g.c * g.HW) + PAD
+    cdef int* qs = <int*>(colT + round_up(g.Q * g.Pp) + PAD)
+    cdef floating* cs = <floating*>qs + round_up(g.K * g.Q)
+    cdef int* off = <int*>(cs + round_up(g.K * g.Q))
+    cdef int* need = <int*>(<floating*>off + round_up((g.Q if g.Q > g.K else g.K) + 1))
+    cdef Py_ssize_t k, q, o, e = 0, i, j, c, r, pb, nb, ne, Q = g.Q, Qo = g.Qo
+    cdef Py_ssize_t VL = _vl(colT), nvec = g.Pp // VL
+    cdef floating v
+    cdef floating* row
+    cdef int nz
+    memset(need, 0, Q * sizeof(int))
+    for k in range(g.K):                   # the nonzero entries of each map (branch-free)
+        off[k] = <int>e
+        if idxs == NULL:
+            bpart[k] += row_sum(dzs + k * Q, Q)
+            for q in range(Q):
+                v = dzs[k * Q + q]
+                nz = v != 0
+                qs[e] = <int>q
+                cs[e] = v
+                e += nz
+                need[q] |= nz
+        else:
+            bpart[k] += row_sum(dzs + k * Qo, Qo)
+            for o in range(k * Qo, (k + 1) * Qo):
+                v = dzs[o]
+                nz = v != 0
+                q = idxs[o] - k * Q
+                qs[e] = <int>q
+                cs[e] = v
+                e += nz
+                need[q] |= nz
+    off[g.K] = <int>e
+    if e == 0:
+        return
+    memcpy(xp, xs, g.c * g.HW * sizeof(floating))
+    memset(xp + g.c * g.HW, 0, PAD * sizeof(floating))    # what the overrun reads
+    for q in range(Q):                     # the patches some entry needs, rows in order
+        if need[q]:
+            i = q // g.wc
+            j = q - i * g.wc
+            if floating is float:
+                syn_patch_f(colT + q * g.Pp, xp + i * g.w + j, g.c, g.fh, g.fw, g.HW, g.w)
+            else:
+                syn_patch_d(colT + q * g.Pp, xp + i * g.w + j, g.c, g.fh, g.fw, g.HW, g.w)
+            # columns P..Pp-1 hold leftovers: their partial sums are never read
+    pb = 0
+    while pb < nvec:                       # column blocks outside: colT[:, block] stays in L1
+        nb = nvec - pb if nvec - pb < SYN_GA_NB else SYN_GA_NB
+        for k in range(g.K):
+            ne = off[k + 1] - off[k]
+            if ne > 0:
+                _gax(<int>nb, colT + pb * VL, g.Pp, qs + off[k], cs + off[k], ne,
+                     part + k * g.Pp + pb * VL, 1)
+        pb += nb
+
+
+cdef void _wg_chunk(Py_ssize_t ch, Py_ssize_t nch, Py_ssize_t n, const floating* dz,
+                    const int* idx, const floating* x, Geo* g, floating* parts, double* bparts,
+                    floating* scratch) noexcept nogil:
+    cdef Py_ssize_t s, s0 = ch * n // nch, s1 = (ch + 1) * n // nch
+    cdef Py_ssize_t drow = g.K * g.Qo, xrow = g.c * g.HW
+    cdef floating* part = parts + ch * g.K * g.Pp
+    cdef double* bpart = bparts + ch * g.K
+    memset(part, 0, g.K * g.Pp * sizeof(floating))
+    memset(bpart, 0, g.K * sizeof(double))
+    for s in range(s0, s1):
+        _wg_sample(dz + s * drow, idx + s * drow if idx != NULL else NULL, x + s * xrow, g,
+                   part, bpart, scratch)
+
+
+cdef void _wg_combine(Py_ssize_t k, Py_ssize_t nch, Geo* g, const floating* parts,
+                      const double* bparts, floating* out) noexcept nogil:
+    """Row k of the gradient: the chunks' partial sums added in chunk order."""
+    cdef Py_ssize_t ch, p, ldo = 1 + g.P
+    cdef double s
+    cdef floating* o = out + k * ldo + 1
+    cdef const floating* part
+    s = bparts[k]
+    for ch in range(1, nch):
+        s += bparts[ch * g.K + k]
+    out[k * ldo] = <floating>s
+    memcpy(o, parts + k * g.Pp, g.P * sizeof(floating))
+    for ch in range(1, nch):
+        part = parts + (ch * g.K + k) * g.Pp
+        for p in range(g.P):
+            o[p] = o[p] + part[p]
+
+
+cdef int _conv_weight_grad(const floating* dz, const int* idx, const floating* x, Geo* g,
+                           Py_ssize_t n, floating* out, floating* work,
+                           int nthreads) except -1:
+    cdef Py_ssize_t ch, k, nch = n if n < WG_CHUNKS else WG_CHUNKS
+    cdef Py_ssize_t per = _per_thread(g)
+    cdef floating* parts = work
+    cdef double* bparts = <double*>(work + round_up(WG_CHUNKS * g.K * g.Pp) + round_up(g.K * g.Pp))
+    cdef floating* scratch = work + _shared(g)
+    if nthreads > nch:
+        nthreads = <int>nch
+    with nogil:
+        if n == 0:
+            memset(out, 0, g.K * (1 + g.P) * sizeof(floating))
+            return 0
+        if nthreads > 1:
+            for ch in prange(nch, num_threads=nthreads, schedule='dynamic'):
+                _wg_chunk(ch, nch, n, dz, idx, x, g, parts, bparts,
+                          scratch + threadid() * per)
+            for k in prange(g.K, num_threads=nthreads, schedule='static'):
+                _wg_combine(k, nch, g, parts, bparts, out)
+        else:
+            for ch in range(nch):
+                _wg_chunk(ch, nch, n, dz, idx, x, g, parts, bparts, scratch)
+            for k in range(g.K):
+                _wg_combine(k, nch, g, parts, bparts, out)
+    return 0
+
+
+cdef Py_ssize_t _check_grad_args(object dz, object idx, Geo* g, Py_ssize_t n) except -1:
+    """Check ``dz``/``idx`` against the geometry; sets g.Qo (the columns per map of dz)."""
+    if idx is None:
+        check_shape(dz, "dz", n, g.K * g.Q)
+        g.Qo = g.Q
+        return 0
+    if dim(dz, 1) % g.K:
+        raise ValueError(f"dz has {dim(dz, 1)} columns, not a multiple of K = {g.K}")
+    check_shape(dz, "dz", n, dim(dz, 1))
+    g.Qo = dim(dz, 1) // g.K
+    check_int32(idx, "idx", n, dim(dz, 1), False)
+    _check_idx(<int*>_data(idx), n, g)
+    return 0
+
+
+def conv_weight_grad(dz, idx, x, geom, out, work=None):
+    """out = dE/dW of a convolution layer, summed over the rows (``out[:, 0]`` the bias).
+
+    ``dz`` is dE/dz before pooling (n x K*hc*wc, ``idx`` None) or the pooled gradient with
+    the max-pool indices ``idx``; ``x`` n x c*h*w, ``out`` K x (1 + c*fh*fw).
+    """
+    cdef int kind = check_float(dz, "dz", 2, False)
+    check_same(kind, dz, "dz", check_float(x, "x", 2, False), x, "x")
+    check_same(kind, dz, "dz", check_float(out, "out", 2, True), out, "out")
+    cdef Geo g = _geo(geom, dim(out, 0))
+    cdef Py_ssize_t n = dim(x, 0)
+    if dim(x, 1) != g.c * g.HW:
+        raise ValueError(f"x has {dim(x, 1)} columns, geom {tuple(geom)} needs {g.c * g.HW}")
+    if dim(out, 1) != 1 + g.P or g.K < 1:
+        raise ValueError(f"out has shape {out.shape}, expected (K, {1 + g.P})")
+    if dim(dz, 0) != n:
+        raise ValueError(f"dz has {dim(dz, 0)} rows, x has {n}")
+    _check_grad_args(dz, idx, &g, n)
+    check_disjoint(out, "out", dz, "dz")
+    check_disjoint(out, "out", x, "x")
+    cdef int nthreads = 1
+    work = _work(work, kind, dz.dtype, &g, n if n < WG_CHUNKS else WG_CHUNKS, n, &nthreads,
+                 [dz, x, out, idx], ["dz", "x", "out", "idx"])
+    if kind == 0:
+        _conv_weight_grad[float](<float*>_data(dz), <int*>_data(idx), <float*>_data(x), &g, n,
+                                 <float*>_data(out), <float*>_aligned(work), nthreads)
+    else:
+        _conv_weight_grad[double](<double*>_data(dz), <int*>_data(idx), <double*>_data(x), &g,
+                                  n, <double*>_data(out), <double*>_aligned(work), nthreads)
+
+
+# ---------------------------------------------------------------------------------------
+# conv_input_grad
+
+cdef void _ig_sample(const floating* dzs, const int* idxs, const floating* wp, Geo* g,
+                     const floating* ys, int act, floating* dx, floating* scratch) noexcept nogil:
+    cdef floating* dxp = scratch
+    cdef floating* dcolT = dxp + round_up(g.c * g.HW) + PAD
+    cdef int* ks = <int*>(dcolT + round_up(g.Q * g.Pp) + PAD)
+    cdef floating* cs = <floating*>ks + round_up(g.K * g.Q + g.Q)
+    cdef int* start = <int*>(cs + round_up(g.K * g.Q + g.Q))
+    cdef int* nxt = <int*>(<floating*>start + round_up((g.Q if g.Q > g.K else g.K) + 1))
+    cdef Py_ssize_t k, q, o, e, i, j, c, r, pb, nb, ne, Q = g.Q, Qo = g.Qo
+    cdef Py_ssize_t VL = _vl(dcolT), nvec = g.Pp // VL
+    cdef floating v
+    cdef floating* src
+    memset(dxp, 0, (g.c * g.HW + PAD) * sizeof(floating))
+    # bucket the nonzero entries by position (a counting sort; by map within a position)
+    memset(start, 0, (Q + 1) * sizeof(int))
+    for k in range(g.K):
+        if idxs == NULL:
+            for q in range(Q):
+                start[q + 1] += dzs[k * Q + q] != 0
+        else:
+            for o in range(k * Qo, (k + 1) * Qo):
+                start[idxs[o] - k * Q + 1] += dzs[o] != 0
+    for q in range(Q):
+        start[q + 1] += start[q]
+    if start[Q] == 0:
+        memset(dx, 0, g.c * g.HW * sizeof(floating))
+        return
+    for q in range(Q):                     # bucket q starts at start[q] + q: one spare slot
+        nxt[q] = start[q] + <int>q
+    for k in range(g.K):                   # branch-free: a zero entry lands in the spare slot
+        if idxs == NULL:
+            for q in range(Q):
+                v = dzs[k * Q + q]
+                e = nxt[q]
+                ks[e] = <int>k
+                cs[e] = v
+                nxt[q] += v != 0
+        else:
+            for o in range(k * Qo, (k + 1) * Qo):
+                v = dzs[o]
+                q = idxs[o] - k * Q
+                e = nxt[q]
+                ks[e] = <int>k
+                cs[e] = v
+                nxt[q] += v != 0
+    pb = 0
+    while pb < nvec:                       # column blocks outside: W[:, block] stays in L1
+        nb = nvec - pb if nvec - pb < SYN_GA_NB else SYN_GA_NB
+        for q in range(Q):
+            ne = start[q + 1] - start[q]
+            if ne > 0:
+                _gax(<int>nb, wp + pb * VL, g.Pp, ks + start[q] + q, cs + start[q] + q, ne,
+                     dcolT + q * g.Pp + pb * VL, 0)
+        pb += nb
+    for q in range(Q):                     # col2im
+        if start[q + 1] > start[q]:
+            i = q // g.wc
+            j = q - i * g.wc
+            if floating is float:
+                syn_unpatch_f(dxp + i * g.w + j, dcolT + q * g.Pp, g.c, g.fh, g.fw, g.HW, g.w)
+            else:
+                syn_unpatch_d(dxp + i * g.w + j, dcolT + q * g.Pp, g.c, g.fh, g.fw, g.HW, g.w)
+    memcpy(dx, dxp, g.c * g.HW * sizeof(floating))
+    if act != ACT_LINEAR:
+        mul_deriv_row(dx, ys, g.c * g.HW, act)
+
+
+cdef int _conv_input_grad(const floating* dz, const int* idx, const floating* w, Geo* g,
+                          Py_ssize_t n, const floating* y, int act, floating* out,
+                          floating* work, int nthreads) except -1:
+    cdef Py_ssize_t s, k, drow = g.K * g.Qo, xrow = g.c * g.HW
+    cdef Py_ssize_t per = _per_thread(g)
+    cdef floating* wp = work + round_up(WG_CHUNKS * g.K * g.Pp)
+    cdef floating* scratch = work + _shared(g)
+    with nogil:
+        for k in range(g.K):               # W[:, 1:] with rows padded to Pp
+            memcpy(wp + k * g.Pp, w + k * (1 + g.P) + 1, g.P * sizeof(floating))
+            if g.Pp > g.P:
+                memset(wp + k * g.Pp + g.P, 0, (g.Pp - g.P) * sizeof(floating))
+        if nthreads > 1:
+            for s in prange(n, num_threads=nthreads, schedule='dynamic'):
+                _ig_sample(dz + s * drow, idx + s * drow if idx != NULL else NULL, wp, g,
+                           y + s * xrow if y != NULL else NULL, act, out + s * xrow,
+                           scratch + threadid() * per)
+        else:
+            for s in range(n):
+                _ig_sample(dz + s * drow, idx + s * drow if idx != NULL else NULL, wp, g,
+                           y + s * xrow if y != NULL else NULL, act, out + s * xrow, scratch)
+    return 0
+
+
+def conv_input_grad(dz, idx, w, geom, y, int act, out, work=None):
+    """out = (dE/dx) * f'(y): the gradient a convolution layer sends to the layer below.
+
+    ``dz``/``idx`` as in :func:`conv_weight_grad`; ``w`` K x (1 + c*fh*fw); ``y`` (n x c*h*w)
+    the activity of the layer below and ``act`` its activation code (ACT_LINEAR: no factor,
+    ``y`` may be None).
+    """
+    cdef int kind = check_float(dz, "dz", 2, False)
+    check_same(kind, dz, "dz", check_float(w, "w", 2, False), w, "w")
+    check_same(kind, dz, "dz", check_float(out, "out", 2, True), out, "out")
+    cdef Geo g = _geo(geom, dim(w, 0))
+    cdef Py_ssize_t n = dim(dz, 0)
+    if dim(w, 1) != 1 + g.P or g.K < 1:
+        raise ValueError(f"w has shape {w.shape}, expected (K, {1 + g.P})")
+    check_shape(out, "out", n, g.c * g.HW)
+    check_deriv(act)
+    if act != ACT_LINEAR:
+        if y is None:
+            raise ValueError("y is needed unless act is ACT_LINEAR")
+        check_same(kind, dz, "dz", check_float(y, "y", 2, False), y, "y")
+        check_shape(y, "y", n, g.c * g.HW)
+        check_disjoint(out, "out", y, "y")
+    else:
+        y = None
+    _check_grad_args(dz, idx, &g, n)
+    check_disjoint(out, "out", dz, "dz")
+    check_disjoint(out, "out", w, "w")
+    cdef int nthreads = 1
+    work = _work(work, kind, dz.dtype, &g, n, n, &nthreads, [dz, w, out, idx, y],
+                 ["dz", "w", "out", "idx", "y"])
+    if n == 0:
+        return
+    if kind == 0:
+        _conv_input_grad[float](<float*>_data(dz), <int*>_data(idx), <float*>_data(w), &g, n,
+                                <float*>_data(y), act, <float*>_data(out),
+                                <float*>_aligned(work), nthreads)
+    else:
+        _conv_input_grad[double](<double*>_data(dz), <int*>_data(idx), <double*>_data(w), &g,
+                                 n, <double*>_data(y), act, <double*>_data(out),
+                                 <double*>_aligned(work), nthreads)

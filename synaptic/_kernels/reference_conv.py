@@ -1,0 +1,418 @@
+"""NumPy twin of the convolution and pooling kernels (``conv.pyx``, ``pool.pyx``).
+
+Same names, same signatures, same results (within a stated tolerance) as the compiled
+kernels; ``reference.py`` re-exports everything here, so both backends expose one API.
+
+Geometry (SYNAPTIC.md §2.2, §3):
+* ``geom = (c, h, w, fh, fw)``: ``c`` input channels of ``h`` rows by ``w`` columns and an
+  ``fh x fw`` kernel.  A sample is one row of ``c*h*w`` values, channel-major, then row-major
+  with the width fastest (NumPy: ``x.reshape(n, c, h, w)``).
+* The weights are ``K x (1 + c*fh*fw)``: the bias in column 0, then ``W[:, 1:]`` reshaped
+  ``(K, c, fh, fw)``.  Valid cross-correlation, stride 1, no flip: the conv map is
+  ``hc x wc = (h - fh + 1) x (w - fw + 1)``, and a conv row holds ``K*hc*wc`` values in the
+  same layout (``(n, K, hc, wc)``).
+* Pooling: non-overlapping ``ph x pw`` windows (``shape = (K, hc, wc)``; ``ph`` divides ``hc``
+  and ``pw`` divides ``wc``) give ``ho x wo = (hc/ph) x (wc/pw)`` per map.  Max pooling scans
+  each window row-major and keeps the **first** maximum (strict ``>`` from -inf, so NaN is
+  never chosen); ``idx`` (int32) holds, for each pooled unit, its column in the pre-pool row:
+  ``k*hc*wc + ii*wc + jj``.  Average pooling takes the window sum (row-major) / ``(ph*pw)``.
+* Gradients to a conv layer come either dense (``dz`` is ``n x K*hc*wc``, ``idx`` None) or
+  through max pooling (``dz`` is the pooled ``n x K*ho*wo`` gradient and ``idx`` the pool
+  indices: the dense gradient is ``dz`` scattered (added) at ``idx``, zero elsewhere; each
+  index must lie in the map of its pooled unit).
+
+``work`` is the scratch the compiled kernels use (a 1-D array of the data's dtype holding at
+least ``conv_work_size(geom, k, pool, threads)`` elements, owned by the caller and reused;
+None lets the kernel allocate it).  The twin checks it and does not use it.
+"""
+import numpy as np
+
+from .reference import ACT_LINEAR, _check_2d, _check_shape, activate, derivative
+
+POOL_NONE = 0
+POOL_MAX = 1
+POOL_AVG = 2
+N_POOL = 3
+
+# conv_work_size layout (elements of the data's dtype): the compiled kernels split a batch
+# into at most WG_CHUNKS fixed chunks whose partial weight gradients are added in chunk
+# order (the bits do not depend on the thread count); rows are padded to PAD elements.
+WG_CHUNKS = 8
+PAD = 16
+_MAX_INDEX = 2**31 - 1
+
+
+def _round(v, m=PAD):
+    return (v + m - 1) // m * m
+
+
+def check_geom(geom):
+    """``geom`` as 5 positive ints ``(c, h, w, fh, fw)`` with the kernel inside the field."""
+    try:
+        c, h, w, fh, fw = (int(v) for v in geom)
+        bad = any(int(v) != v for v in geom)
+    except (TypeError, ValueError):
+        raise ValueError(f"geom must be (c, h, w, fh, fw), got {geom!r}") from None
+    if bad or min(c, h, w, fh, fw) < 1:
+        raise ValueError(f"geom must hold 5 positive ints (c, h, w, fh, fw), got {geom!r}")
+    if fh > h or fw > w:
+        raise ValueError(f"a {fh}x{fw} kernel does not fit a {h}x{w} field")
+    return c, h, w, fh, fw
+
+
+def check_pool(pool, hc, wc):
+    """``pool = (kind, ph, pw)``: kind POOL_NONE/POOL_MAX/POOL_AVG; the window must divide
+    the map.  Returns (kind, ph, pw, ho, wo)."""
+    try:
+        kind, ph, pw = (int(v) for v in pool)
+    except (TypeError, ValueError):
+        raise ValueError(f"pool must be (kind, ph, pw), got {pool!r}") from None
+    if not 0 <= kind < N_POOL:
+        raise ValueError(f"unknown pooling kind {kind}")
+    if kind == POOL_NONE:
+        return kind, 1, 1, hc, wc
+    if ph < 1 or pw < 1 or hc % ph or wc % pw:
+        raise ValueError(f"a {ph}x{pw} pool window must divide the {hc}x{wc} map")
+    return kind, ph, pw, hc // ph, wc // pw
+
+
+def check_map_shape(shape, ph, pw):
+    """``shape = (K, hc, wc)`` and a window that divides it; returns (K, hc, wc, ho, wo)."""
+    try:
+        k, hc, wc = (int(v) for v in shape)
+    except (TypeError, ValueError):
+        raise ValueError(f"shape must be (K, hc, wc), got {shape!r}") from None
+    ph, pw = int(ph), int(pw)
+    if min(k, hc, wc) < 1:
+        raise ValueError(f"shape must hold 3 positive ints (K, hc, wc), got {shape!r}")
+    if ph < 1 or pw < 1 or hc % ph or wc % pw:
+        raise ValueError(f"a {ph}x{pw} pool window must divide the {hc}x{wc} map")
+    return k, hc, wc, hc // ph, wc // pw
+
+
+def conv_work_size(geom, k, threads=1):
+    """Elements of scratch the compiled conv kernels need with ``threads`` threads."""
+    c, h, w, fh, fw = check_geom(geom)
+    k, threads = int(k), int(threads)
+    if k < 1 or threads < 1:
+        raise ValueError(f"k and threads must be positive, got {k}, {threads}")
+    p, q = c * fh * fw, (h - fh + 1) * (w - fw + 1)
+    pp, qp = _round(p), _round(q)
+    # per thread: a padded copy of the sample, then im2col (p x qp), the conv maps (k x qp)
+    # and a softmax row (k*q); or the patches/their gradients (q x pp) and the lists of
+    # nonzero gradients (ints and values)
+    sample = _round(c * h * w) + PAD
+    forward = _round(p * qp) + PAD + _round(k * qp) + _round(k * q)
+    t = (h - fh) * w + (w - fw + 1)    # the direct forward's span of one map: rows w apart
+    forward = max(forward, _round(k * _round(t)) + _round(k * q))
+    backward = _round(q * pp) + PAD + 2 * _round(k * q + q) + _round(max(q, k) + 1) + _round(q + 1)
+    # shared: the chunks' partial weight gradients, a padded copy of W, the chunks' bias sums
+    shared = _round(WG_CHUNKS * k * pp) + _round(k * pp) + _round(2 * WG_CHUNKS * k)
+    return shared + threads * (sample + max(forward, backward)) + PAD
+
+
+def _check_work(work, dtype, geom, k, *others):
+    if work is None:
+        return
+    if not isinstance(work, np.ndarray) or work.ndim != 1 or work.dtype != dtype:
+        raise TypeError(f"work must be a 1-D {np.dtype(dtype).name} array")
+    _check_disjoint(work, "work", *others)
+    if work.size < conv_work_size(geom, k, 1):
+        raise ValueError(f"work holds {work.size} elements, at least "
+                         f"{conv_work_size(geom, k, 1)} needed")
+
+
+def _check_float(name, a, dtype=None):
+    if not isinstance(a, np.ndarray) or a.dtype not in (np.float32, np.float64):
+        raise TypeError(f"{name} must be a float32 or float64 array")
+    if dtype is not None and a.dtype != dtype:
+        raise TypeError(f"{name} has dtype {a.dtype} but the data has dtype {dtype}")
+
+
+def _check_disjoint(out, name, *others):
+    """``out`` is written while ``others`` (name, array) pairs are still read."""
+    for other_name, other in zip(others[::2], others[1::2]):
+        if other is not None and np.may_share_memory(out, other):
+            raise ValueError(f"{name} must not share memory with {other_name}")
+
+
+def _check_idx(idx, shape):
+    if not isinstance(idx, np.ndarray) or idx.dtype != np.int32:
+        raise TypeError("idx must be an int32 array")
+    _check_shape("idx", idx, shape)
+
+
+def _windows(y, k, hc, wc, ph, pw):
+    """(n, k, ho, wo, ph*pw) view-copy of the pooling windows of the rows of ``y``."""
+    n = y.shape[0]
+    ho, wo = hc // ph, wc // pw
+    return (y.reshape(n, k, ho, ph, wo, pw).transpose(0, 1, 2, 4, 3, 5)
+            .reshape(n, k, ho, wo, ph * pw))
+
+
+def _max_pool(y, k, hc, wc, ph, pw, out, idx):
+    win = _windows(y, k, hc, wc, ph, pw)
+    a = np.argmax(np.where(np.isnan(win), -np.inf, win), axis=-1)   # first max, NaN skipped
+    out[...] = np.take_along_axis(win, a[..., None], -1).reshape(out.shape)
+    if idx is not None:
+        ho, wo = hc // ph, wc // pw
+        base = (np.arange(k)[:, None, None] * (hc * wc)
+                + np.arange(ho)[None, :, None] * (ph * wc)
+                + np.arange(wo)[None, None, :] * pw)
+        idx[...] = (base + (a // pw) * wc + a % pw).reshape(idx.shape)
+
+
+def _avg_pool(y, k, hc, wc, ph, pw, out):
+    win = _windows(y, k, hc, wc, ph, pw)
+    total = win[..., 0].copy()
+    for e in range(1, ph * pw):        # row-major order, as the compiled kernel adds
+        total += win[..., e]
+    out[...] = (total / y.dtype.type(ph * pw)).reshape(out.shape)
+
+
+def _patches(x, c, h, w, fh, fw):
+    """The (n, c*fh*fw, hc*wc) im2col tensor: [n, (c, r, s), i*wc + j] = x[n, c, i + r, j + s]
+    (copied from the sliding windows with the map rows innermost, the fast order)."""
+    n = x.shape[0]
+    win = np.lib.stride_tricks.sliding_window_view(x.reshape(n, c, h, w), (fh, fw), axis=(2, 3))
+    hc, wc = h - fh + 1, w - fw + 1
+    return win.transpose(0, 1, 4, 5, 2, 3).reshape(n, c * fh * fw, hc * wc)
+
+
+# ---------------------------------------------------------------------------------------
+# convolution
+
+def conv_forward(x, w, geom, act, pool, out, idx=None, pre=None, work=None):
+    """out = pool(f(conv(x, w) + bias)): a convolution layer's forward pass.
+
+    ``x`` n x c*h*w, ``w`` K x (1 + c*fh*fw), ``pool = (kind, ph, pw)``.  ``out`` holds the
+    pooled rows (n x K*ho*wo; without pooling n x K*hc*wc).  Max pooling writes the pool
+    indices to ``idx`` (int32, the shape of ``out``) unless it is None.  With pooling, ``pre``
+    (n x K*hc*wc, or None) receives the activities before pooling.  Softmax normalises each
+    whole pre-pool row.
+    """
+    c, h, wd, fh, fw = check_geom(geom)
+    _check_float("x", x)
+    _check_2d("x", x)
+    _check_float("w", w, x.dtype)
+    _check_2d("w", w)
+    if x.shape[1] != c * h * wd:
+        raise ValueError(f"x has {x.shape[1]} columns, geom {geom} needs {c * h * wd}")
+    if w.shape[1] != 1 + c * fh * fw or w.shape[0] < 1:
+        raise ValueError(f"w has shape {w.shape}, expected (K, {1 + c * fh * fw})")
+    n, k = x.shape[0], w.shape[0]
+    hc, wc = h - fh + 1, wd - fw + 1
+    kind, ph, pw, ho, wo = check_pool(pool, hc, wc)
+    if not 0 <= act < 8:
+        raise ValueError(f"unknown activation code {act}")
+    _check_float("out", out, x.dtype)
+    _check_shape("out", out, (n, k * ho * wo))
+    if kind == POOL_NONE and (idx is not None or pre is not None):
+        raise ValueError("idx and pre are for pooled layers only")
+    if idx is not None:
+        if kind != POOL_MAX:
+            raise ValueError("idx is for max pooling only")
+        _check_idx(idx, out.shape)
+    if pre is not None:
+        _check_float("pre", pre, x.dtype)
+        _check_shape("pre", pre, (n, k * hc * wc))
+    _check_disjoint(out, "out", "x", x, "w", w, "idx", idx, "pre", pre)
+    if pre is not None:
+        _check_disjoint(pre, "pre", "x", x, "w", w, "idx", idx)
+    _check_work(work, x.dtype, geom, k, "x", x, "w", w, "out", out, "idx", idx, "pre", pre)
+    if k * hc * wc > _MAX_INDEX:
+        raise ValueError("the conv map is too large for int32 indices")
+    if kind == POOL_NONE:
+        target = out
+    else:
+        target = pre if pre is not None else np.empty((n, k * hc * wc), x.dtype)
+    z = target.reshape(n, k, hc * wc)
+    np.matmul(w[:, 1:], _patches(x, c, h, wd, fh, fw), out=z)    # (K, P) . (n, P, Q)
+    z += w[:, 0][None, :, None]
+    activate(target, act, target)
+    if kind == POOL_MAX:
+        _max_pool(target, k, hc, wc, ph, pw, out, idx)
+    elif kind == POOL_AVG:
+        _avg_pool(target, k, hc, wc, ph, pw, out)
+
+
+def _dense_dz(dz, idx, n, k, q, qo):
+    """The n x K*hc*wc gradient: ``dz`` itself, or ``dz`` scattered (added) at ``idx``."""
+    if idx is None:
+        _check_shape("dz", dz, (n, k * q))
+        return dz
+    _check_shape("dz", dz, (n, k * qo))
+    _check_idx(idx, dz.shape)
+    lo = (np.arange(k * qo) // qo * q).astype(np.int64)
+    if idx.size and (np.any(idx < lo) or np.any(idx >= lo + q)):
+        raise ValueError("idx holds an index outside the map of its pooled unit")
+    flat = (np.arange(n, dtype=np.int64)[:, None] * (k * q) + idx).ravel()
+    dense = np.bincount(flat, weights=dz.ravel(), minlength=n * k * q)
+    return dense.astype(dz.dtype).reshape(n, k * q)
+
+
+def conv_weight_grad(dz, idx, x, geom, out, work=None):
+    """out = dE/dW of a convolution layer, summed over the rows (``out[:, 0]`` the bias).
+
+    ``dz`` is dE/dz before pooling (n x K*hc*wc, ``idx`` None) or the pooled gradient with
+    the max-pool indices ``idx`` (see the module docstring); ``x`` n x c*h*w, ``out``
+    K x (1 + c*fh*fw).  out[k, 0] = sum dz[n, k, :, :]; out[k, 1 + (c, r, s)] =
+    sum_{n, i, j} x[n, c, i + r, j + s] dz[n, k, i, j].
+    """
+    c, h, wd, fh, fw = check_geom(geom)
+    _check_float("dz", dz)
+    _check_2d("dz", dz)
+    _check_float("x", x, dz.dtype)
+    _check_2d("x", x)
+    _check_float("out", out, dz.dtype)
+    _check_2d("out", out)
+    n, k = x.shape[0], out.shape[0]
+    if x.shape[1] != c * h * wd:
+        raise ValueError(f"x has {x.shape[1]} columns, geom {geom} needs {c * h * wd}")
+    if out.shape[1] != 1 + c * fh * fw or k < 1:
+        raise ValueError(f"out has shape {out.shape}, expected (K, {1 + c * fh * fw})")
+    hc, wc = h - fh + 1, wd - fw + 1
+    q = hc * wc
+    qo = dz.shape[1] // k if idx is not None else q
+    if idx is not None and dz.shape[1] % k:
+        raise ValueError(f"dz has {dz.shape[1]} columns, not a multiple of K = {k}")
+    if dz.shape[0] != n:
+        raise ValueError(f"dz has {dz.shape[0]} rows, x has {n}")
+    _check_disjoint(out, "out", "dz", dz, "x", x)
+    _check_work(work, dz.dtype, geom, k, "dz", dz, "x", x, "out", out, "idx", idx)
+    dense = _dense_dz(dz, idx, n, k, q, qo).reshape(n, k, q)
+    out[:, 0] = dense.sum(axis=(0, 2), dtype=np.float64)
+    # sum_n dz[n] (K x Q) . patches[n]^T (Q x P)
+    np.sum(np.matmul(dense, _patches(x, c, h, wd, fh, fw).transpose(0, 2, 1)), axis=0,
+           out=out[:, 1:])
+
+
+def conv_input_grad(dz, idx, w, geom, y, act, out, work=None):
+    """out = (dE/dx) * f'(y): the gradient a convolution layer sends to the layer below.
+
+    ``dz``/``idx`` as in :func:`conv_weight_grad`; ``w`` K x (1 + c*fh*fw).  dE/dx[n, c, i, j]
+    = sum_{k, r, s} dz[n, k, i - r, j - s] W[k, c, r, s] (a full correlation with the flipped
+    kernel, the bias left out); then it is multiplied by f'(y), with ``y`` (n x c*h*w) the
+    activity of the layer below and ``act`` its activation code (ACT_LINEAR: no factor, ``y``
+    may be None).
+    """
+    c, h, wd, fh, fw = check_geom(geom)
+    _check_float("dz", dz)
+    _check_2d("dz", dz)
+    _check_float("w", w, dz.dtype)
+    _check_2d("w", w)
+    _check_float("out", out, dz.dtype)
+    _check_2d("out", out)
+    k, n = w.shape[0], dz.shape[0]
+    if w.shape[1] != 1 + c * fh * fw or k < 1:
+        raise ValueError(f"w has shape {w.shape}, expected (K, {1 + c * fh * fw})")
+    _check_shape("out", out, (n, c * h * wd))
+    if act != ACT_LINEAR:
+        if y is None:
+            raise ValueError("y is needed unless act is ACT_LINEAR")
+        _check_float("y", y, dz.dtype)
+        _check_shape("y", y, out.shape)
+    derivative(np.empty((0, 1), dz.dtype), act, np.empty((0, 1), dz.dtype))   # act check
+    hc, wc = h - fh + 1, wd - fw + 1
+    q = hc * wc
+    if idx is not None and dz.shape[1] % k:
+        raise ValueError(f"dz has {dz.shape[1]} columns, not a multiple of K = {k}")
+    qo = dz.shape[1] // k if idx is not None else q
+    _check_disjoint(out, "out", "dz", dz, "w", w, "y", y if act != ACT_LINEAR else None)
+    _check_work(work, dz.dtype, geom, k, "dz", dz, "w", w, "out", out, "idx", idx)
+    dense = _dense_dz(dz, idx, n, k, q, qo).reshape(n, k, q)
+    dcols = np.matmul(w[:, 1:].T, dense).reshape(n, c, fh, fw, hc, wc)   # (P, K) . (n, K, Q)
+    dx = np.zeros((n, c, h, wd), dz.dtype)
+    for r in range(fh):                     # col2im: each kernel tap adds its shifted map
+        for s in range(fw):
+            dx[:, :, r:r + hc, s:s + wc] += dcols[:, :, r, s]
+    out[...] = dx.reshape(n, -1)
+    if act != ACT_LINEAR:
+        fprime = np.empty_like(out)
+        derivative(y, act, fprime)
+        out *= fprime
+
+
+# ---------------------------------------------------------------------------------------
+# pooling
+
+def _check_pool_io(y, shape, ph, pw, out):
+    _check_float("y", y)
+    _check_2d("y", y)
+    k, hc, wc, ho, wo = check_map_shape(shape, ph, pw)
+    if y.shape[1] != k * hc * wc:
+        raise ValueError(f"y has {y.shape[1]} columns, shape {tuple(shape)} needs {k * hc * wc}")
+    _check_float("out", out, y.dtype)
+    _check_shape("out", out, (y.shape[0], k * ho * wo))
+    _check_disjoint(out, "out", "y", y)
+    if k * hc * wc > _MAX_INDEX:
+        raise ValueError("the map is too large for int32 indices")
+    return k, hc, wc, ho, wo
+
+
+def max_pool(y, shape, ph, pw, out, idx):
+    """out = the max of each ph x pw window of each map, idx = its column in ``y`` (first max).
+
+    ``y`` n x K*hc*wc with ``shape = (K, hc, wc)``; ``out`` and ``idx`` (int32, or None)
+    n x K*ho*wo.
+    """
+    k, hc, wc, ho, wo = _check_pool_io(y, shape, ph, pw, out)
+    if idx is not None:
+        _check_idx(idx, out.shape)
+        _check_disjoint(idx, "idx", "y", y, "out", out)
+    _max_pool(y, k, hc, wc, int(ph), int(pw), out, idx)
+
+
+def avg_pool(y, shape, ph, pw, out):
+    """out = the mean of each ph x pw window of each map (sum row-major, / (ph*pw))."""
+    k, hc, wc, ho, wo = _check_pool_io(y, shape, ph, pw, out)
+    _avg_pool(y, k, hc, wc, int(ph), int(pw), out)
+
+
+def max_pool_backward(g, idx, out):
+    """out = ``g`` scattered (added) at the columns ``idx`` of each row, zero elsewhere."""
+    _check_float("g", g)
+    _check_2d("g", g)
+    _check_idx(idx, g.shape)
+    _check_float("out", out, g.dtype)
+    _check_2d("out", out)
+    if out.shape[0] != g.shape[0]:
+        raise ValueError(f"out has {out.shape[0]} rows, g has {g.shape[0]}")
+    _check_disjoint(out, "out", "g", g, "idx", idx)
+    m = out.shape[1]
+    if idx.size and (idx.min() < 0 or idx.max() >= m):
+        raise ValueError(f"idx holds a column outside [0, {m})")
+    flat = (np.arange(g.shape[0], dtype=np.int64)[:, None] * m + idx).ravel()
+    out[...] = np.bincount(flat, weights=g.ravel(), minlength=out.size).reshape(out.shape)
+
+
+def avg_pool_backward(g, shape, ph, pw, y, act, out):
+    """out = (g / (ph*pw) spread over each window) * f'(y): ``g`` n x K*ho*wo, ``y`` and
+    ``out`` n x K*hc*wc (``y`` the activities before pooling; ACT_LINEAR: no factor)."""
+    _check_float("g", g)
+    _check_2d("g", g)
+    k, hc, wc, ho, wo = check_map_shape(shape, ph, pw)
+    ph, pw = int(ph), int(pw)
+    _check_shape("g", g, (g.shape[0], k * ho * wo))
+    _check_float("out", out, g.dtype)
+    _check_shape("out", out, (g.shape[0], k * hc * wc))
+    if act != ACT_LINEAR:
+        if y is None:
+            raise ValueError("y is needed unless act is ACT_LINEAR")
+        _check_float("y", y, g.dtype)
+        _check_shape("y", y, out.shape)
+    derivative(np.empty((0, 1), g.dtype), act, np.empty((0, 1), g.dtype))   # act check
+    _check_disjoint(out, "out", "g", g, "y", y if act != ACT_LINEAR else None)
+    n = g.shape[0]
+    share = (g / g.dtype.type(ph * pw)).reshape(n, k, ho, 1, wo, 1)
+    out.reshape(n, k, ho, ph, wo, pw)[...] = share
+    if act != ACT_LINEAR:
+        fprime = np.empty_like(out)
+        derivative(y, act, fprime)
+        out *= fprime
+
+
+__all__ = ["POOL_NONE", "POOL_MAX", "POOL_AVG", "N_POOL", "WG_CHUNKS", "check_geom",
+           "check_pool", "check_map_shape", "conv_work_size", "conv_forward",
+           "conv_weight_grad", "conv_input_grad", "max_pool", "avg_pool", "max_pool_backward",
+           "avg_pool_backward"]

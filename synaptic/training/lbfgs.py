@@ -1,0 +1,196 @@
+"""L-BFGS (SYNAPTIC.md §5, §6) through ``scipy.optimize.minimize(method="L-BFGS-B", jac=True)``.
+
+The objective is the original's ``C(w) = Σ_samples errfn(out, t) + penalty`` over the whole
+training set (every batch; the validation set excluded), with its exact gradient, **evaluated
+at every point** (the original froze both at w0).  For sum-of-squares, whose backprop delta is
+the gradient of ½Σ(o − t)², the data gradient is doubled so that C and ∇C agree; the penalty is
+regularization.py's.  The weights are one float64 vector: each matrix row-major, the layers
+concatenated, rebuilt from the arrays' real shapes (so conv nets work; the original rebuilt
+fully-connected shapes).  A float32 net is evaluated in float32 at the rounded point; the
+optimiser's vector stays float64.
+
+Options (``params["lbfgs"]``): ``m`` the history size (5, bozo's), ``eps`` the original's stop
+test ``‖g‖ / max(1, ‖x‖) ≤ eps`` at each new iterate (0.1, as Synaptic passes), ``maxls`` the
+function evaluations per line search (20, as RISO).  SciPy's own tests are turned off
+(``ftol = gtol = 0``: they stop only on no progress at all).
+
+An epoch is one L-BFGS iteration (a completed line search), so even one epoch lowers the error;
+bozo's ``maxit`` counted function evaluations instead (§10.11), so one epoch could end on a
+rejected trial point.  As the original, each function evaluation is recorded as one stats
+"epoch" (a "weights" then a "stats" swap, so watches see both), and at the end the weights are
+set to the result and the stats recorded once more: N epochs add about N + 2 entries (more when
+line searches need several evaluations).  Unlike the original, ``stop_training`` works: it is
+checked before each evaluation, and the run ends at once.  Whatever ends the run (the epochs,
+the eps test, a stop, a failed line search -- which the original threw on), the net gets the
+best point evaluated (the lowest C), and ``state["lbfgs_status"]`` says why it ended.  An
+exception raised by the objective also leaves the best weights in place.
+"""
+import math
+import time
+
+import numpy as np
+from scipy.optimize import minimize
+
+from .. import _kernels, losses
+from .gradients import Gradients
+from .regularization import Regularizer
+from .stats import evaluate, update_stats
+
+M, EPS, MAXLS = 5, 0.1, 20
+
+
+def flatten(weights):
+    """One float64 vector of every weight matrix, each row-major, in layer order."""
+    out = np.empty(sum(w.size for w in weights), dtype=np.float64)
+    start = 0
+    for w in weights:
+        out[start:start + w.size] = w.ravel()
+        start += w.size
+    return out
+
+
+def unflatten(flat, weights):
+    """Write ``flat`` (as :func:`flatten` lays it out) into ``weights`` in place; returns them."""
+    total = sum(w.size for w in weights)
+    if flat.ndim != 1 or flat.size != total:
+        raise ValueError(f"a flat vector of {total} weights is needed, got shape {flat.shape}")
+    start = 0
+    for w in weights:
+        w[...] = flat[start:start + w.size].reshape(w.shape)
+        start += w.size
+    return weights
+
+
+class _Done(Exception):
+    """Ends the optimisation early; the message is the reason."""
+
+
+class LBFGS:
+    def __init__(self, net):
+        params = net.training.params
+        lb = params.get("lbfgs", {})
+        self.net = net
+        self.m = int(lb.get("m", M))
+        self.eps = float(lb.get("eps", EPS))
+        self.maxls = int(lb.get("maxls", MAXLS))
+        error_fn = losses.check_error_fn(params["error_fn"])
+        self.gradients = Gradients(net, error_fn)
+        self.error_code = losses.KINDS[losses.specific_kind(error_fn, net.layers[-1].act)]
+        self.data_scale = 2.0 if error_fn == "sum-of-squares" else 1.0
+        self.reg = Regularizer(params)
+
+    def cost(self, x, t, kern=None):
+        """C and [∂C/∂W] at the net's current weights for samples ``x``, targets ``t``."""
+        kern = kern or _kernels.get_backend()
+        weights = self.net.weights
+        grads = self.gradients.compute(x, t, kern)
+        out = self.gradients.workspace(x.shape[0]).acts[-1]
+        c = kern.error_sum(out, t, self.error_code)
+        if self.data_scale != 1.0:
+            for g in grads:
+                g *= self.data_scale
+        self.reg.add_derivative(grads, weights, kern)
+        return c + self.reg.penalty(weights), grads
+
+    def run(self, data, epochs, kern=None):
+        """Optimise on the training part of ``data`` for ``epochs`` L-BFGS iterations."""
+        if epochs == 0:
+            return
+        search = _Search(self, data, kern or _kernels.get_backend())
+        try:
+            result = minimize(search.objective, search.best.copy(), jac=True, method="L-BFGS-B",
+                              callback=search.callback,
+                              options={"maxcor": self.m, "maxls": self.maxls, "ftol": 0.0,
+                                       "gtol": 0.0, "maxiter": epochs,
+                                       "maxfun": epochs * (self.maxls + 1) + 1})
+            status = str(result.message)
+        except _Done as done:
+            status = str(done)
+        except BaseException:
+            self.net.swap(search.keep_best, "weights")
+            raise
+
+        def finish(net):
+            search.keep_best(net)
+            net.training.state["lbfgs_status"] = status
+
+        self.net.swap(finish, "weights")
+        self.net.swap(lambda net: update_stats(net, data, 0.0), "stats")
+
+
+class _Search:
+    """What SciPy calls during one run, with the run's bookkeeping: the best point evaluated,
+    the last one and its ‖g‖ / max(1, ‖x‖) for the eps test, the stop request."""
+
+    def __init__(self, lbfgs, data, kern):
+        self.lbfgs, self.net, self.data, self.kern = lbfgs, lbfgs.net, data, kern
+        self.best_cost, self.best = math.inf, flatten(self.net.weights)
+        self.last, self.last_ratio = None, math.inf
+
+    def objective(self, w):
+        """C(w) and ∇C(w): one function evaluation, one "weights" and one "stats" swap."""
+        if self.net.state == "stopping":
+            raise _Done("stopped by stop_training")
+        started = time.perf_counter()
+        x, t = self.data.x, self.data.y
+        result = []
+
+        def evaluate(net):
+            unflatten(w, net.weights)
+            cost, grads = self.lbfgs.cost(x, t, self.kern)
+            result.extend((cost, flatten(grads)))
+
+        self.net.swap(evaluate, "weights")
+        cost, g = result
+        if cost < self.best_cost:
+            self.best_cost, self.best = cost, w.copy()
+        self.last = w.copy()
+        # einsum, not dot: no call into NumPy's BLAS, whose threads would then spin
+        gnorm, xnorm = (math.sqrt(np.einsum("i,i->", v, v)) for v in (g, w))
+        self.last_ratio = gnorm / max(1.0, xnorm)
+        out = self.lbfgs.gradients.workspace(x.shape[0]).acts[-1]
+        seconds = time.perf_counter() - started
+        self.net.swap(lambda net: _record(net, out, t, self.data, seconds, self.kern), "stats")
+        return cost, g
+
+    def callback(self, intermediate_result):
+        """After each iteration: the original's stop test at the new point (the last evaluated)."""
+        if (self.last_ratio <= self.lbfgs.eps and self.last is not None
+                and np.array_equal(intermediate_result.x, self.last)):
+            raise _Done(f"converged: |g| / max(1, |x|) <= {self.lbfgs.eps}")
+
+    def keep_best(self, net):
+        unflatten(self.best, net.weights)
+
+
+def _record(net, out, t, data, seconds, kern):
+    """update_stats for one function evaluation, the training errors taken from its outputs."""
+    stats = net.training.stats
+    kinds = list(stats.tr_err)
+    stats.epochs += 1
+    stats.seconds.append(seconds)
+    if not kinds:
+        return
+    n = out.shape[0]
+    for kind in kinds:
+        code = losses.KINDS["argmax-misclassification" if kind == losses.ACCURACY else kind]
+        value = kern.error_sum(out, t, code) / n
+        stats.tr_err[kind].append(1.0 - value if kind == losses.ACCURACY else value)
+    if data.valid is not None and len(data.valid) > 0:
+        for kind, value in evaluate(net, data.valid.x, data.valid.y, kinds, kern).items():
+            stats.val_err[kind].append(value)
+
+
+def cost_and_derivatives(net, dset):
+    """The L-BFGS objective C (a float) and its gradient (one array per weight matrix) on the
+    labelled DataSet ``dset``, with the net's training params (SYNAPTIC.md §9.8)."""
+    if net.training is None:
+        raise ValueError("the net has no training; its params define the cost")
+    if dset.y is None:
+        raise ValueError("cost_and_derivatives needs a labelled data set")
+    x = net.as_input(dset.x)
+    t = np.ascontiguousarray(dset.y, dtype=net.dtype)
+    if t.shape != (x.shape[0], net.n_outputs):
+        raise ValueError(f"targets of shape {t.shape}, expected {(x.shape[0], net.n_outputs)}")
+    c, grads = LBFGS(net).cost(x, t)
+    return c, [g.copy() for g in grads]
