@@ -21,8 +21,10 @@ install-%: $(PY)
 demo: install-demo
 	SYNAPTIC_MNIST_DIR=$${SYNAPTIC_MNIST_DIR:-$(MNIST)} $(PY) -m synaptic demo
 
+# The tests, and every benchmark run once untimed (so the benchmarks cannot rot).
 test: install-test
-	SYNAPTIC_MNIST_DIR=$${SYNAPTIC_MNIST_DIR:-$(MNIST)} $(PY) -m pytest tests -q
+	SYNAPTIC_MNIST_DIR=$${SYNAPTIC_MNIST_DIR:-$(MNIST)} $(PY) -m pytest tests benchmarks -q \
+	    --benchmark-disable
 
 bench: install-bench
 	mkdir -p .benchmarks
