@@ -193,7 +193,7 @@ def test_layers_file_saved_data_resume_and_evaluate(here, tmp_path, capsys):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["train", "--layers", "{spec}", "--data", "toy"], "convolution"),
+    (["train", "--layers", "{spec}", "--data", "toy"], "pool does not divide"),
     (["train", "--arch", "6-2", "--data", "toy", "--epochs", "-1"], "epochs must be a non-negative"),
     (["train", "--arch", "6-2", "--data", "toy", "--lr", "-1"], "learning_rate.epsilon must be > 0"),
     (["train", "--arch", "5-2", "--data", "toy"], "the net has 5 inputs"),
@@ -210,7 +210,7 @@ def test_library_errors_are_one_line_with_exit_2(here, tmp_path, capsys, args, m
     spec = tmp_path / "conv.json"
     spec.write_text(json.dumps([{"type": "input", "fieldsize": [3, 2]},
                                 {"type": "convolution", "feature-map": {"size": [2, 2], "k": 2},
-                                 "act-fn": "tanh"},
+                                 "act-fn": "tanh", "pool": {"kind": "max", "size": [2, 2]}},
                                 {"type": "fully-connected", "n": 2, "act-fn": "softmax"}]))
     args = [a.replace("{spec}", str(spec)) for a in args]
     try:
@@ -218,19 +218,20 @@ def test_library_errors_are_one_line_with_exit_2(here, tmp_path, capsys, args, m
     except SystemExit as exit_:
         code = exit_.code
     err = capsys.readouterr().err
-    if "convolution" in message and code == 0:
-        pytest.skip("convolution layers exist in this version")
     assert code == 2 and message in err and len(err.strip().splitlines()) == 1
 
 
-def test_algorithms_not_yet_available_fail_cleanly(here, capsys):
+def test_train_a_conv_net_from_a_layers_file(here, tmp_path, capsys):
     toy(here)
-    missing = [a for a in ("perceptron", "rprop", "rmsprop", "lbfgs") if a not in loop.ALGORITHMS]
-    if not missing:
-        pytest.skip("every algorithm is available")
-    assert cli.main(["train", "--arch", "6-2", "--algo", missing[0], "--data", "toy", "--epochs", "1"]) == 2
-    err = capsys.readouterr().err
-    assert f"training algorithm {missing[0]!r} is not available" in err
+    spec = tmp_path / "conv.json"
+    spec.write_text(json.dumps([{"type": "input", "fieldsize": [3, 2]},
+                                {"type": "convolution", "feature-map": {"size": [2, 2], "k": 2},
+                                 "act-fn": "tanh"},
+                                {"type": "fully-connected", "n": 2, "act-fn": "softmax"}]))
+    assert cli.main(["train", "--layers", str(spec), "--data", "toy", "--epochs", "2",
+                     "--save", "convy", "--quiet"]) == 0
+    net = synaptic.load_neural_net("convy")
+    assert net.layers[1].kind == "convolution" and net.stats.epochs == 2
 
 
 def test_config_still_works(capsys):
