@@ -9,6 +9,9 @@ passes vectorize (exp and tanh are branch-free, see _common.pxd) and run as Open
 the blocks when the arrays are large and libgomp's idle threads sleep (see
 _common.omp_workers_sleep).
 
+Inputs with many exact zeros (the pixels of a first layer): dense_forward and weight_grad
+skip them, from a few dozen rows, instead of calling the GEMM (see "Sparse inputs" below).
+
 ``-ffp-contract=off``: no a*b+c is fused into an FMA, so the elementwise arithmetic rounds
 exactly like NumPy's.
 """
@@ -90,38 +93,63 @@ cdef inline Py_ssize_t gemm_threads(Py_ssize_t macs, Py_ssize_t extent) noexcept
 # ---------------------------------------------------------------------------------------
 # Sparse inputs (dense_forward and weight_grad)
 #
-# The input of a first layer is often mostly exact zeros (MNIST pixels: 81 % zeros per
-# sample, 151 nonzeros of 784 on average).  From enough rows with enough zeros, the two
-# kernels skip them instead of calling a dense GEMM (same function, same results within
-# float rounding; the twin is the contract):
+# The input of a first layer is often mostly exact zeros (MNIST pixels: 81 % zeros, 151
+# nonzeros of 784 per digit on average).  From SP_*_MIN_ROWS rows with at least a fraction
+# SP_*_MIN_ZEROS of zeros, the two kernels skip them instead of calling the dense GEMM (same
+# function, same results within float rounding: the twin is the contract):
 #
-# * dense_forward: W[:, 1:] is transposed into a scratch Wt (d x ldt: o padded to a whole
-#   number of vectors, zero filled; 784 x 112 f32 = 351 KB, L2-resident), the threads each
-#   transposing a range of its rows.  Then each thread takes a range of samples: for sample i
-#   a bit mask of its nonzero inputs (32 a word, a vectorized compare), then
-#   out[i] = bias + sum over the set bits j of x[i, j] * Wt[j] with the accumulators of up to
-#   8 vectors in registers (C vector extensions: AVX-512 here), the activation on each block
-#   of rows as it is done.  Every row is summed in the same order by any thread: the same bits
-#   for any thread count.
+# * dense_forward: each thread transposes W[:, 1:] into its own scratch Wt (d x ldt: o padded
+#   to a whole number of vectors with zeros; 784 x 112 f32 = 351 KB, in the core's L2; 16 x 16
+#   AVX-512 tiles, 9 us).  Then each thread takes a range of samples, in
+#   blocks of ~36 rows (SP_FWD_BLOCK_BYTES of accumulators): a bit mask of the nonzero inputs
+#   of each row (32 columns a word, a vectorized compare), then, chunk of 64 columns after
+#   chunk (SP_FWD_CHUNK_BYTES of Wt, which stays in L1 from row to row),
+#   out[i] += x[i, j] * Wt[j] over the set bits j of each row, the accumulators of up to 8
+#   vectors in registers (C vector extensions: AVX-512 here), from out[i] = bias; then the
+#   activation of the block.  Every output is bias + its terms in increasing j whatever the
+#   blocking and the threads: the same bits for any thread count.
 # * weight_grad: g[:, 1:]^T (d x o) = sum over the samples i and the nonzero x[i, j] of
 #   x[i, j] * dz[i].  Each thread owns a range of input columns j (ranges balanced on the
-#   nonzero counts of the sampled rows) and walks all samples in blocks of up to 64: for each
-#   column a 64-bit mask of the block's samples with a nonzero there (a vectorized OR over the
-#   block's rows), then, column by column, S[j] (in registers) += x[i, j] * dz[i] over the set
-#   bits, the block's dz rows (padded copies) in L1.  Every S[j] is summed over i in order,
-#   by exactly one thread, whatever the thread count and the split: the same bits for 1 and 2
-#   threads, no reduction.  Then each thread transposes its columns of S into g[:, 1:].  The
-#   bias column is the code below, unchanged.
+#   nonzero counts of the sampled rows) and walks all samples in blocks of up to 64 (their dz
+#   rows copied, padded, in L1; the next block's rows prefetched): for each column a 64-bit
+#   mask of the block's samples with a nonzero there (a vectorized OR over the block's rows),
+#   then, column by column, the block's sum of x[i, j] * dz[i] over the set bits (in
+#   registers, in increasing i), added to S[j].  Every S[j] is summed in the same order, by
+#   one thread, whatever the thread count and the split: the same bits for 1 and 2 threads,
+#   without a reduction.  (The per-block sums make it a two-level sum: f32 errors like a
+#   blocked GEMM's, not a 10,000-term running sum's.)  Then each thread transposes its
+#   columns of S into g[:, 1:].  The bias column is the code below, unchanged.
 #
 # The zero fraction is estimated on SP_SAMPLE_ROWS evenly spaced rows (all rows if fewer): a
 # wrong guess only costs time.  Scratch is allocated per call (kernels may run in several
-# Python threads at once).  Non-finite values: a skipped x[i, j] == 0 term is 0 * w, which is
-# not 0 when w is inf or NaN.  So the forward declines (dense GEMM) when W[:, 1:] holds a
-# non-finite value (checked during the transposition), and weight_grad when dz does (checked
-# while its rows are copied; the GEMM then overwrites g[:, 1:]).  NaN and inf in x are nonzero:
-# they enter the sums and propagate exactly as in the GEMM.
+# Python threads at once).  Wt / S larger than SP_MAX_SCRATCH: the GEMM (untuned beyond the
+# MNIST shapes).  Non-finite values: a skipped x[i, j] == 0 term is 0 * w, which is NaN when
+# w is inf or NaN.  So the forward declines (dense GEMM) when W[:, 1:] holds an inf or NaN
+# (checked during the transposition), and weight_grad when dz does (checked while its rows
+# are copied; the GEMM then overwrites g[:, 1:]).  NaN and inf in x are nonzero: they enter
+# the sums and propagate exactly as in the GEMM.
 #
-# SP_* thresholds: see the measurements in the comment at the end of this section.
+# Thresholds, measured on this 2-core Zen 4 (f32, 784 -> 100, MNIST t10k rows, min of 5-7
+# interleaved runs; the machine was shared, the 1-thread numbers are the steadier ones):
+#   rows (dense GEMM / sparse, us per call)
+#     forward      1 thread:  8: 13.3 / 25.7   12: 18.9 / 24.8   16: 53.5 / 28.1   24: 61.7 / 32.3
+#                  2 threads: 24: 20.0 / 35.6   32: 60.5 / 35.0   48: 67.5 / 43.4  100: 113 / 61
+#     weight_grad  1 thread:  8: 15.5 / 21.7   12: 20.6 / 22.7   16: 37.1 / 26.3   24: 49.8 / 28.5
+#                  2 threads: 16: 16.4 / 22.5   24: 21.8 / 24.6   32: 46.4 / 23.7  100: 104 / 42
+#     The fixed cost of the sparse path is the transposition of W (9 us for 784 x 100 f32) or
+#     of S (8.5 us, + 3 us zeroing), the sampling and the scratch; the crossover is ~14 rows
+#     with 1 thread, 24-32 with 2 (the default): SP_*_MIN_ROWS = 32.
+#   zeros (uniform random zeros, 1000 rows, 1 thread; dense / sparse, us per call)
+#     forward      0.2: 1734 / 1917   0.3: 1991 / 2012   0.4: 1915 / 1882   0.5: 1941 / 1596
+#                  0.7: 1782 / 882    0.8: 1775 / 678
+#     weight_grad  0.2: 1869 / 1952   0.3: 2147 / 1972   0.4: 2390 / 1870   0.5: 2271 / 1384
+#                  0.7: 1995 / 832    0.8: 1816 / 645
+#     so SP_FWD_MIN_ZEROS = 0.5 and SP_GRAD_MIN_ZEROS = 0.4 (a margin above the crossovers,
+#     ~0.35 and ~0.25).
+#   MNIST, 2 threads, quiet machine (dense / sparse): forward 32 rows 53 / 30 us, 100 rows
+#     110 / 49 us, 1000 rows 857 / 312 us, 10000 rows 10.1 / 3.8 ms; weight_grad 32 rows
+#     44 / 23 us, 100 rows 102 / 40 us, 1000 rows 936 / 311 us, 10000 rows 12.4 / 4.1 ms
+#     (f64: 2.1-2.9x and 2.5-3.1x from 100 rows).
 
 cdef extern from *:
     """
@@ -359,9 +387,10 @@ cdef extern from *:
     /* wt[j, k] = w[k, 1 + j] for j0 <= j < j1, k < o; wt[j, o:ldt] = 0.  1 if all finite. */ \
     static int syn_sp_transpose_in_##S(const T* w, Py_ssize_t ldw, Py_ssize_t o, \
             Py_ssize_t j0, Py_ssize_t j1, T* wt, Py_ssize_t ldt) { \
-        Py_ssize_t jb, j, k, jfull = j0, kfull = 0; \
+        Py_ssize_t j, k, jfull = j0, kfull = 0; \
         int bad = 0; \
         SYN_SP_TILED_##S( \
+            Py_ssize_t jb; \
             for (jb = j0; jb + SYN_SP_TB_##S <= j1; jb += SYN_SP_TB_##S) \
                 for (k = 0; k + SYN_SP_TB_##S <= o; k += SYN_SP_TB_##S) \
                     syn_sp_tile_##S(w + k * ldw + 1 + jb, ldw, wt + jb * ldt + k, ldt, &acc); \
@@ -384,9 +413,10 @@ cdef extern from *:
     /* g[k, 1 + j] = s[j, k] for j0 <= j < j1, k < o */ \
     static void syn_sp_transpose_out_##S(const T* s, Py_ssize_t ldt, Py_ssize_t j0, \
             Py_ssize_t j1, Py_ssize_t o, T* g, Py_ssize_t ldg) { \
-        Py_ssize_t jb, j, k, jfull = j0, kfull = 0; \
+        Py_ssize_t j, k, jfull = j0, kfull = 0; \
         int bad = 0; \
         SYN_SP_TILED_##S( \
+            Py_ssize_t jb; \
             for (jb = j0; jb + SYN_SP_TB_##S <= j1; jb += SYN_SP_TB_##S) \
                 for (k = 0; k + SYN_SP_TB_##S <= o; k += SYN_SP_TB_##S) \
                     syn_sp_tile_##S(s + jb * ldt + k, ldt, g + k * ldg + 1 + jb, ldg, &acc); \
@@ -558,7 +588,7 @@ cdef enum:
     SP_COL_WEIGHT = 16                  # a nonzero costs about 16 mask-building elements
 
 cdef double SP_FWD_MIN_ZEROS = 0.5
-cdef double SP_GRAD_MIN_ZEROS = 0.5
+cdef double SP_GRAD_MIN_ZEROS = 0.4
 
 cdef Py_ssize_t _sp_fwd_rows = SP_FWD_MIN_ROWS
 cdef double _sp_fwd_zeros = SP_FWD_MIN_ZEROS
@@ -622,7 +652,7 @@ cdef int _sparse_forward(const floating* xp, const floating* wp, const floating*
     cdef Py_ssize_t row_bytes = ldt * sizeof(floating)
     cdef Py_ssize_t fb = SP_FWD_BLOCK_BYTES // row_bytes            # rows of a block
     cdef Py_ssize_t cw = SP_FWD_CHUNK_BYTES // (32 * row_bytes)      # mask words of a chunk
-    cdef Py_ssize_t per, rows, nt, t, chunk, j0, j1, r0, r1, b, e
+    cdef Py_ssize_t per, rows, nt, t, chunk, r0, r1, b, e
     cdef int32_t* colnz
     cdef int* ok
     cdef void* base
@@ -644,33 +674,16 @@ cdef int _sparse_forward(const floating* xp, const floating* wp, const floating*
                                                           else fb)
     cw = 1 if cw < 1 else cw
     nt = _sp_threads(n, d, o, n)
-    per = fb * row_bytes + fb * nw * sizeof(uint32_t)           # per thread: ob and masks
+    # per thread: its own Wt (each transposes all of W: one parallel region, no barrier, and
+    # Wt in the core's own L2; measured 2 threads, MNIST: 29 / 49 / 321 us at 32 / 100 / 1000
+    # rows against 35 / 57 / 385 us with one shared Wt transposed by halves in a first
+    # region), the block's accumulators and row masks
+    per = d * row_bytes + fb * row_bytes + fb * nw * sizeof(uint32_t)
     per = (per + 63) // 64 * 64
-    wt = <floating*>syn_sp_alloc((d + 1) * row_bytes + nt * per + nt * sizeof(int), &base)
-    if wt == NULL:
+    bp = <floating*>syn_sp_alloc(row_bytes + nt * per + nt * sizeof(int), &base)
+    if bp == NULL:
         return 0
-    bp = wt + d * ldt
     ok = <int*>(<char*>(bp + ldt) + nt * per)
-    # Wt = W[:, 1:]^T, the threads each on a range of its rows
-    chunk = (d + nt - 1) // nt
-    if nt > 1:
-        for t in prange(nt, schedule='static', num_threads=nt):
-            j0 = t * chunk
-            j1 = min(d, j0 + chunk)
-            if floating is float:
-                ok[t] = syn_sp_transpose_in_f(wp, ldw, o, j0, j1, wt, ldt)
-            else:
-                ok[t] = syn_sp_transpose_in_d(wp, ldw, o, j0, j1, wt, ldt)
-    else:
-        if floating is float:
-            ok[0] = syn_sp_transpose_in_f(wp, ldw, o, 0, d, wt, ldt)
-        else:
-            ok[0] = syn_sp_transpose_in_d(wp, ldw, o, 0, d, wt, ldt)
-    for t in range(nt):
-        good = good and ok[t]
-    if not good:
-        free(base)
-        return 0
     for t in range(o):
         bp[t] = bias[t]
     for t in range(o, ldt):
@@ -678,12 +691,17 @@ cdef int _sparse_forward(const floating* xp, const floating* wp, const floating*
     # the samples split over the threads, in blocks of fb rows: the block, then its activation
     chunk = (n + nt - 1) // nt
     for t in prange(nt, schedule='static', num_threads=nt):
-        ob = <floating*>(<char*>(bp + ldt) + t * per)
+        wt = <floating*>(<char*>(bp + ldt) + t * per)
+        ob = wt + d * ldt
         mw = <uint32_t*>(ob + fb * ldt)
+        if floating is float:
+            ok[t] = syn_sp_transpose_in_f(wp, ldw, o, 0, d, wt, ldt)
+        else:
+            ok[t] = syn_sp_transpose_in_d(wp, ldw, o, 0, d, wt, ldt)
         r0 = t * chunk
         r1 = min(n, r0 + chunk)
         b = r0
-        while b < r1:
+        while b < r1 and ok[t]:
             e = min(r1, b + fb)
             if floating is float:
                 syn_sp_fwd_block_f(xp, d, b, e, wt, ldt, bp, op, o, cw, mw, ob)
@@ -691,8 +709,10 @@ cdef int _sparse_forward(const floating* xp, const floating* wp, const floating*
                 syn_sp_fwd_block_d(xp, d, b, e, wt, ldt, bp, op, o, cw, mw, ob)
             act_rows(op, op, b, e, o, act)
             b = e
+    for t in range(nt):
+        good = good and ok[t]
     free(base)
-    return 1
+    return good
 
 
 cdef int _sparse_grad(const floating* dzp, const floating* xp, floating* op, Py_ssize_t n,
