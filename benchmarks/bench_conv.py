@@ -196,8 +196,8 @@ def torch_epoch(torch, which, x, labels):
     return epoch
 
 
-@pytest.mark.parametrize("impl", IMPLS + ["torch"])
 @pytest.mark.parametrize("which", ["W2", "W3"])
+@pytest.mark.parametrize("impl", IMPLS + ["torch"])  # bottom-most varies slowest: torch last
 def test_epoch(benchmark, digits, which, impl):
     x, labels = digits
     benchmark.group = TITLES[which]

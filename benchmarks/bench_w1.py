@@ -60,8 +60,8 @@ def torch_epoch(torch, x, labels, batch):
     return epoch
 
 
-@pytest.mark.parametrize("impl", IMPLS)
 @pytest.mark.parametrize("batch", BATCHES, ids=lambda b: f"batch{b or 'full'}")
+@pytest.mark.parametrize("impl", IMPLS)  # bottom-most varies slowest: every native row first
 def test_w1_epoch(benchmark, digits, batch, impl):
     x, labels = digits
     benchmark.group = f"W1 epoch batch {batch or 'full'}"
