@@ -20,35 +20,7 @@ from ._common cimport *
 
 cnp.import_array()
 
-cdef int _num_threads = openmp.omp_get_max_threads()
-# the OpenMP loops run only if libgomp's idle threads sleep (see _common.omp_workers_sleep)
-cdef bint _omp_sleeps = omp_workers_sleep()
-cdef Py_ssize_t _par_light = PAR_MIN_LIGHT if _omp_sleeps else PY_SSIZE_T_MAX
-cdef Py_ssize_t _par_heavy = PAR_MIN_HEAVY if _omp_sleeps else PY_SSIZE_T_MAX
-
-
-def set_threads(n):
-    """Set the number of OpenMP threads of every parallel loop of this module."""
-    global _num_threads
-    n = int(n)
-    if n < 1:
-        raise ValueError(f"thread count must be >= 1, got {n}")
-    _num_threads = n
-
-
-def _set_parallel_threshold(light, heavy):
-    """Testing and tuning hook: the element counts from which the light / heavy passes run
-    their OpenMP loops (with more than one thread); returns the previous pair."""
-    global _par_light, _par_heavy
-    old = (_par_light, _par_heavy)
-    _par_light = light
-    _par_heavy = heavy
-    return old
-
-
-def _parallel_config():
-    """(libgomp threads sleep when idle, light threshold, heavy threshold, threads)."""
-    return bool(_omp_sleeps), _par_light, _par_heavy, _num_threads
+include "_threads.pxi"
 
 
 cdef inline bint _parallel(Py_ssize_t elems) noexcept nogil:
