@@ -26,7 +26,7 @@ from cpython.pyport cimport PY_SSIZE_T_MAX
 from ._common cimport *
 
 cdef enum:
-    GEMM_MIN_MACS = 262144
+    GEMM_MIN_MACS = 4194304
     GEMM_MIN_PART = 8
 
 cnp.import_array()
@@ -42,7 +42,11 @@ cdef inline bint _parallel(Py_ssize_t elems, bint heavy) noexcept nogil:
 # one thread by synaptic.set_num_threads) from GEMM_MIN_MACS multiply-adds, in parts of at
 # least GEMM_MIN_PART rows or columns.  Measured on this 2-core machine (784 x 100 layer,
 # f32): one GEMM on 2 BLAS threads 31 / 23 / 18 ms per epoch at batch 10 / 100 / 1000,
-# split over 2 OpenMP threads 19 / 21 / 17.5 ms.
+# split over 2 OpenMP threads 19 / 21 / 17.5 ms for the products alone.  In the training loop,
+# though, the whole W1 epoch at batch 10 / 20 took 92-97 / 73-77 ms split from 262,144
+# multiply-adds and 65 / 66-70 ms unsplit, so only products of 4M multiply-adds and more
+# (784 x 100 from about 54 rows) split; fewer parallel regions also means fewer barriers
+# to lose time at when the other core is busy.
 cdef Py_ssize_t _gemm_min_macs = GEMM_MIN_MACS
 
 
