@@ -160,12 +160,32 @@ cdef extern from *:
     #  define syn_sp_prefetch(p) ((void)(p))
     #endif
 
-    /* A block of at least `bytes` aligned to 64 bytes; free(*base) releases it. */
-    static void* syn_sp_alloc(size_t bytes, void** base) {
-        char* p = (char*)malloc(bytes + 64);
-        *base = p;
-        if (p == NULL) return NULL;
-        return (void*)(((uintptr_t)p + 63) & ~(uintptr_t)63);
+    /* The calling thread's scratch block of at least `bytes`, aligned to 64 bytes: kept and
+       reused from call to call (a fresh block of a few hundred KB per batch would be mmap'ed
+       and page-faulted every time), grown when a call needs more, freed when the thread
+       exits.  One block per thread: a kernel call asks for it once, before its OpenMP loop. */
+    #include <pthread.h>
+    typedef struct { char* p; size_t cap; } syn_sp_block;
+    static pthread_key_t syn_sp_key;
+    static pthread_once_t syn_sp_once = PTHREAD_ONCE_INIT;
+    static void syn_sp_release(void* b) { free(((syn_sp_block*)b)->p); free(b); }
+    static void syn_sp_make_key(void) { pthread_key_create(&syn_sp_key, syn_sp_release); }
+    static void* syn_sp_scratch(size_t bytes) {
+        syn_sp_block* k;
+        pthread_once(&syn_sp_once, syn_sp_make_key);
+        k = (syn_sp_block*)pthread_getspecific(syn_sp_key);
+        if (k == NULL) {
+            k = (syn_sp_block*)calloc(1, sizeof(syn_sp_block));
+            if (k == NULL) return NULL;
+            if (pthread_setspecific(syn_sp_key, k) != 0) { free(k); return NULL; }
+        }
+        if (bytes > k->cap) {
+            free(k->p);
+            k->p = (char*)malloc(bytes + 64);
+            k->cap = k->p == NULL ? 0 : bytes;
+            if (k->p == NULL) return NULL;
+        }
+        return (void*)(((uintptr_t)k->p + 63) & ~(uintptr_t)63);
     }
 
     /* Transposition: d[c * ld + r] = s[r * ls + c] on whole tiles of 16 x 16 floats or 8 x 8
@@ -521,7 +541,7 @@ cdef extern from *:
     enum:
         SYN_SP_VLF
         SYN_SP_VLD
-    void* syn_sp_alloc(size_t bytes, void** base) noexcept nogil
+    void* syn_sp_scratch(size_t bytes) noexcept nogil
     void syn_sp_sample_f(const float* x, Py_ssize_t n, Py_ssize_t d, Py_ssize_t rows,
                          int32_t* colnz) noexcept nogil
     void syn_sp_sample_d(const double* x, Py_ssize_t n, Py_ssize_t d, Py_ssize_t rows,
@@ -631,7 +651,6 @@ cdef int _sparse_forward(const floating* xp, const floating* wp, const floating*
     cdef Py_ssize_t per, rows, nt, t, chunk, r0, r1, b, e
     cdef int32_t* colnz
     cdef int* ok
-    cdef void* base
     cdef floating* wt
     cdef floating* bp
     cdef floating* ob
@@ -656,7 +675,7 @@ cdef int _sparse_forward(const floating* xp, const floating* wp, const floating*
     # region), the block's accumulators and row masks
     per = d * row_bytes + fb * row_bytes + fb * nw * sizeof(uint32_t)
     per = (per + 63) // 64 * 64
-    bp = <floating*>syn_sp_alloc(row_bytes + nt * per + nt * sizeof(int), &base)
+    bp = <floating*>syn_sp_scratch(row_bytes + nt * per + nt * sizeof(int))
     if bp == NULL:
         return 0
     ok = <int*>(<char*>(bp + ldt) + nt * per)
@@ -687,7 +706,6 @@ cdef int _sparse_forward(const floating* xp, const floating* wp, const floating*
             b = e
     for t in range(nt):
         good = good and ok[t]
-    free(base)
     return good
 
 
@@ -700,7 +718,6 @@ cdef int _sparse_grad(const floating* dzp, const floating* xp, floating* op, Py_
     cdef int32_t* colnz
     cdef Py_ssize_t* js
     cdef int* ok
-    cdef void* base
     cdef floating* s
     cdef floating* dzb
     cdef uint64_t* cm
@@ -736,7 +753,7 @@ cdef int _sparse_grad(const floating* dzp, const floating* xp, floating* op, Py_
     bs = SP_BLOCK_MAX if bs > SP_BLOCK_MAX else (1 if bs < 1 else bs)
     per = bs * ldt * sizeof(floating) + d * sizeof(uint64_t)     # per thread: dz block, masks
     per = (per + 63) // 64 * 64
-    s = <floating*>syn_sp_alloc(d * ldt * sizeof(floating) + nt * per + nt * sizeof(int), &base)
+    s = <floating*>syn_sp_scratch(d * ldt * sizeof(floating) + nt * per + nt * sizeof(int))
     if s == NULL:
         free(colnz)
         return 0
@@ -764,7 +781,6 @@ cdef int _sparse_grad(const floating* dzp, const floating* xp, floating* op, Py_
             syn_sp_transpose_out_d(s, ldt, 0, d, o, op, ldo)
     for t in range(nt):
         good = good and ok[t]
-    free(base)
     free(colnz)
     return good
 
