@@ -17,13 +17,17 @@ exactly like NumPy's.
 """
 from cython.parallel cimport prange
 from libc.stdint cimport int32_t, uint32_t, uint64_t
-from libc.stdlib cimport malloc, free
+from libc.stdlib cimport calloc, malloc, free
+from libc.math cimport INFINITY
 from libc.string cimport memset
 cimport numpy as cnp
 cimport openmp
 from cpython.pyport cimport PY_SSIZE_T_MAX
 
 from ._common cimport *
+from ._step cimport *
+
+import numpy as np
 
 cdef enum:
     GEMM_MIN_MACS = 4194304
@@ -442,14 +446,15 @@ cdef extern from *:
         } \
     } \
     \
-    /* out[i, :] = bias + x[i, :] . W[:, 1:]^T for r0 <= i < r1 (no activation): the block's \
+    /* out[i, :o] (row stride ldo) = bias + x[i, :] . W[:, 1:]^T for r0 <= i < r1 (no \
+       activation; Wt has o <= ldt columns): the block's \
        row masks first (mw: rows x nw words), then the columns in chunks of cw mask words, \
        each chunk over all the rows of the block (accumulating in ob: rows x ldt), so that \
        the chunk of Wt stays in L1 from row to row; every output is bias + the terms in \
        increasing column order, whatever the blocking. */ \
     static void syn_sp_fwd_block_##S(const T* x, Py_ssize_t d, Py_ssize_t r0, Py_ssize_t r1, \
-            const T* wt, Py_ssize_t ldt, const T* bias, T* out, Py_ssize_t o, Py_ssize_t cw, \
-            uint32_t* mw, T* ob) { \
+            const T* wt, Py_ssize_t ldt, const T* bias, T* out, Py_ssize_t ldo, Py_ssize_t o, \
+            Py_ssize_t cw, uint32_t* mw, T* ob) { \
         Py_ssize_t i, q, q0, q1, cc, off, nv = ldt / (VL), nw = (d + 31) / 32; \
         for (i = r0; i < r1; i++) { \
             syn_sp_rowmask_##S(x + i * d, d, mw + (i - r0) * nw); \
@@ -480,14 +485,15 @@ cdef extern from *:
                 } \
             } \
         } \
-        for (i = r0; i < r1; i++) memcpy(out + i * o, ob + (i - r0) * ldt, o * sizeof(T)); \
+        for (i = r0; i < r1; i++) memcpy(out + i * ldo, ob + (i - r0) * ldt, o * sizeof(T)); \
     } \
     \
-    /* s[j, :] = sum_i x[i, j] * dz[i, :] for j0 <= j < j1 (s: d x ldt), the samples in blocks \
+    /* s[j, :] = sum_i x[i, j] * dz[i, :o] (dz row stride ldz) for j0 <= j < j1 (s: d x ldt), \
+       the samples in blocks \
        of bs <= 64 (cm: j1 - j0 masks, dzb: bs x ldt scratch).  1 if dz is all finite. */ \
-    static int syn_sp_grad_cols_##S(const T* dz, const T* x, Py_ssize_t n, Py_ssize_t o, \
-            Py_ssize_t d, Py_ssize_t j0, Py_ssize_t j1, T* s, Py_ssize_t ldt, Py_ssize_t bs, \
-            uint64_t* cm, T* dzb) { \
+    static int syn_sp_grad_cols_##S(const T* dz, Py_ssize_t ldz, const T* x, Py_ssize_t n, \
+            Py_ssize_t o, Py_ssize_t d, Py_ssize_t j0, Py_ssize_t j1, T* s, Py_ssize_t ldt, \
+            Py_ssize_t bs, uint64_t* cm, T* dzb) { \
         Py_ssize_t i0, i1, i, c, cc, k, off, m = j1 - j0, nv = ldt / (VL); \
         int bad = 0; \
         if (m <= 0) return 1; \
@@ -497,7 +503,7 @@ cdef extern from *:
             memset(cm, 0, m * sizeof(uint64_t)); \
             for (i = i0; i < i1; i++) { \
                 const T* xr = x + i * d + j0; \
-                const T* dr = dz + i * o; \
+                const T* dr = dz + i * ldz; \
                 T* db = dzb + (i - i0) * ldt; \
                 int sh = (int)(i - i0); \
                 for (c = 0; c < m; c++) cm[c] |= (uint64_t)(xr[c] != 0) << sh; \
@@ -556,18 +562,18 @@ cdef extern from *:
                                 Py_ssize_t o, double* g, Py_ssize_t ldg) noexcept nogil
     void syn_sp_fwd_block_f(const float* x, Py_ssize_t d, Py_ssize_t r0, Py_ssize_t r1,
                             const float* wt, Py_ssize_t ldt, const float* bias, float* out,
-                            Py_ssize_t o, Py_ssize_t cw, uint32_t* mw, float* ob) noexcept nogil
+                            Py_ssize_t ldo, Py_ssize_t o, Py_ssize_t cw, uint32_t* mw,
+                            float* ob) noexcept nogil
     void syn_sp_fwd_block_d(const double* x, Py_ssize_t d, Py_ssize_t r0, Py_ssize_t r1,
                             const double* wt, Py_ssize_t ldt, const double* bias, double* out,
-                            Py_ssize_t o, Py_ssize_t cw, uint32_t* mw,
+                            Py_ssize_t ldo, Py_ssize_t o, Py_ssize_t cw, uint32_t* mw,
                             double* ob) noexcept nogil
-    int syn_sp_grad_cols_f(const float* dz, const float* x, Py_ssize_t n, Py_ssize_t o,
-                           Py_ssize_t d, Py_ssize_t j0, Py_ssize_t j1, float* s, Py_ssize_t ldt,
-                           Py_ssize_t bs, uint64_t* cm, float* dzb) noexcept nogil
-    int syn_sp_grad_cols_d(const double* dz, const double* x, Py_ssize_t n, Py_ssize_t o,
-                           Py_ssize_t d, Py_ssize_t j0, Py_ssize_t j1, double* s,
-                           Py_ssize_t ldt, Py_ssize_t bs, uint64_t* cm,
-                           double* dzb) noexcept nogil
+    int syn_sp_grad_cols_f(const float* dz, Py_ssize_t ldz, const float* x, Py_ssize_t n,
+                           Py_ssize_t o, Py_ssize_t d, Py_ssize_t j0, Py_ssize_t j1, float* s,
+                           Py_ssize_t ldt, Py_ssize_t bs, uint64_t* cm, float* dzb) noexcept nogil
+    int syn_sp_grad_cols_d(const double* dz, Py_ssize_t ldz, const double* x, Py_ssize_t n,
+                           Py_ssize_t o, Py_ssize_t d, Py_ssize_t j0, Py_ssize_t j1, double* s,
+                           Py_ssize_t ldt, Py_ssize_t bs, uint64_t* cm, double* dzb) noexcept nogil
 
 
 cdef enum:
@@ -699,9 +705,9 @@ cdef int _sparse_forward(const floating* xp, const floating* wp, const floating*
         while b < r1 and ok[t]:
             e = min(r1, b + fb)
             if floating is float:
-                syn_sp_fwd_block_f(xp, d, b, e, wt, ldt, bp, op, o, cw, mw, ob)
+                syn_sp_fwd_block_f(xp, d, b, e, wt, ldt, bp, op, o, o, cw, mw, ob)
             else:
-                syn_sp_fwd_block_d(xp, d, b, e, wt, ldt, bp, op, o, cw, mw, ob)
+                syn_sp_fwd_block_d(xp, d, b, e, wt, ldt, bp, op, o, o, cw, mw, ob)
             act_rows(op, op, b, e, o, act)
             b = e
     for t in range(nt):
@@ -763,21 +769,21 @@ cdef int _sparse_grad(const floating* dzp, const floating* xp, floating* op, Py_
             dzb = <floating*>(<char*>(s + d * ldt) + t * per)
             cm = <uint64_t*>(dzb + bs * ldt)
             if floating is float:
-                ok[t] = syn_sp_grad_cols_f(dzp, xp, n, o, d, js[t], js[t + 1], s, ldt, bs, cm,
+                ok[t] = syn_sp_grad_cols_f(dzp, o, xp, n, o, d, js[t], js[t + 1], s, ldt, bs, cm,
                                            dzb)
                 syn_sp_transpose_out_f(s, ldt, js[t], js[t + 1], o, op, ldo)
             else:
-                ok[t] = syn_sp_grad_cols_d(dzp, xp, n, o, d, js[t], js[t + 1], s, ldt, bs, cm,
+                ok[t] = syn_sp_grad_cols_d(dzp, o, xp, n, o, d, js[t], js[t + 1], s, ldt, bs, cm,
                                            dzb)
                 syn_sp_transpose_out_d(s, ldt, js[t], js[t + 1], o, op, ldo)
     else:
         dzb = <floating*>(s + d * ldt)
         cm = <uint64_t*>(dzb + bs * ldt)
         if floating is float:
-            ok[0] = syn_sp_grad_cols_f(dzp, xp, n, o, d, 0, d, s, ldt, bs, cm, dzb)
+            ok[0] = syn_sp_grad_cols_f(dzp, o, xp, n, o, d, 0, d, s, ldt, bs, cm, dzb)
             syn_sp_transpose_out_f(s, ldt, 0, d, o, op, ldo)
         else:
-            ok[0] = syn_sp_grad_cols_d(dzp, xp, n, o, d, 0, d, s, ldt, bs, cm, dzb)
+            ok[0] = syn_sp_grad_cols_d(dzp, o, xp, n, o, d, 0, d, s, ldt, bs, cm, dzb)
             syn_sp_transpose_out_d(s, ldt, 0, d, o, op, ldo)
     for t in range(nt):
         good = good and ok[t]
@@ -1150,3 +1156,9 @@ def weight_grad(dz, x, out):
         _weight_grad[float](dz, x, out)
     else:
         _weight_grad[double](dz, x, out)
+
+
+# ---------------------------------------------------------------------------------------
+# sgd_epoch
+
+include "dense_epoch.pxi"

@@ -13,6 +13,7 @@ cimport openmp
 from cpython.pyport cimport PY_SSIZE_T_MAX
 
 from ._common cimport *
+from ._step cimport *
 
 cnp.import_array()
 
@@ -26,28 +27,6 @@ cdef inline bint _parallel(Py_ssize_t elems, bint heavy) noexcept nogil:
 
 # ---------------------------------------------------------------------------------------
 # output_delta
-
-cdef inline void _delta_row(const floating* y, const floating* t, floating* out, Py_ssize_t m,
-                            int act, int kind) noexcept nogil:
-    """y - t, or (y - t) * f'(y) rounded like the twin (out may be y or t)."""
-    cdef Py_ssize_t j
-    cdef floating v, one = 1
-    if kind == DELTA_DIFF or act == ACT_LINEAR:
-        for j in range(m):
-            out[j] = y[j] - t[j]
-    elif act == ACT_SIGMOID or act == ACT_SOFTMAX:
-        for j in range(m):
-            v = y[j]
-            out[j] = (v - t[j]) * (v * (one - v))
-    elif act == ACT_TANH:
-        for j in range(m):
-            v = y[j]
-            out[j] = (v - t[j]) * (one - v * v)
-    else:  # ACT_RELU
-        for j in range(m):
-            v = y[j]
-            out[j] = (v - t[j]) * (1 if v > 0 else 0)
-
 
 cdef int _output_delta(const floating[:, ::1] y, const floating[:, ::1] t, int act, int kind,
                        floating[:, ::1] out) except -1:

@@ -17,6 +17,7 @@ cimport openmp
 from cpython.pyport cimport PY_SSIZE_T_MAX
 
 from ._common cimport *
+from ._step cimport *
 
 cnp.import_array()
 
@@ -29,28 +30,6 @@ cdef inline bint _parallel(Py_ssize_t elems) noexcept nogil:
 
 # ---------------------------------------------------------------------------------------
 # regularize
-
-cdef inline void _reg_row(floating* g, const floating* w, Py_ssize_t m, int kind,
-                          floating lam) noexcept nogil:
-    """g[1:] += lam * sign(w[1:]) (L1) or lam * w[1:] (L2); column 0 (the bias) is exempt."""
-    cdef Py_ssize_t j
-    cdef floating v, s
-    if kind == REG_L1:
-        for j in range(1, m):
-            v = w[j]
-            if v > 0:
-                s = 1
-            elif v < 0:
-                s = -1
-            elif v == 0:
-                s = 0
-            else:
-                s = v            # np.sign(nan) is nan
-            g[j] = g[j] + lam * s
-    else:
-        for j in range(1, m):
-            g[j] = g[j] + lam * w[j]
-
 
 cdef int _regularize(floating[:, ::1] g, const floating[:, ::1] w, int kind,
                      double lam) except -1:
@@ -129,82 +108,6 @@ def add_scaled(w, v, double alpha):
 
 # ---------------------------------------------------------------------------------------
 # sgd_update
-
-ctypedef struct _Sgd:
-    double neg_inv_m, lr, alpha, ming, maxg
-    bint use_gain, has_gain, momentum, nesterov
-
-
-cdef inline void _sgd_loop(floating* w, const floating* g, floating* dwp, floating* gain,
-                           Py_ssize_t i0, Py_ssize_t i1, const _Sgd* p, int gmode,
-                           int mmode) noexcept nogil:
-    """The twin's operations for elements i0..i1-1, in its order and rounding, in one pass.
-
-    gmode: 0 no gain, 1 gain reset to 1, 2 adapted gain; mmode: 0 no momentum (deltaw = dw),
-    1 momentum, 2 Nesterov with momentum.  _sgd_block calls this with constant modes, so
-    the compiler specializes (and vectorizes) one loop per case.
-    """
-    cdef floating neg_inv_m = <floating>p.neg_inv_m
-    cdef floating lr = <floating>p.lr
-    cdef floating alpha = <floating>p.alpha
-    cdef floating ming = <floating>p.ming
-    cdef floating maxg = <floating>p.maxg
-    cdef floating up = <floating>0.05
-    cdef floating down = <floating>0.95
-    cdef floating d, gn, dw
-    cdef Py_ssize_t i
-    for i in range(i0, i1):
-        d = g[i] * neg_inv_m
-        if gmode == 2:
-            # gain + 0.05 where d * deltaw > 0 (the previous deltaw), else gain * 0.95;
-            # then np.clip: the lower bound first, then the upper one
-            gn = gain[i]
-            gn = gn + up if d * dwp[i] > 0 else gn * down
-            gn = ming if gn < ming else gn
-            gn = maxg if gn > maxg else gn
-            gain[i] = gn
-            d = d * gn
-        elif gmode == 1:
-            gain[i] = 1          # d * 1 == d: nothing to multiply
-        dw = d * lr
-        if mmode == 2:
-            w[i] = w[i] + dw
-            dwp[i] = dwp[i] * alpha + dw
-        elif mmode == 1:
-            dw = dw + alpha * dwp[i]
-            dwp[i] = dw
-            w[i] = w[i] + dw
-        else:
-            dwp[i] = dw
-            w[i] = w[i] + dw
-
-
-cdef inline void _sgd_block(floating* w, const floating* g, floating* dwp, floating* gain,
-                            Py_ssize_t i0, Py_ssize_t i1, const _Sgd* p) noexcept nogil:
-    cdef int gmode = (2 if p.has_gain else 1) if p.use_gain else 0
-    cdef int mmode = (2 if p.nesterov else 1) if p.momentum else 0
-    if gmode == 0:
-        if mmode == 0:
-            _sgd_loop(w, g, dwp, gain, i0, i1, p, 0, 0)
-        elif mmode == 1:
-            _sgd_loop(w, g, dwp, gain, i0, i1, p, 0, 1)
-        else:
-            _sgd_loop(w, g, dwp, gain, i0, i1, p, 0, 2)
-    elif gmode == 1:
-        if mmode == 0:
-            _sgd_loop(w, g, dwp, gain, i0, i1, p, 1, 0)
-        elif mmode == 1:
-            _sgd_loop(w, g, dwp, gain, i0, i1, p, 1, 1)
-        else:
-            _sgd_loop(w, g, dwp, gain, i0, i1, p, 1, 2)
-    else:
-        if mmode == 0:
-            _sgd_loop(w, g, dwp, gain, i0, i1, p, 2, 0)
-        elif mmode == 1:
-            _sgd_loop(w, g, dwp, gain, i0, i1, p, 2, 1)
-        else:
-            _sgd_loop(w, g, dwp, gain, i0, i1, p, 2, 2)
-
 
 cdef int _sgd_update(floating[:, ::1] w, const floating[:, ::1] g, floating[:, ::1] deltaw,
                      floating[:, ::1] gain, const _Sgd* p) except -1:

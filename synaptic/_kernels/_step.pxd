@@ -1,0 +1,137 @@
+# Pieces of a training step shared by loss.pyx (output_delta), update.pyx (regularize,
+# sgd_update) and the fused training epoch of dense.pyx (dense_epoch.pxi): ``cdef inline``,
+# each module compiles its own copy, with the same operations in the same order.
+from cython cimport floating
+
+from ._common cimport *
+
+
+# output_delta
+
+cdef inline void _delta_row(const floating* y, const floating* t, floating* out, Py_ssize_t m,
+                            int act, int kind) noexcept nogil:
+    """y - t, or (y - t) * f'(y) rounded like the twin (out may be y or t)."""
+    cdef Py_ssize_t j
+    cdef floating v, one = 1
+    if kind == DELTA_DIFF or act == ACT_LINEAR:
+        for j in range(m):
+            out[j] = y[j] - t[j]
+    elif act == ACT_SIGMOID or act == ACT_SOFTMAX:
+        for j in range(m):
+            v = y[j]
+            out[j] = (v - t[j]) * (v * (one - v))
+    elif act == ACT_TANH:
+        for j in range(m):
+            v = y[j]
+            out[j] = (v - t[j]) * (one - v * v)
+    else:  # ACT_RELU
+        for j in range(m):
+            v = y[j]
+            out[j] = (v - t[j]) * (1 if v > 0 else 0)
+
+# regularize
+
+cdef inline void _reg_part(floating* g, const floating* w, Py_ssize_t j0, Py_ssize_t m,
+                           int kind, floating lam) noexcept nogil:
+    """g[j0:m] += lam * sign(w[j0:m]) (L1) or lam * w[j0:m] (L2)."""
+    cdef Py_ssize_t j
+    cdef floating v, s
+    if kind == REG_L1:
+        for j in range(j0, m):
+            v = w[j]
+            if v > 0:
+                s = 1
+            elif v < 0:
+                s = -1
+            elif v == 0:
+                s = 0
+            else:
+                s = v            # np.sign(nan) is nan
+            g[j] = g[j] + lam * s
+    else:
+        for j in range(j0, m):
+            g[j] = g[j] + lam * w[j]
+
+
+cdef inline void _reg_row(floating* g, const floating* w, Py_ssize_t m, int kind,
+                          floating lam) noexcept nogil:
+    """A row of regularize: column 0 (the bias) is exempt."""
+    _reg_part(g, w, 1, m, kind, lam)
+
+
+# sgd_update
+
+ctypedef struct _Sgd:
+    double neg_inv_m, lr, alpha, ming, maxg
+    bint use_gain, has_gain, momentum, nesterov
+
+
+cdef inline void _sgd_loop(floating* w, const floating* g, floating* dwp, floating* gain,
+                           Py_ssize_t i0, Py_ssize_t i1, const _Sgd* p, int gmode,
+                           int mmode) noexcept nogil:
+    """The twin's operations for elements i0..i1-1, in its order and rounding, in one pass.
+
+    gmode: 0 no gain, 1 gain reset to 1, 2 adapted gain; mmode: 0 no momentum (deltaw = dw),
+    1 momentum, 2 Nesterov with momentum.  _sgd_block calls this with constant modes, so
+    the compiler specializes (and vectorizes) one loop per case.
+    """
+    cdef floating neg_inv_m = <floating>p.neg_inv_m
+    cdef floating lr = <floating>p.lr
+    cdef floating alpha = <floating>p.alpha
+    cdef floating ming = <floating>p.ming
+    cdef floating maxg = <floating>p.maxg
+    cdef floating up = <floating>0.05
+    cdef floating down = <floating>0.95
+    cdef floating d, gn, dw
+    cdef Py_ssize_t i
+    for i in range(i0, i1):
+        d = g[i] * neg_inv_m
+        if gmode == 2:
+            # gain + 0.05 where d * deltaw > 0 (the previous deltaw), else gain * 0.95;
+            # then np.clip: the lower bound first, then the upper one
+            gn = gain[i]
+            gn = gn + up if d * dwp[i] > 0 else gn * down
+            gn = ming if gn < ming else gn
+            gn = maxg if gn > maxg else gn
+            gain[i] = gn
+            d = d * gn
+        elif gmode == 1:
+            gain[i] = 1          # d * 1 == d: nothing to multiply
+        dw = d * lr
+        if mmode == 2:
+            w[i] = w[i] + dw
+            dwp[i] = dwp[i] * alpha + dw
+        elif mmode == 1:
+            dw = dw + alpha * dwp[i]
+            dwp[i] = dw
+            w[i] = w[i] + dw
+        else:
+            dwp[i] = dw
+            w[i] = w[i] + dw
+
+
+cdef inline void _sgd_block(floating* w, const floating* g, floating* dwp, floating* gain,
+                            Py_ssize_t i0, Py_ssize_t i1, const _Sgd* p) noexcept nogil:
+    cdef int gmode = (2 if p.has_gain else 1) if p.use_gain else 0
+    cdef int mmode = (2 if p.nesterov else 1) if p.momentum else 0
+    if gmode == 0:
+        if mmode == 0:
+            _sgd_loop(w, g, dwp, gain, i0, i1, p, 0, 0)
+        elif mmode == 1:
+            _sgd_loop(w, g, dwp, gain, i0, i1, p, 0, 1)
+        else:
+            _sgd_loop(w, g, dwp, gain, i0, i1, p, 0, 2)
+    elif gmode == 1:
+        if mmode == 0:
+            _sgd_loop(w, g, dwp, gain, i0, i1, p, 1, 0)
+        elif mmode == 1:
+            _sgd_loop(w, g, dwp, gain, i0, i1, p, 1, 1)
+        else:
+            _sgd_loop(w, g, dwp, gain, i0, i1, p, 1, 2)
+    else:
+        if mmode == 0:
+            _sgd_loop(w, g, dwp, gain, i0, i1, p, 2, 0)
+        elif mmode == 1:
+            _sgd_loop(w, g, dwp, gain, i0, i1, p, 2, 1)
+        else:
+            _sgd_loop(w, g, dwp, gain, i0, i1, p, 2, 2)

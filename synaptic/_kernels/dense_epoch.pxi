@@ -1,0 +1,519 @@
+# Included by dense.pyx: sgd_epoch, a whole epoch of backprop on a dense net in one call.
+#
+# The twin (reference.sgd_epoch) is the contract: for each batch, exactly what
+# training/backprop.py does with the per-layer kernels (the Nesterov jump, the forward
+# pass, the output delta, the weight gradients and hidden deltas, then per layer regularize,
+# decay_weights and sgd_update).  Here the batches run back to back without the GIL and
+# without Python in between, on buffers allocated once per call, and the first layer, the
+# big one (784 x 100 for MNIST), is kept transposed for the whole epoch:
+#
+# * Wt (d x ldt) = W[:, 1:]^T, padded with zero columns to a whole number of vectors, and the
+#   same for its deltaw and gain; the bias column apart.  Transposed in at the start and out
+#   at the end of the call (tens of microseconds an epoch, instead of one transposition of W
+#   and one of the gradient per batch in the per-layer sparse kernels).
+# * Forward: with mostly-zero inputs (sampled as in the per-layer kernels) the sparse block
+#   kernel of dense.pyx straight from Wt; else one GEMM from Wt.  Rows split over the threads.
+# * Gradient and update fused: each thread owns a range of input columns j, computes their
+#   gradient rows S[j] (sparse column kernel, or a GEMM) and applies regularization, decay and
+#   the sgd rule to Wt[j], deltaw[j] and gain[j] right away, while S[j] is in its cache: one
+#   parallel region, no barrier between the gradient and the update, no gradient array
+#   written back and read again.  The padding stays zero (zero gradient, zero weight).
+# * The layers above (100 -> 10) are small: GEMMs on the calling thread, with the helpers
+#   of the per-layer kernels.
+#
+# A skipped x == 0 term of the sparse forward is 0 * w, NaN if w is not finite: once Wt holds
+# an inf or NaN (checked after each update) the epoch goes on with the dense GEMMs, which
+# propagate them as the twin does.  A non-finite delta makes the sparse gradient decline and
+# the GEMM redo that column range.  ``stop[0]`` is read before each batch (set by
+# stop_training from another thread): the call returns the number of batches trained.
+
+from libc.stdint cimport int64_t
+
+
+cdef inline char* _carve(char** p, Py_ssize_t nbytes) noexcept nogil:
+    """The next 64-byte aligned piece of ``nbytes`` of a block (see _sgd_epoch)."""
+    cdef char* r = p[0]
+    p[0] = r + (nbytes + 63) // 64 * 64
+    return r
+
+
+cdef inline void _axpy(floating* w, const floating* v, Py_ssize_t i0, Py_ssize_t i1,
+                       floating a) noexcept nogil:
+    """w += a * v (add_scaled)."""
+    cdef Py_ssize_t i
+    for i in range(i0, i1):
+        w[i] = w[i] + a * v[i]
+
+
+cdef inline void _scale(floating* w, Py_ssize_t i0, Py_ssize_t i1, floating a) noexcept nogil:
+    cdef Py_ssize_t i
+    for i in range(i0, i1):
+        w[i] = w[i] * a
+
+
+cdef inline bint _any_bad(const floating* w, Py_ssize_t i0, Py_ssize_t i1) noexcept nogil:
+    """True if w[i0:i1] holds an inf or NaN (an integer OR: vectorizes)."""
+    cdef Py_ssize_t i
+    cdef int bad = 0
+    for i in range(i0, i1):
+        bad |= (w[i] - w[i]) != 0
+    return bad != 0
+
+
+cdef inline void _col_sums(const floating* dz, Py_ssize_t n, Py_ssize_t o, Py_ssize_t ldz,
+                           double* acc, floating* out, Py_ssize_t ldo) noexcept nogil:
+    """out[j * ldo] = sum of column j < o of dz (n rows, stride ldz), in double row after row."""
+    cdef Py_ssize_t i, j
+    cdef const floating* r
+    for j in range(o):
+        acc[j] = 0
+    for i in range(n):
+        r = dz + i * ldz
+        for j in range(o):
+            acc[j] += r[j]
+    for j in range(o):
+        out[j * ldo] = <floating>acc[j]
+
+
+cdef inline void _update_dense(floating* w, floating* g, floating* dw, floating* gain,
+                               Py_ssize_t rows, Py_ssize_t cols, int reg_kind, floating lam,
+                               floating decay, const _Sgd* p) noexcept nogil:
+    """regularize, decay_weights and sgd_update of one rows x cols weight matrix (bias col 0)."""
+    cdef Py_ssize_t i
+    if reg_kind != REG_NONE:
+        for i in range(rows):
+            _reg_row(g + i * cols, w + i * cols, cols, reg_kind, lam)
+    if decay != 1:
+        for i in range(rows):
+            _scale(w + i * cols, 1, cols, decay)
+    _sgd_block(w, g, dw, gain, 0, rows * cols, p)
+
+
+# A thread's share of the first layer: the units k0..k0+o-1, their weights transposed (Wt:
+# d x vw, vw = o padded to whole vectors), deltaw, gain, gradient, the bias part, scratch.
+ctypedef struct _Slice:
+    Py_ssize_t k0, o, vw
+    void* wt
+    void* dwt
+    void* gnt
+    void* s
+    void* bias
+    void* dwb
+    void* gnb
+    void* gb
+    double* acc
+    void* fscr
+    uint32_t* mw
+    void* gscr
+    uint64_t* cm
+    int bad
+
+
+cdef Py_ssize_t _slice_bytes(Py_ssize_t d, Py_ssize_t vw, Py_ssize_t fb, Py_ssize_t bs,
+                             bint gain, size_t item) noexcept nogil:
+    cdef Py_ssize_t row = (vw * item + 63) // 64 * 64
+    return (d * row * (4 if gain else 3) + 4 * row + (vw * 8 + 63) // 64 * 64
+            + fb * row + (fb * ((d + 31) // 32) * 4 + 63) // 64 * 64 + bs * row
+            + (d * 8 + 63) // 64 * 64 + 64)
+
+
+cdef void _slice_carve(_Slice* sl, char** cur, Py_ssize_t d, Py_ssize_t fb, Py_ssize_t bs,
+                       bint gain, size_t item) noexcept nogil:
+    cdef Py_ssize_t row = sl.vw * item
+    sl.wt = _carve(cur, d * row)
+    sl.dwt = _carve(cur, d * row)
+    sl.s = _carve(cur, d * row)
+    sl.gnt = _carve(cur, d * row) if gain else NULL
+    sl.bias = _carve(cur, row)
+    sl.dwb = _carve(cur, row)
+    sl.gnb = _carve(cur, row)
+    sl.gb = _carve(cur, row)
+    sl.acc = <double*>_carve(cur, sl.vw * 8)
+    sl.fscr = _carve(cur, fb * row)
+    sl.mw = <uint32_t*>_carve(cur, fb * ((d + 31) // 32) * 4)
+    sl.gscr = _carve(cur, bs * row)
+    sl.cm = <uint64_t*>_carve(cur, d * 8)
+
+
+cdef void _slice_in(_Slice* sl, floating* w, floating* dw, floating* gn, Py_ssize_t d,
+                    bint out) noexcept nogil:
+    """Copy the slice's part of the first layer in (transposed), or back ``out``."""
+    cdef Py_ssize_t j, ldw = 1 + d
+    cdef floating* src[3]
+    cdef floating* dst[3]
+    cdef floating* bs[3]
+    cdef int q
+    src[0], src[1], src[2] = w + sl.k0 * ldw, dw + sl.k0 * ldw, (gn + sl.k0 * ldw) if gn else NULL
+    dst[0], dst[1], dst[2] = <floating*>sl.wt, <floating*>sl.dwt, <floating*>sl.gnt
+    bs[0], bs[1], bs[2] = <floating*>sl.bias, <floating*>sl.dwb, <floating*>sl.gnb
+    sl.bad = 0
+    for q in range(3):
+        if src[q] == NULL:
+            continue
+        if out:
+            _transpose_out(dst[q], src[q], sl.o, d, sl.vw)
+            for j in range(sl.o):
+                src[q][j * ldw] = bs[q][j]
+        else:
+            if not _transpose_in(src[q], dst[q], sl.o, d, sl.vw) and q == 0:
+                sl.bad = 1
+            for j in range(sl.o):
+                bs[q][j] = src[q][j * ldw]
+
+
+cdef Py_ssize_t _sgd_epoch(const floating* x, const floating* t, Py_ssize_t d,
+                           const int64_t* bounds, Py_ssize_t nb, Py_ssize_t L,
+                           const Py_ssize_t* units, floating** W, floating** DW, floating** GN,
+                           const int* acts, int delta_kind, _Sgd base, const double* alphas,
+                           bint has_prev, bint has_gain, int reg_kind, double reg_lambda,
+                           double decay, const int* stop, bint sparse) noexcept nogil:
+    """The epoch (see above); the number of batches trained, -1 if out of memory."""
+    cdef Py_ssize_t o1 = units[1], oL = units[L], vl = SYN_SP_VLD if floating is double else SYN_SP_VLF
+    cdef Py_ssize_t nv = (o1 + vl - 1) // vl, nt, maxrows = 0, maxo = 0, nbytes, row_bytes
+    cdef Py_ssize_t fb, cw, bs, i, l, j, c, r0, m, done = 0
+    cdef floating lam = <floating>reg_lambda, fdecay = <floating>decay, alpha
+    cdef bint gain = GN[0] != NULL, nesterov = base.nesterov, prev = has_prev, hg = has_gain
+    cdef bint wt_ok = 1, soft = acts[0] == ACT_SOFTMAX
+    cdef _Sgd p = base
+    cdef _Slice sl[64]
+    cdef char* block
+    cdef char* cur
+    cdef floating** A
+    cdef floating** D
+    cdef floating** G
+    cdef floating** B
+    cdef double* dacc
+    # the units split over the threads in whole vectors (each thread keeps its slice of the
+    # first layer in its own cache: forward, gradient and update of those units)
+    nt = _num_threads if _num_threads < nv else nv
+    nt = 64 if nt > 64 else (1 if nt < 1 else nt)
+    row_bytes = (nv + nt - 1) // nt * vl * sizeof(floating)
+    fb = SP_FWD_BLOCK_BYTES // row_bytes
+    fb = SP_FWD_BLOCK_MAX if fb > SP_FWD_BLOCK_MAX else (SP_FWD_BLOCK_MIN if fb < SP_FWD_BLOCK_MIN
+                                                          else fb)
+    cw = SP_FWD_CHUNK_BYTES // (32 * row_bytes)
+    cw = 1 if cw < 1 else cw
+    bs = SP_L1_BYTES // row_bytes
+    bs = SP_BLOCK_MAX if bs > SP_BLOCK_MAX else (1 if bs < 1 else bs)
+    for i in range(nb):
+        if bounds[i + 1] - bounds[i] > maxrows:
+            maxrows = bounds[i + 1] - bounds[i]
+    for l in range(1, L + 1):
+        maxo = units[l] if units[l] > maxo else maxo
+    nbytes = 4 * (L + 1) * sizeof(void*) + 64 * (8 + 4 * L) + maxo * sizeof(double)
+    for l in range(1, L + 1):
+        nbytes += 2 * maxrows * units[l] * sizeof(floating) + units[l] * sizeof(floating)
+        nbytes += units[l] * (1 + units[l - 1]) * sizeof(floating)
+    j = 0
+    for c in range(nt):
+        sl[c].k0 = j * vl
+        j += nv // nt + (1 if c < nv % nt else 0)
+        sl[c].o = min(o1, j * vl) - sl[c].k0
+        sl[c].vw = j * vl - sl[c].k0
+        nbytes += _slice_bytes(d, sl[c].vw, fb, bs, gain, sizeof(floating))
+    block = <char*>calloc(nbytes + 64, 1)
+    if block == NULL:
+        return -1
+    cur = <char*>(((<size_t>block) + 63) // 64 * 64)
+    A = <floating**>_carve(&cur, (L + 1) * sizeof(void*))
+    D = <floating**>_carve(&cur, (L + 1) * sizeof(void*))
+    G = <floating**>_carve(&cur, (L + 1) * sizeof(void*))
+    B = <floating**>_carve(&cur, (L + 1) * sizeof(void*))
+    for l in range(1, L + 1):
+        A[l] = <floating*>_carve(&cur, maxrows * units[l] * sizeof(floating))
+        D[l] = <floating*>_carve(&cur, maxrows * units[l] * sizeof(floating))
+        G[l] = <floating*>_carve(&cur, units[l] * (1 + units[l - 1]) * sizeof(floating))
+        B[l] = <floating*>_carve(&cur, units[l] * sizeof(floating))
+    dacc = <double*>_carve(&cur, maxo * sizeof(double))
+    for c in range(nt):
+        _slice_carve(&sl[c], &cur, d, fb, bs, gain, sizeof(floating))
+        _slice_in(&sl[c], W[1], DW[1], GN[1] if gain else NULL, d, 0)
+        if sl[c].bad:
+            wt_ok = 0
+
+    for i in range(nb):
+        if stop[0]:
+            break
+        r0 = bounds[i]
+        m = bounds[i + 1] - r0
+        alpha = <floating>alphas[i]
+        # the layers above: the Nesterov jump (add_scaled); the first layer's is in its slices
+        if nesterov and prev and alphas[i] != 0:
+            for l in range(2, L + 1):
+                _axpy(W[l], DW[l], 0, units[l] * (1 + units[l - 1]), alpha)
+        # forward, first layer: each thread its units, all the rows
+        if nt > 1:
+            for c in prange(nt, schedule='static', num_threads=nt):
+                _first_forward(&sl[c], x + r0 * d, m, d, A[1], o1, acts[0],
+                               sparse and wt_ok, fb, cw, nesterov and prev and alphas[i] != 0,
+                               alpha)
+        else:
+            _first_forward(&sl[0], x + r0 * d, m, d, A[1], o1, acts[0], sparse and wt_ok, fb,
+                           cw, nesterov and prev and alphas[i] != 0, alpha)
+        if soft:
+            act_rows(A[1], A[1], 0, m, o1, ACT_SOFTMAX)
+        # forward, the layers above
+        for l in range(2, L + 1):
+            for j in range(units[l]):
+                B[l][j] = W[l][j * (1 + units[l - 1])]
+            _forward_part(A[l - 1], W[l], B[l], A[l], 0, m, units[l - 1], units[l],
+                          1 + units[l - 1], acts[l - 1])
+        # output delta, then down to the first layer
+        _delta_row(A[L], t + r0 * oL, D[L], m * oL, acts[L - 1], delta_kind)
+        for l in range(L, 1, -1):
+            _col_sums(D[l], m, units[l], units[l], dacc, G[l], 1 + units[l - 1])
+            _grad_part(D[l], A[l - 1], G[l], 0, units[l - 1], m, units[l], units[l - 1],
+                       1 + units[l - 1])
+            _hidden_part(D[l], W[l], A[l - 1], D[l - 1], 0, m, 0, units[l - 1], units[l],
+                         units[l - 1], 1 + units[l - 1], acts[l - 2])
+        # updates: the step's parameters, the layers above, then the first layer's slices,
+        # each fused with its gradient
+        p.neg_inv_m = -1.0 / <double>m
+        p.momentum = prev and alphas[i] != 0
+        p.alpha = alphas[i] if p.momentum else 0.0
+        p.has_gain = hg
+        for l in range(2, L + 1):
+            _update_dense(W[l], G[l], DW[l], GN[l] if gain else NULL, units[l],
+                          1 + units[l - 1], reg_kind, lam, fdecay, &p)
+        if nt > 1:
+            for c in prange(nt, schedule='static', num_threads=nt):
+                _first_update(&sl[c], x + r0 * d, m, d, D[1], o1, sparse and wt_ok, bs,
+                              reg_kind, lam, fdecay, &p)
+        else:
+            _first_update(&sl[0], x + r0 * d, m, d, D[1], o1, sparse and wt_ok, bs, reg_kind,
+                          lam, fdecay, &p)
+        for c in range(nt):
+            if sl[c].bad:
+                wt_ok = 0
+        prev = 1
+        hg = gain
+        done += 1
+
+    for c in range(nt):
+        _slice_in(&sl[c], W[1], DW[1], GN[1] if gain else NULL, d, 1)
+    free(block)
+    return done
+
+
+cdef inline bint _transpose_in(const floating* w, floating* wt, Py_ssize_t o, Py_ssize_t d,
+                               Py_ssize_t ldt) noexcept nogil:
+    """wt (d x ldt) = w[:o, 1:]^T, zero columns o..ldt-1; 0 if w holds an inf or NaN."""
+    if floating is float:
+        return syn_sp_transpose_in_f(w, 1 + d, o, 0, d, wt, ldt)
+    else:
+        return syn_sp_transpose_in_d(w, 1 + d, o, 0, d, wt, ldt)
+
+
+cdef inline void _transpose_out(const floating* wt, floating* w, Py_ssize_t o, Py_ssize_t d,
+                                Py_ssize_t ldt) noexcept nogil:
+    if floating is float:
+        syn_sp_transpose_out_f(wt, ldt, 0, d, o, w, 1 + d)
+    else:
+        syn_sp_transpose_out_d(wt, ldt, 0, d, o, w, 1 + d)
+
+
+cdef void _first_forward(_Slice* sl, const floating* xb, Py_ssize_t m, Py_ssize_t d,
+                         floating* out, Py_ssize_t o1, int act, bint sparse, Py_ssize_t fb,
+                         Py_ssize_t cw, bint jump, floating alpha) noexcept nogil:
+    """The slice's units of the batch: out[:, k0:k0+o] = f(bias + x . Wt) (softmax: later),
+    after the Nesterov jump of its weights when ``jump``."""
+    cdef floating* wt = <floating*>sl.wt
+    cdef floating* bias = <floating*>sl.bias
+    cdef floating* o_ = out + sl.k0
+    cdef Py_ssize_t b, e, i
+    if jump:
+        _axpy(wt, <floating*>sl.dwt, 0, d * sl.vw, alpha)
+        _axpy(bias, <floating*>sl.dwb, 0, sl.o, alpha)
+    if sparse:
+        b = 0
+        while b < m:
+            e = min(m, b + fb)
+            if floating is float:
+                syn_sp_fwd_block_f(xb, d, b, e, wt, sl.vw, bias, o_, o1, sl.o, cw, sl.mw,
+                                   <floating*>sl.fscr)
+            else:
+                syn_sp_fwd_block_d(xb, d, b, e, wt, sl.vw, bias, o_, o1, sl.o, cw, sl.mw,
+                                   <floating*>sl.fscr)
+            b = e
+    else:
+        # column-major: out^T (o x m, ld o1) = Wt^T (Wt seen as vw x d, its first o rows) . x^T
+        gemm(c'N', c'N', <int>sl.o, <int>m, <int>d, wt, <int>sl.vw, xb, <int>d, o_, <int>o1)
+        for i in range(m):
+            for b in range(sl.o):
+                o_[i * o1 + b] = o_[i * o1 + b] + bias[b]
+    if act != ACT_SOFTMAX:
+        for i in range(m):
+            act_row(o_ + i * o1, o_ + i * o1, sl.o, act)
+
+
+cdef void _first_update(_Slice* sl, const floating* xb, Py_ssize_t m, Py_ssize_t d,
+                        const floating* dz, Py_ssize_t o1, bint sparse, Py_ssize_t bs,
+                        int reg_kind, floating lam, floating decay,
+                        const _Sgd* p) noexcept nogil:
+    """The slice's units: S = x^T dz (its columns of dz), then regularize, decay and
+    sgd_update of Wt and of the bias part; sl.bad = 1 if an updated weight is not finite."""
+    cdef floating* wt = <floating*>sl.wt
+    cdef floating* s = <floating*>sl.s
+    cdef Py_ssize_t n = d * sl.vw
+    cdef bint ok = 0
+    _col_sums(dz + sl.k0, m, sl.o, o1, sl.acc, <floating*>sl.gb, 1)
+    _sgd_block(<floating*>sl.bias, <floating*>sl.gb, <floating*>sl.dwb, <floating*>sl.gnb, 0,
+               sl.o, p)
+    if sparse:
+        if floating is float:
+            ok = syn_sp_grad_cols_f(dz + sl.k0, o1, xb, m, sl.o, d, 0, d, s, sl.vw, bs, sl.cm,
+                                    <floating*>sl.gscr)
+        else:
+            ok = syn_sp_grad_cols_d(dz + sl.k0, o1, xb, m, sl.o, d, 0, d, s, sl.vw, bs, sl.cm,
+                                    <floating*>sl.gscr)
+    if not ok:
+        # column-major: S (vw x d, its first o rows) = dz^T (o x m, ld o1) . x (m x d)
+        gemm(c'N', c'T', <int>sl.o, <int>d, <int>m, dz + sl.k0, <int>o1, xb, <int>d, s,
+             <int>sl.vw)
+    if reg_kind != REG_NONE:
+        _reg_part(s, wt, 0, n, reg_kind, lam)
+    if decay != 1:
+        _scale(wt, 0, n, decay)
+    _sgd_block(wt, s, <floating*>sl.dwt, <floating*>sl.gnt, 0, n, p)
+    sl.bad = _any_bad(wt, 0, n)
+
+
+def sgd_epoch(x, t, bounds, weights, deltaw, gain, acts, int delta_kind, double lr, alphas,
+              has_prev, has_gain, ming, maxg, nesterov, int reg_kind, double reg_lambda,
+              double decay, stop):
+    """One epoch of backprop over the batches ``x[bounds[i]:bounds[i + 1]]`` (targets ``t``),
+    weights, deltaw and gain (a list, or None) updated in place; returns the batches trained.
+
+    Each batch exactly as training/backprop.py: the Nesterov jump (``nesterov``, from the
+    second step or with ``has_prev``), the forward pass (activation codes ``acts``), the
+    output delta (``delta_kind``), dE/dW, then per layer regularize (``reg_kind``,
+    ``reg_lambda``), decay_weights (``decay`` != 1) and sgd_update with ``lr``, 1 / rows,
+    momentum ``alphas[i]`` (float64, one per batch; 0: none), ``ming`` / ``maxg``.
+    ``has_prev`` / ``has_gain``: deltaw / gain hold a previous step's values (then always).
+    ``stop`` (int32, one element) is read before every batch: nonzero stops the epoch.
+    """
+    cdef int k = check_float(x, "x", 2, False)
+    cdef Py_ssize_t n = dim(x, 0), d = dim(x, 1), L, l, nb, i
+    cdef _Sgd p
+    cdef bint sp = False
+    cdef Py_ssize_t done
+    check_same(k, x, "x", check_float(t, "t", 2, False), t, "t")
+    if dim(t, 0) != n:
+        raise ValueError(f"t has {dim(t, 0)} rows, x has {n}")
+    weights, deltaw = list(weights), list(deltaw)
+    acts = [int(a) for a in acts]
+    L = len(weights)
+    if L < 1 or len(deltaw) != L or len(acts) != L or (gain is not None and len(gain) != L):
+        raise ValueError(f"sgd_epoch needs as many weights, deltaw, gain and acts: got "
+                         f"{L}, {len(deltaw)}, {None if gain is None else len(gain)}, {len(acts)}")
+    gain = None if gain is None else list(gain)
+    units = [d]
+    for l in range(L):
+        w = weights[l]
+        check_same(k, x, "x", check_float(w, f"weights[{l}]", 2, True), w, f"weights[{l}]")
+        if dim(w, 1) != 1 + units[l]:
+            raise ValueError(f"weights[{l}] has {dim(w, 1)} columns, expected 1 + {units[l]}")
+        if dim(w, 0) < 1:
+            raise ValueError(f"weights[{l}] has no rows")
+        units.append(dim(w, 0))
+        others = [(deltaw[l], "deltaw")] + ([] if gain is None else [(gain[l], "gain")])
+        for a, name in others:
+            check_same(k, x, "x", check_float(a, f"{name}[{l}]", 2, True), a, f"{name}[{l}]")
+            check_shape(a, f"{name}[{l}]", dim(w, 0), dim(w, 1))
+        arrays = [(w, f"weights[{l}]")] + [(a, f"{name}[{l}]") for a, name in others]
+        for i in range(len(arrays)):
+            for j in range(i + 1, len(arrays)):
+                check_disjoint(arrays[i][0], arrays[i][1], arrays[j][0], arrays[j][1])
+        check_disjoint(w, f"weights[{l}]", x, "x")
+        if l < L - 1:
+            check_deriv(acts[l])
+        else:
+            check_act(acts[l])
+    if d < 1:
+        raise ValueError("x must have at least one column")
+    check_shape(t, "t", n, units[L])
+    if delta_kind == DELTA_SSE:
+        check_deriv(acts[L - 1])
+    elif delta_kind != DELTA_DIFF:
+        raise ValueError(f"unknown output-delta kind {delta_kind}")
+    if reg_kind not in (REG_NONE, REG_L1, REG_L2):
+        raise ValueError(f"unknown regularization kind {reg_kind}")
+    bnd = np.ascontiguousarray(bounds, dtype=np.int64)
+    if bnd.ndim != 1 or bnd.shape[0] < 1:
+        raise ValueError("bounds must be a 1-D array of batch starts and the end")
+    nb = bnd.shape[0] - 1
+    b_list = bnd.tolist()
+    if b_list[0] < 0 or b_list[nb] > n or any(b_list[i + 1] <= b_list[i] for i in range(nb)):
+        raise ValueError(f"bounds must increase strictly within [0, {n}], got {b_list[:8]}...")
+    alp = np.ascontiguousarray(alphas, dtype=np.float64)
+    if alp.ndim != 1 or alp.shape[0] != nb:
+        raise ValueError(f"alphas must hold one value per batch ({nb}), got shape {alp.shape}")
+    if not isinstance(stop, np.ndarray) or stop.dtype != np.int32 or stop.size < 1 \
+            or not stop.flags.c_contiguous:
+        raise TypeError("stop must be a contiguous int32 numpy array of at least one element")
+    if nb == 0:
+        return 0
+    p.lr = lr
+    p.use_gain = gain is not None
+    p.has_gain = has_gain
+    p.nesterov = bool(nesterov)
+    p.momentum = False
+    p.alpha = 0.0
+    p.neg_inv_m = 0.0
+    p.ming = -INFINITY
+    p.maxg = INFINITY
+    if p.use_gain:
+        if ming is not None:
+            p.ming = ming
+        if maxg is not None:
+            p.maxg = maxg
+    # mostly-zero inputs: the sparse kernels (the per-layer kernels' rule, on sampled rows)
+    zeros = 1.0 - np.count_nonzero(x[:: max(1, n // 256)]) / max(1, x[:: max(1, n // 256)].size)
+    sp = zeros >= _sp_fwd_zeros and _sp_applies(max(n, 1), d, units[1],
+                                                 _sp_ldt(units[1], k == 1),
+                                                 8 if k == 1 else 4, 1, _sp_fwd_zeros)
+    cdef Py_ssize_t unit_arr[64]
+    cdef int act_arr[64]
+    if L > 63:
+        raise ValueError(f"sgd_epoch handles at most 63 layers, got {L}")
+    for l in range(L + 1):
+        unit_arr[l] = units[l]
+    for l in range(L):
+        act_arr[l] = acts[l]
+    if k == 0:
+        done = _epoch_typed[float](x, t, bnd, nb, L, unit_arr, act_arr, weights, deltaw, gain,
+                                   delta_kind, p, alp, has_prev, has_gain, reg_kind, reg_lambda,
+                                   decay, stop, sp)
+    else:
+        done = _epoch_typed[double](x, t, bnd, nb, L, unit_arr, act_arr, weights, deltaw, gain,
+                                    delta_kind, p, alp, has_prev, has_gain, reg_kind,
+                                    reg_lambda, decay, stop, sp)
+    if done < 0:
+        raise MemoryError("sgd_epoch: out of memory")
+    return done
+
+
+cdef Py_ssize_t _epoch_typed(floating[:, ::1] x, object t, cnp.ndarray bnd, Py_ssize_t nb,
+                             Py_ssize_t L, Py_ssize_t* units, int* acts, list weights,
+                             list deltaw, object gain, int delta_kind, _Sgd p, cnp.ndarray alp,
+                             bint has_prev, bint has_gain, int reg_kind, double reg_lambda,
+                             double decay, cnp.ndarray stp, bint sp) except -2:
+    cdef floating* W[64]
+    cdef floating* DW[64]
+    cdef floating* GN[64]
+    cdef Py_ssize_t l, done
+    cdef const floating* tp = <const floating*>cnp.PyArray_DATA(<cnp.ndarray>t)
+    cdef const int64_t* bp = <const int64_t*>cnp.PyArray_DATA(bnd)
+    cdef const double* ap = <const double*>cnp.PyArray_DATA(alp)
+    cdef const int* sp_ = <const int*>cnp.PyArray_DATA(stp)
+    W[0] = DW[0] = GN[0] = NULL
+    for l in range(L):
+        W[l + 1] = <floating*>cnp.PyArray_DATA(<cnp.ndarray>weights[l])
+        DW[l + 1] = <floating*>cnp.PyArray_DATA(<cnp.ndarray>deltaw[l])
+        GN[l + 1] = NULL if gain is None else <floating*>cnp.PyArray_DATA(<cnp.ndarray>gain[l])
+    GN[0] = GN[1]
+    with nogil:
+        done = _sgd_epoch(&x[0, 0], tp, x.shape[1], bp, nb, L, units, W, DW, GN, acts,
+                          delta_kind, p, ap, has_prev, has_gain, reg_kind, reg_lambda, decay,
+                          sp_, sp)
+    return done

@@ -1,0 +1,73 @@
+"""The twin of ``sgd_epoch`` (dense.pyx, dense_epoch.pxi): a whole epoch of backprop on a dense
+net, batch after batch, with the per-layer twins in the order of training/backprop.py."""
+import numpy as np
+
+from . import reference as _r
+
+
+def sgd_epoch(x, t, bounds, weights, deltaw, gain, acts, delta_kind, lr, alphas, has_prev,
+              has_gain, ming, maxg, nesterov, reg_kind, reg_lambda, decay, stop):
+    """One epoch of backprop over the batches ``x[bounds[i]:bounds[i + 1]]`` (targets ``t``),
+    weights, deltaw and gain (a list, or None) updated in place; returns the batches trained.
+
+    Each batch exactly as training/backprop.py: the Nesterov jump (``nesterov``, from the
+    second step or with ``has_prev``), the forward pass (activation codes ``acts``), the
+    output delta (``delta_kind``), dE/dW, then per layer regularize (``reg_kind``,
+    ``reg_lambda``), decay_weights (``decay`` != 1) and sgd_update with ``lr``, 1 / rows,
+    momentum ``alphas[i]`` (float64, one per batch; 0: none), ``ming`` / ``maxg``.
+    ``has_prev`` / ``has_gain``: deltaw / gain hold a previous step's values (then always).
+    ``stop`` (int32, one element) is read before every batch: nonzero stops the epoch.
+    """
+    _r._check_2d("x", x)
+    _r._check_2d("t", t)
+    weights, deltaw = list(weights), list(deltaw)
+    acts = [int(a) for a in acts]
+    n_layers = len(weights)
+    if n_layers < 1 or len(deltaw) != n_layers or len(acts) != n_layers or (
+            gain is not None and len(gain) != n_layers):
+        raise ValueError(f"sgd_epoch needs as many weights, deltaw, gain and acts: got "
+                         f"{n_layers}, {len(deltaw)}, {None if gain is None else len(gain)}, "
+                         f"{len(acts)}")
+    gains = [None] * n_layers if gain is None else list(gain)
+    bounds = np.asarray(bounds, dtype=np.int64)
+    alphas = np.asarray(alphas, dtype=np.float64)
+    nb = len(bounds) - 1
+    if nb < 0 or np.any(np.diff(bounds) <= 0) or bounds[0] < 0 or bounds[-1] > len(x):
+        raise ValueError(f"bounds must increase strictly within [0, {len(x)}]")
+    if alphas.shape != (nb,):
+        raise ValueError(f"alphas must hold one value per batch ({nb}), got shape {alphas.shape}")
+    if not isinstance(stop, np.ndarray) or stop.dtype != np.int32 or stop.size < 1:
+        raise TypeError("stop must be a contiguous int32 numpy array of at least one element")
+    grads = [np.empty_like(w) for w in weights]
+    prev, hg, done = bool(has_prev), bool(has_gain), 0
+    for i in range(nb):
+        if stop.flat[0]:
+            break
+        xb, tb = x[bounds[i]:bounds[i + 1]], t[bounds[i]:bounds[i + 1]]
+        alpha = float(alphas[i])
+        if nesterov and prev and alpha:
+            for w, dw in zip(weights, deltaw):
+                _r.add_scaled(w, dw, alpha)
+        outs, a = [], xb
+        for w, act in zip(weights, acts):
+            out = np.empty((len(xb), w.shape[0]), dtype=w.dtype)
+            _r.dense_forward(a, w, act, out)
+            outs.append(out)
+            a = out
+        delta = np.empty_like(outs[-1])
+        _r.output_delta(outs[-1], tb, acts[-1], delta_kind, delta)
+        for k in range(n_layers - 1, -1, -1):
+            below = xb if k == 0 else outs[k - 1]
+            _r.weight_grad(delta, below, grads[k])
+            if k > 0:
+                lower = np.empty_like(below)
+                _r.hidden_delta(delta, weights[k], below, acts[k - 1], lower)
+                delta = lower
+        for w, g, dw, gn in zip(weights, grads, deltaw, gains):
+            if reg_kind != _r.REG_NONE:
+                _r.regularize(g, w, reg_kind, reg_lambda)
+            if decay != 1.0:
+                _r.decay_weights(w, decay)
+            _r.sgd_update(w, g, dw, gn, lr, 1.0 / len(xb), alpha, prev, hg, ming, maxg, nesterov)
+        prev, hg, done = True, gain is not None, done + 1
+    return done
