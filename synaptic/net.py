@@ -50,6 +50,7 @@ class Net:
         self.lock = threading.RLock()
         self._watches = {}
         self._batches = 0
+        self._stop = np.zeros(1, dtype=np.int32)  # set by stop_training, read by the kernels
 
     # -- the observable reference ---------------------------------------------------------
     def add_watch(self, key, fn):

@@ -4,11 +4,16 @@ alpha schedule, Nesterov, the regularization derivative and decoupled weight dec
 
 The update itself is one fused kernel (``sgd_update``); this class keeps the optimiser state
 in ``net.training.state`` (``deltaw``, ``lr_gain``, ``alpha``) so it can be saved and resumed.
+
+A dense net (fully-connected layers, no stochastic units) can also train a whole epoch in one
+kernel call (``epoch``, the ``sgd_epoch`` kernel): the same steps in the same order, without
+Python between the batches; the training loop takes it when nobody watches the net.
 """
 import numpy as np
 
-from .. import _kernels, losses
+from .. import _kernels, activations, losses
 from .._kernels import reference as _codes
+from ..layers import FullyConnected
 from .gradients import Gradients
 
 REG_CODES = {"l1": _codes.REG_L1, "l2": _codes.REG_L2}
@@ -48,6 +53,51 @@ class Backprop:
         state = net.training.state
         self._deltaw = state.get("deltaw") or [np.zeros_like(w) for w in net.weights]
         self._gain = state.get("lr_gain") or [np.ones_like(w) for w in net.weights]
+
+    @property
+    def fusable(self):
+        """True if a whole epoch can run in one ``sgd_epoch`` call (a dense net)."""
+        return all(isinstance(layer, FullyConnected) and layer.act != activations.STOCHASTIC
+                   for layer in self.net.layers[1:])
+
+    def _alphas(self, nb):
+        """α of the next ``nb`` steps (0 without momentum), the schedule's state untouched."""
+        mom = self.momentum
+        if mom is None:
+            return np.zeros(nb)
+        if "alpha_start" not in mom:
+            return np.full(nb, float(mom["alpha"]))
+        state = {k: v for k, v in self.net.training.state.items() if k == "alpha"}
+        return np.array([momentum_alpha(mom, state) for _ in range(nb)], dtype=np.float64)
+
+    def epoch(self, x, t, bounds, stop, kern=None):
+        """Train on the batches ``x[a:b]`` for (a, b) in ``bounds`` in one kernel call; stops
+        early when ``stop[0]`` becomes nonzero.  Returns the number of batches trained."""
+        kern = kern or _kernels.get_backend()
+        net = self.net
+        state = net.training.state
+        nb = len(bounds)
+        if nb == 0:
+            return 0
+        starts = np.empty(nb + 1, dtype=np.int64)
+        starts[:-1] = [a for a, _ in bounds]
+        starts[-1] = bounds[-1][1]
+        if any(b != a2 for (_, b), (a2, _) in zip(bounds, bounds[1:])):
+            raise ValueError("epoch needs consecutive batches")
+        alphas = self._alphas(nb)
+        done = kern.sgd_epoch(x, t, starts, net.weights, self._deltaw,
+                              self._gain if self.adaptive else None,
+                              [layer.act_code for layer in net.layers[1:]],
+                              self.gradients.delta_kind, self.epsilon, alphas,
+                              "deltaw" in state, "lr_gain" in state, self.ming, self.maxg,
+                              self.nesterov, self.reg_kind, self.reg_lambda, self.decay, stop)
+        if done:
+            if self.momentum is not None and "alpha_start" in self.momentum:
+                state["alpha"] = float(alphas[done - 1])
+            state["deltaw"] = self._deltaw
+            if self.adaptive:
+                state["lr_gain"] = self._gain
+        return done
 
     def next_alpha(self):
         """α of this step: the schedule alpha_start, +alpha_step each step, capped at alpha."""
