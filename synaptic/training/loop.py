@@ -116,7 +116,7 @@ def _run(net, trset, epochs):
             _train_epochs(net, trset, epochs)
     except BaseException as exc:  # noqa: BLE001 - the Future carries it to the caller
         net.swap(_set_state(None), "state")
-        return lambda future: future.set_exception(exc)
+        return lambda future, error=exc: future.set_exception(error)
     net.swap(_set_state(None), "state")
     return lambda future: future.set_result(net)
 
@@ -142,7 +142,10 @@ def _train_epochs(net, trset, epochs):
     max_epochs = stats.epochs + epochs
     batches = [(np.ascontiguousarray(b.x), np.ascontiguousarray(b.y)) for b in data.batches]
     kern = _kernels.get_backend()
-    fused = getattr(algo, "fusable", False)
+    bounds = data.batch_bounds
+    fusable = getattr(algo, "fusable", None)
+    fused = fusable is not None and fusable(bounds)
+    starts = np.array([a for a, _ in bounds] + [bounds[-1][1]], dtype=np.int64)
 
     def step(x, y):
         def apply(n):
@@ -156,7 +159,7 @@ def _train_epochs(net, trset, epochs):
         if fused and not net._watches and net.state == "training":
             # the whole epoch in one kernel call: nobody watches the per-batch "weights"
             # events, and stop_training reaches the kernel through net._stop
-            done = algo.epoch(data.x, data.y, data.batch_bounds, net._stop, kern)
+            done = algo.epoch(data.x, data.y, starts, net._stop, kern)
             net._batches += done
         for x, y in batches[done:]:
             if net.state == "stopping" or stats.epochs >= max_epochs:

@@ -1,0 +1,127 @@
+"""The trainer's whole-epoch path (Backprop.epoch -> sgd_epoch) against its per-batch path.
+
+With nobody watching, a dense backprop net trains each epoch in one kernel call; with a watch
+it goes batch by batch through the per-layer kernels (the "weights" event of every batch).
+Same seed, same data, same options: the two paths must give the same net -- bit for bit on
+the NumPy backend (the twin of sgd_epoch runs the per-layer twins in the trainer's order),
+within float rounding on the native one (its sums run in another order).
+"""
+import time
+
+import numpy as np
+import pytest
+
+import synaptic
+from synaptic.training import backprop
+from synaptic.training.backprop import Backprop
+
+from helpers import BACKENDS, using
+
+OPTIONS = {
+    "momentum": {"momentum": {"alpha": 0.9}},
+    "schedule": {"momentum": {"alpha": 0.9, "alpha_start": 0.5, "alpha_step": 0.01}},
+    "nesterov": {"momentum": {"alpha": 0.8, "nesterov": True}},
+    "gains": {"learning_rate": {"epsilon": 0.02, "adaptive": True, "ming": 0.1, "maxg": 5.0}},
+    "l2_decay": {"regularization": {"kind": "l2", "lambda": 1e-3}, "weight_decay": 1e-3},
+    "l1": {"regularization": {"kind": "l1", "lambda": 1e-3}},
+    "plain": {},
+}
+
+
+def data(n=60, d=30, classes=4, seed=0, zeros=0.7):
+    rng = np.random.default_rng(seed)
+    x = rng.uniform(size=(n, d)) * (rng.uniform(size=(n, d)) > zeros)
+    labels = rng.integers(0, classes, n).astype(str)
+    return x, labels
+
+
+def build(options, dtype, acts=("sigmoid", "softmax"), units=(30, 17, 4)):
+    params = {"learning_rate": {"epsilon": 0.05}, "stats": {"errorkinds": ["cross-entropy"]}}
+    for key, value in options.items():
+        params[key] = {**params.get(key, {}), **value} if isinstance(value, dict) else value
+    return synaptic.mlp(list(units), list(acts), synaptic.training("backprop", params),
+                        dtype=dtype, seed=7)
+
+
+def run(net, trset, epochs, watched):
+    if watched:
+        net.add_watch("w", lambda *a: None)
+    synaptic.train(net, trset, epochs).result(timeout=60)
+    return net
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
+@pytest.mark.parametrize("option", list(OPTIONS))
+def test_whole_epoch_path_equals_the_per_batch_path(backend, dtype, option):
+    x, labels = data()
+    trset = synaptic.training_set(x, labels, batch=7, rand=False, nvalid=10, dtype=dtype)
+    with using(backend):
+        fused = run(build(OPTIONS[option], dtype), trset, 3, watched=False)
+        plain = run(build(OPTIONS[option], dtype), trset, 3, watched=True)
+    assert fused._batches == plain._batches == 3 * trset.nbatches
+    exact = backend == "numpy"
+    tol = {"rtol": 2e-4, "atol": 2e-5} if dtype == np.float32 else {"rtol": 1e-9, "atol": 1e-11}
+    for a, b in zip(fused.weights, plain.weights):
+        if exact:
+            np.testing.assert_array_equal(a, b)
+        else:
+            np.testing.assert_allclose(a, b, **tol)
+    state_f, state_p = fused.training.state, plain.training.state
+    assert state_f.keys() == state_p.keys()
+    if "alpha" in state_p:
+        assert state_f["alpha"] == state_p["alpha"]
+    for a, b in zip(state_f["deltaw"], state_p["deltaw"]):
+        np.testing.assert_allclose(a, b, **({"rtol": 0, "atol": 0} if exact else tol))
+    np.testing.assert_allclose(fused.stats.tr_err["cross-entropy-multivariate"],
+                               plain.stats.tr_err["cross-entropy-multivariate"],
+                               rtol=0 if exact else 1e-4)
+
+
+def test_the_epoch_path_is_taken_only_when_it_applies(monkeypatch):
+    calls = []
+    original = Backprop.epoch
+    monkeypatch.setattr(Backprop, "epoch", lambda self, *a, **k: calls.append(1) or
+                        original(self, *a, **k))
+    x, labels = data()
+    small = synaptic.training_set(x, labels, batch=5, rand=False)
+    synaptic.train(build({}, np.float64), small, 1).result(timeout=60)
+    assert len(calls) == 1
+    run(build({}, np.float64), small, 1, watched=True)   # watched: batch by batch
+    assert len(calls) == 1
+    big = synaptic.training_set(np.tile(x, (6, 1)), np.tile(labels, 6),
+                                batch=backprop.FUSED_MAX_ROWS + 1, rand=False)
+    synaptic.train(build({}, np.float64), big, 1).result(timeout=60)
+    assert len(calls) == 1
+    conv = synaptic.neural_net(
+        [{"type": "input", "fieldsize": [6, 5]},
+         {"type": "convolution", "act_fn": "sigmoid", "feature_map": {"size": [3, 3], "k": 2}},
+         {"type": "fully-connected", "n": 4, "act_fn": "softmax"}],
+        synaptic.training("backprop", {"learning_rate": {"epsilon": 0.05}}))
+    assert not Backprop(conv).fusable(small.batch_bounds)
+    assert Backprop(build({}, np.float64)).fusable(small.batch_bounds)
+
+
+def test_stop_training_stops_a_whole_epoch_call_promptly():
+    rng = np.random.default_rng(1)
+    x = rng.uniform(size=(4000, 200)) * (rng.uniform(size=(4000, 200)) > 0.7)
+    labels = rng.integers(0, 10, 4000).astype(str)
+    trset = synaptic.training_set(x, labels, online=True, rand=False, dtype=np.float32)
+    net = synaptic.mlp([200, 300, 10], ["sigmoid", "softmax"],
+                       synaptic.training("backprop", {"learning_rate": {"epsilon": 0.01},
+                                                      "stats": {"errorkinds": []}}),
+                       dtype=np.float32, seed=1)
+    future = synaptic.train(net, trset, 10_000)
+    time.sleep(0.3)
+    started = time.perf_counter()
+    synaptic.stop_training(net)
+    assert future.result(timeout=30) is net
+    assert time.perf_counter() - started < 2.0
+    assert net.state is None
+    assert 0 < net._batches < 10_000 * trset.nbatches
+    assert all(np.isfinite(w).all() for w in net.weights)
+    # the net trains again afterwards, from where it stopped
+    before = net._batches
+    synaptic.train(net, synaptic.training_set(x[:50], labels[:50], batch=10, rand=False,
+                                              dtype=np.float32), 1).result(timeout=60)
+    assert net._batches == before + 5
