@@ -15,7 +15,7 @@ skip them, from a few dozen rows, instead of calling the GEMM (see "Sparse input
 ``-ffp-contract=off``: no a*b+c is fused into an FMA, so the elementwise arithmetic rounds
 exactly like NumPy's.
 """
-from cython.parallel cimport prange
+from cython.parallel cimport parallel, prange, threadid
 from libc.stdint cimport int32_t, uint32_t, uint64_t
 from libc.stdlib cimport calloc, malloc, free
 from libc.math cimport INFINITY

@@ -89,6 +89,51 @@ cdef inline void _update_dense(floating* w, floating* g, floating* dw, floating*
     _sgd_block(w, g, dw, gain, 0, rows * cols, p)
 
 
+cdef extern from *:
+    """
+    #include <sched.h>
+    /* A sense-reversing spin barrier for the threads of one parallel region: they spin
+       (with pause) and only yield the core after a while, so a barrier costs well under a
+       microsecond on idle cores, and never a futex sleep and wake-up (libgomp's own barriers
+       sleep at once when more threads exist than cores, e.g. when two Python threads have
+       each run an OpenMP region: measured 2x slower W1 epochs). */
+    typedef struct { int count; int sense; } syn_bar;
+    static inline void syn_bar_init(syn_bar* b) { b->count = 0; b->sense = 0; }
+    static inline void syn_bar_wait(syn_bar* b, int team, int* local) {
+        int s = !*local;
+        unsigned long spins = 0;
+        *local = s;
+        if (__atomic_add_fetch(&b->count, 1, __ATOMIC_ACQ_REL) == team) {
+            __atomic_store_n(&b->count, 0, __ATOMIC_RELAXED);
+            __atomic_store_n(&b->sense, s, __ATOMIC_RELEASE);
+            return;
+        }
+        while (__atomic_load_n(&b->sense, __ATOMIC_ACQUIRE) != s) {
+            if (++spins < 1000) {
+    #if defined(__x86_64__) || defined(__i386__)
+                __builtin_ia32_pause();
+    #endif
+            } else {
+                sched_yield();
+            }
+        }
+    }
+    """
+    ctypedef struct syn_bar:
+        pass
+    void syn_bar_init(syn_bar* b) noexcept nogil
+    void syn_bar_wait(syn_bar* b, int team, int* local) noexcept nogil
+
+
+# What the threads of the epoch share: the barrier, the next-batch decision and the step's
+# update parameters (both written by thread 0 before a barrier), the batches done.
+ctypedef struct _Shared:
+    syn_bar bar
+    int go
+    Py_ssize_t done
+    _Sgd p
+
+
 # A thread's share of the first layer: the units k0..k0+o-1, their weights transposed (Wt:
 # d x vw, vw = o padded to whole vectors), deltaw, gain, gradient, the bias part, scratch.
 ctypedef struct _Slice:
@@ -168,13 +213,12 @@ cdef Py_ssize_t _sgd_epoch(const floating* x, const floating* t, Py_ssize_t d,
                            bint has_prev, bint has_gain, int reg_kind, double reg_lambda,
                            double decay, const int* stop, bint sparse) noexcept nogil:
     """The epoch (see above); the number of batches trained, -1 if out of memory."""
-    cdef Py_ssize_t o1 = units[1], oL = units[L], vl = SYN_SP_VLD if floating is double else SYN_SP_VLF
+    cdef Py_ssize_t o1 = units[1], vl = SYN_SP_VLD if floating is double else SYN_SP_VLF
     cdef Py_ssize_t nv = (o1 + vl - 1) // vl, nt, maxrows = 0, maxo = 0, nbytes, row_bytes
-    cdef Py_ssize_t fb, cw, bs, i, l, j, c, r0, m, done = 0
-    cdef floating lam = <floating>reg_lambda, fdecay = <floating>decay, alpha
-    cdef bint gain = GN[0] != NULL, nesterov = base.nesterov, prev = has_prev, hg = has_gain
-    cdef bint wt_ok = 1, soft = acts[0] == ACT_SOFTMAX
-    cdef _Sgd p = base
+    cdef Py_ssize_t fb, cw, bs, i, l, j, c
+    cdef floating lam = <floating>reg_lambda, fdecay = <floating>decay
+    cdef bint gain = GN[0] != NULL
+    cdef _Shared sh
     cdef _Slice sl[64]
     cdef char* block
     cdef char* cur
@@ -227,72 +271,110 @@ cdef Py_ssize_t _sgd_epoch(const floating* x, const floating* t, Py_ssize_t d,
     dacc = <double*>_carve(&cur, maxo * sizeof(double))
     for c in range(nt):
         _slice_carve(&sl[c], &cur, d, fb, bs, gain, sizeof(floating))
-        _slice_in(&sl[c], W[1], DW[1], GN[1] if gain else NULL, d, 0)
-        if sl[c].bad:
-            wt_ok = 0
+    sh.done = 0
+    sh.go = 0
+    sh.p = base
+    syn_bar_init(&sh.bar)
+    if nt > 1:
+        with parallel(num_threads=nt):
+            _epoch_run(x, t, d, bounds, nb, L, units, W, DW, GN, acts, delta_kind, alphas,
+                       has_prev, has_gain, reg_kind, lam, fdecay, stop, sparse, A, D, G, B,
+                       dacc, sl, nt, fb, cw, bs, &sh, threadid(), openmp.omp_get_num_threads())
+    else:
+        _epoch_run(x, t, d, bounds, nb, L, units, W, DW, GN, acts, delta_kind, alphas,
+                   has_prev, has_gain, reg_kind, lam, fdecay, stop, sparse, A, D, G, B, dacc,
+                   sl, nt, fb, cw, bs, &sh, 0, 1)
+    free(block)
+    return sh.done
 
-    for i in range(nb):
-        if stop[0]:
-            break
+
+cdef void _upper_jump(floating** W, floating** DW, Py_ssize_t L, const Py_ssize_t* units,
+                      floating alpha) noexcept nogil:
+    """The Nesterov jump w += alpha * deltaw (add_scaled) of the layers above the first."""
+    cdef Py_ssize_t l
+    for l in range(2, L + 1):
+        _axpy(W[l], DW[l], 0, units[l] * (1 + units[l - 1]), alpha)
+
+
+cdef void _epoch_run(const floating* x, const floating* t, Py_ssize_t d, const int64_t* bounds,
+                     Py_ssize_t nb, Py_ssize_t L, const Py_ssize_t* units, floating** W,
+                     floating** DW, floating** GN, const int* acts, int delta_kind,
+                     const double* alphas, bint has_prev, bint has_gain, int reg_kind,
+                     floating lam, floating decay, const int* stop, bint sparse, floating** A,
+                     floating** D, floating** G, floating** B, double* dacc, _Slice* sl,
+                     Py_ssize_t nt, Py_ssize_t fb, Py_ssize_t cw, Py_ssize_t bs, _Shared* sh,
+                     int tid, int team) noexcept nogil:
+    """One thread's part of the epoch: the slices c = tid, tid + team, ... of the first layer
+    (transposed in, forward, gradient + update, out), and on thread 0 everything else, in
+    between two spin barriers per batch (syn_bar: no sleeping, no futex wake-up per batch)."""
+    cdef Py_ssize_t o1 = units[1], oL = units[L], i = 0, r0, m, l, j, c
+    cdef bint gain = GN[0] != NULL, nesterov = sh.p.nesterov, prev = has_prev, hg = has_gain
+    cdef bint jump
+    cdef int sense = 0
+    c = tid
+    while c < nt:
+        _slice_in(&sl[c], W[1], DW[1], GN[1] if gain else NULL, d, 0)
+        c += team
+    if tid == 0:
+        sh.go = nb > 0 and stop[0] == 0
+        if sh.go and nesterov and prev and alphas[0] != 0:
+            _upper_jump(W, DW, L, units, <floating>alphas[0])
+    syn_bar_wait(&sh.bar, team, &sense)
+    while sh.go:
         r0 = bounds[i]
         m = bounds[i + 1] - r0
-        alpha = <floating>alphas[i]
-        # the layers above: the Nesterov jump (add_scaled); the first layer's is in its slices
-        if nesterov and prev and alphas[i] != 0:
+        jump = nesterov and prev and alphas[i] != 0
+        # forward, first layer: each thread its units, all the rows (sparse while finite)
+        c = tid
+        while c < nt:
+            _first_forward(&sl[c], x + r0 * d, m, d, A[1], o1, acts[0], sparse and not sl[c].bad,
+                           fb, cw, jump, <floating>alphas[i])
+            c += team
+        syn_bar_wait(&sh.bar, team, &sense)
+        if tid == 0:
+            if acts[0] == ACT_SOFTMAX:
+                act_rows(A[1], A[1], 0, m, o1, ACT_SOFTMAX)
+            # forward, the layers above
             for l in range(2, L + 1):
-                _axpy(W[l], DW[l], 0, units[l] * (1 + units[l - 1]), alpha)
-        # forward, first layer: each thread its units, all the rows
-        if nt > 1:
-            for c in prange(nt, schedule='static', num_threads=nt):
-                _first_forward(&sl[c], x + r0 * d, m, d, A[1], o1, acts[0],
-                               sparse and wt_ok, fb, cw, nesterov and prev and alphas[i] != 0,
-                               alpha)
-        else:
-            _first_forward(&sl[0], x + r0 * d, m, d, A[1], o1, acts[0], sparse and wt_ok, fb,
-                           cw, nesterov and prev and alphas[i] != 0, alpha)
-        if soft:
-            act_rows(A[1], A[1], 0, m, o1, ACT_SOFTMAX)
-        # forward, the layers above
-        for l in range(2, L + 1):
-            for j in range(units[l]):
-                B[l][j] = W[l][j * (1 + units[l - 1])]
-            _forward_part(A[l - 1], W[l], B[l], A[l], 0, m, units[l - 1], units[l],
-                          1 + units[l - 1], acts[l - 1])
-        # output delta, then down to the first layer
-        _delta_row(A[L], t + r0 * oL, D[L], m * oL, acts[L - 1], delta_kind)
-        for l in range(L, 1, -1):
-            _col_sums(D[l], m, units[l], units[l], dacc, G[l], 1 + units[l - 1])
-            _grad_part(D[l], A[l - 1], G[l], 0, units[l - 1], m, units[l], units[l - 1],
-                       1 + units[l - 1])
-            _hidden_part(D[l], W[l], A[l - 1], D[l - 1], 0, m, 0, units[l - 1], units[l],
-                         units[l - 1], 1 + units[l - 1], acts[l - 2])
-        # updates: the step's parameters, the layers above, then the first layer's slices,
-        # each fused with its gradient
-        p.neg_inv_m = -1.0 / <double>m
-        p.momentum = prev and alphas[i] != 0
-        p.alpha = alphas[i] if p.momentum else 0.0
-        p.has_gain = hg
-        for l in range(2, L + 1):
-            _update_dense(W[l], G[l], DW[l], GN[l] if gain else NULL, units[l],
-                          1 + units[l - 1], reg_kind, lam, fdecay, &p)
-        if nt > 1:
-            for c in prange(nt, schedule='static', num_threads=nt):
-                _first_update(&sl[c], x + r0 * d, m, d, D[1], o1, sparse and wt_ok, bs,
-                              reg_kind, lam, fdecay, &p)
-        else:
-            _first_update(&sl[0], x + r0 * d, m, d, D[1], o1, sparse and wt_ok, bs, reg_kind,
-                          lam, fdecay, &p)
-        for c in range(nt):
-            if sl[c].bad:
-                wt_ok = 0
+                for j in range(units[l]):
+                    B[l][j] = W[l][j * (1 + units[l - 1])]
+                _forward_part(A[l - 1], W[l], B[l], A[l], 0, m, units[l - 1], units[l],
+                              1 + units[l - 1], acts[l - 1])
+            # output delta, then down to the first layer
+            _delta_row(A[L], t + r0 * oL, D[L], m * oL, acts[L - 1], delta_kind)
+            for l in range(L, 1, -1):
+                _col_sums(D[l], m, units[l], units[l], dacc, G[l], 1 + units[l - 1])
+                _grad_part(D[l], A[l - 1], G[l], 0, units[l - 1], m, units[l], units[l - 1],
+                           1 + units[l - 1])
+                _hidden_part(D[l], W[l], A[l - 1], D[l - 1], 0, m, 0, units[l - 1], units[l],
+                             units[l - 1], 1 + units[l - 1], acts[l - 2])
+            # the step's update parameters; the layers above updated
+            sh.p.neg_inv_m = -1.0 / <double>m
+            sh.p.momentum = prev and alphas[i] != 0
+            sh.p.alpha = alphas[i] if sh.p.momentum else 0.0
+            sh.p.has_gain = hg
+            for l in range(2, L + 1):
+                _update_dense(W[l], G[l], DW[l], GN[l] if gain else NULL, units[l],
+                              1 + units[l - 1], reg_kind, lam, decay, &sh.p)
+            # the next batch? (stop_training is read here, between two batches)
+            sh.done = i + 1
+            sh.go = i + 1 < nb and stop[0] == 0
+            if sh.go and nesterov and alphas[i + 1] != 0:
+                _upper_jump(W, DW, L, units, <floating>alphas[i + 1])
+        syn_bar_wait(&sh.bar, team, &sense)
+        # the first layer's slices: gradient fused with the update
+        c = tid
+        while c < nt:
+            _first_update(&sl[c], x + r0 * d, m, d, D[1], o1, sparse, bs, reg_kind, lam, decay,
+                          &sh.p)
+            c += team
         prev = 1
         hg = gain
-        done += 1
-
-    for c in range(nt):
+        i += 1
+    c = tid
+    while c < nt:
         _slice_in(&sl[c], W[1], DW[1], GN[1] if gain else NULL, d, 1)
-    free(block)
-    return done
+        c += team
 
 
 cdef inline bint _transpose_in(const floating* w, floating* wt, Py_ssize_t o, Py_ssize_t d,
@@ -356,6 +438,7 @@ cdef void _first_update(_Slice* sl, const floating* xb, Py_ssize_t m, Py_ssize_t
     cdef floating* s = <floating*>sl.s
     cdef Py_ssize_t n = d * sl.vw
     cdef bint ok = 0
+    sparse = sparse and not sl.bad
     _col_sums(dz + sl.k0, m, sl.o, o1, sl.acc, <floating*>sl.gb, 1)
     _sgd_block(<floating*>sl.bias, <floating*>sl.gb, <floating*>sl.dwb, <floating*>sl.gnb, 0,
                sl.o, p)
