@@ -406,6 +406,8 @@ cdef void _first_forward(_Slice* sl, const floating* xb, Py_ssize_t m, Py_ssize_
     if jump:
         _axpy(wt, <floating*>sl.dwt, 0, d * sl.vw, alpha)
         _axpy(bias, <floating*>sl.dwb, 0, sl.o, alpha)
+        sl.bad = _any_bad(wt, 0, d * sl.vw)   # an inf in deltaw: no sparse path from here
+        sparse = sparse and not sl.bad
     if sparse:
         b = 0
         while b < m:
@@ -576,7 +578,7 @@ def sgd_epoch(x, t, bounds, weights, deltaw, gain, acts, int delta_kind, double 
     return done
 
 
-cdef Py_ssize_t _epoch_typed(floating[:, ::1] x, object t, cnp.ndarray bnd, Py_ssize_t nb,
+cdef Py_ssize_t _epoch_typed(const floating[:, ::1] x, object t, cnp.ndarray bnd, Py_ssize_t nb,
                              Py_ssize_t L, Py_ssize_t* units, int* acts, list weights,
                              list deltaw, object gain, int delta_kind, _Sgd p, cnp.ndarray alp,
                              bint has_prev, bint has_gain, int reg_kind, double reg_lambda,

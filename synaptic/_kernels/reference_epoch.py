@@ -29,6 +29,16 @@ def sgd_epoch(x, t, bounds, weights, deltaw, gain, acts, delta_kind, lr, alphas,
                          f"{n_layers}, {len(deltaw)}, {None if gain is None else len(gain)}, "
                          f"{len(acts)}")
     gains = [None] * n_layers if gain is None else list(gain)
+    units = x.shape[1]
+    for i, (w, dw, gn) in enumerate(zip(weights, deltaw, gains)):  # all checked up front
+        _r._check_2d(f"weights[{i}]", w)
+        if w.shape[1] != 1 + units:
+            raise ValueError(f"weights[{i}] has {w.shape[1]} columns, expected 1 + {units}")
+        _r._check_shape(f"deltaw[{i}]", dw, w.shape)
+        if gn is not None:
+            _r._check_shape(f"gain[{i}]", gn, w.shape)
+        units = w.shape[0]
+    _r._check_shape("t", t, (x.shape[0], units))
     bounds = np.asarray(bounds, dtype=np.int64)
     alphas = np.asarray(alphas, dtype=np.float64)
     nb = len(bounds) - 1
