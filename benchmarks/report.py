@@ -19,6 +19,8 @@ def implementation(bench):
     for key in ("backend", "impl"):
         if params.get(key) in IMPLS:
             return params[key]
+    if (bench.get("extra_info") or {}).get("backend") in IMPLS:
+        return bench["extra_info"]["backend"]
     found = [impl for impl in IMPLS if re.search(rf"\b{impl}\b", bench["name"])]
     return found[0] if found else None
 
