@@ -10,10 +10,11 @@ from typing import NamedTuple
 
 import numpy as np
 
-from . import _kernels, activations, layers as _layers
+from . import _kernels, _workers, activations, layers as _layers
 
 DTYPES = (np.float32, np.float64)
 CHUNK_ROWS = 2048  # forward passes over big sets run in chunks of this many rows
+WORKER_ROWS = 64   # forward passes of this many rows and more run on a worker thread
 
 
 class NetState(NamedTuple):
@@ -165,8 +166,14 @@ class Net:
         """The activities of every non-input layer for the samples ``x`` (output last)."""
         x = self.as_input(x)
         acts = self.activity_buffers(x.shape[0])
-        self.forward_into(x, acts)
+        self._forward(x, acts, None)
         return acts
+
+    def _forward(self, x, acts, bufs):
+        """forward_into, on a worker thread for big batches (one OpenMP team: see _workers)."""
+        if x.shape[0] >= WORKER_ROWS:
+            return _workers.call(self.forward_into, x, acts, None, bufs)
+        return self.forward_into(x, acts, None, bufs)
 
     def predict_proba(self, x):
         """The output layer's activity for ``x``."""
@@ -188,7 +195,7 @@ class Net:
             if stop - start != rows:
                 rows = stop - start
                 buffers, bufs = self.activity_buffers(rows), self.layer_buffers(rows)
-            self.forward_into(x[start:stop], buffers, bufs=bufs)
+            self._forward(x[start:stop], buffers, bufs)
             yield start, stop, buffers
 
 

@@ -160,3 +160,30 @@ def test_softmax_works_on_one_row_and_one_column():
     np.testing.assert_allclose(net.activities(np.ones((4, 3)))[-1], 1.0)
     net = synaptic.mlp([3, 4], "softmax")
     np.testing.assert_allclose(net.activities([1.0, 2.0, 3.0])[-1].sum(), 1.0)
+
+
+def test_big_forward_passes_run_on_a_synaptic_worker_thread(monkeypatch):
+    """One OpenMP team per concurrent training: big forward passes asked for from another
+    thread run on a (reused) training thread; small ones, and errors, stay the caller's."""
+    net = synaptic.mlp([3, 4, 2], ["sigmoid", "softmax"], seed=1)
+    seen = []
+    forward = net.forward_into
+
+    def spy(*args, **kwargs):
+        seen.append(threading.current_thread().name)
+        return forward(*args, **kwargs)
+    monkeypatch.setattr(net, "forward_into", spy)
+    rng = np.random.default_rng(0)
+    big, small = rng.uniform(size=(100, 3)), rng.uniform(size=(5, 3))
+    expected = [a.copy() for a in synaptic.Net.activities(net, big)]
+    assert seen[-1] == "synaptic-train"
+    synaptic.estimate(net, small)
+    assert seen[-1] == threading.current_thread().name
+    for a, b in zip(net.activities(big), expected):
+        np.testing.assert_array_equal(a, b)
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("kernel failed")
+    monkeypatch.setattr(net, "forward_into", broken)
+    with pytest.raises(RuntimeError, match="kernel failed"):
+        synaptic.estimate(net, big)

@@ -1,5 +1,5 @@
-"""The training loop (SYNAPTIC.md §6): a background thread per ``train`` call, a Future for its
-result, a stop between batches, stats at each epoch end, watchers notified on every transition.
+"""The training loop (SYNAPTIC.md §6): a worker thread per ``train`` call (see _workers.py), a
+Future for its result, a stop between batches, stats at each epoch end, watchers notified on every transition.
 
 Differences from the original, on purpose: the state is set to ``training`` before ``train``
 returns (so ``stop_training`` right after ``train`` always works); an exception reaches the
@@ -11,14 +11,12 @@ As the original, ``momentum.nesterov`` selects Nesterov's method (gradient desce
 backprop.py) whatever the algorithm; params.py refuses it where it cannot work.
 """
 import concurrent.futures
-import queue
-import threading
 import time
 from numbers import Integral
 
 import numpy as np
 
-from .. import _kernels
+from .. import _kernels, _workers
 from ..datasets import TrainingSet
 from .backprop import Backprop
 from .lbfgs import LBFGS
@@ -79,36 +77,12 @@ def train(net, trset, epochs):
         net.swap(_set_state("training"), "state")
     future = concurrent.futures.Future()
     future.set_running_or_notify_cancel()
-    _submit(lambda: _run(net, trset, int(epochs)), future)
+    _workers.submit(lambda: _run(net, trset, int(epochs)), future)
     return future
 
 
-# The training threads are kept and reused: a fresh thread per train call would also build a
-# fresh OpenMP thread team and fresh kernel scratch (measured: 8-15 ms per call on top of a
-# 14 ms W1 epoch at batch 100).  Daemon threads, so a training left running never holds up
-# the interpreter's exit; one thread per concurrent train call.
-_idle = queue.SimpleQueue()
-
-
-def _worker(jobs):
-    while True:
-        job, future = jobs.get()
-        settle = job()
-        _idle.put(jobs)  # idle again before the caller hears of it: its next train reuses us
-        settle(future)
-
-
-def _submit(job, future):
-    try:
-        jobs = _idle.get_nowait()
-    except queue.Empty:
-        jobs = queue.SimpleQueue()
-        threading.Thread(target=_worker, args=(jobs,), name="synaptic-train", daemon=True).start()
-    jobs.put((job, future))
-
-
 def _run(net, trset, epochs):
-    """The training job: returns a function that settles the Future (see _worker)."""
+    """The training job: returns a function that settles the Future (see _workers.submit)."""
     try:
         if net.training.algo == "lbfgs":
             _train_lbfgs(net, trset, epochs)
