@@ -1,31 +1,33 @@
 # Included by dense.pyx: sgd_epoch, a whole epoch of backprop on a dense net in one call.
 #
-# The twin (reference.sgd_epoch) is the contract: for each batch, exactly what
+# The twin (reference_epoch.sgd_epoch) is the contract: for each batch, exactly what
 # training/backprop.py does with the per-layer kernels (the Nesterov jump, the forward
 # pass, the output delta, the weight gradients and hidden deltas, then per layer regularize,
 # decay_weights and sgd_update).  Here the batches run back to back without the GIL and
 # without Python in between, on buffers allocated once per call, and the first layer, the
 # big one (784 x 100 for MNIST), is kept transposed for the whole epoch:
 #
-# * Wt (d x ldt) = W[:, 1:]^T, padded with zero columns to a whole number of vectors, and the
-#   same for its deltaw and gain; the bias column apart.  Transposed in at the start and out
-#   at the end of the call (tens of microseconds an epoch, instead of one transposition of W
-#   and one of the gradient per batch in the per-layer sparse kernels).
-# * Forward: with mostly-zero inputs (sampled as in the per-layer kernels) the sparse block
-#   kernel of dense.pyx straight from Wt; else one GEMM from Wt.  Rows split over the threads.
-# * Gradient and update fused: each thread owns a range of input columns j, computes their
-#   gradient rows S[j] (sparse column kernel, or a GEMM) and applies regularization, decay and
-#   the sgd rule to Wt[j], deltaw[j] and gain[j] right away, while S[j] is in its cache: one
-#   parallel region, no barrier between the gradient and the update, no gradient array
-#   written back and read again.  The padding stays zero (zero gradient, zero weight).
-# * The layers above (100 -> 10) are small: GEMMs on the calling thread, with the helpers
-#   of the per-layer kernels.
+# * Its units are split between the threads in whole vectors (_Slice: 48 + 52 of 100 units
+#   with 2 threads, f32).  Each thread keeps its slice transposed, Wt (d x vw) = W[k0:k0+o,
+#   1:]^T padded with zero columns to vw, with its deltaw, gain and gradient rows, so they
+#   stay in its own core's cache all epoch; transposed in at the start and out at the end
+#   (tens of microseconds an epoch instead of transpositions of W and of the gradient each
+#   batch, as the per-layer sparse kernels need).
+# * Forward: each thread its units for all the rows of the batch: with mostly-zero inputs
+#   (sampled as in the per-layer kernels) the sparse block kernel of dense.pyx straight from
+#   Wt, else one GEMM.  The layers above (100 -> 10) and the deltas: thread 0, GEMMs with the
+#   helpers of the per-layer kernels.  Then each thread the gradient of its units (sparse
+#   column kernel, or a GEMM) fused with regularization, decay and the sgd rule on its slice,
+#   while the gradient is in cache: no gradient array written back and read again.
+# * One parallel region for the whole epoch; the threads meet at a spin barrier (syn_bar)
+#   twice a batch, after the forward pass and after thread 0's part.
 #
-# A skipped x == 0 term of the sparse forward is 0 * w, NaN if w is not finite: once Wt holds
-# an inf or NaN (checked after each update) the epoch goes on with the dense GEMMs, which
-# propagate them as the twin does.  A non-finite delta makes the sparse gradient decline and
-# the GEMM redo that column range.  ``stop[0]`` is read before each batch (set by
-# stop_training from another thread): the call returns the number of batches trained.
+# A skipped x == 0 term of the sparse forward is 0 * w, NaN if w is not finite: a slice whose
+# Wt holds an inf or NaN (checked when it is transposed in, after each update and after each
+# Nesterov jump) goes on with the GEMMs, which propagate them as the twin does.  A non-finite
+# delta makes the sparse gradient decline and a GEMM redo it.  ``stop[0]`` is read between
+# two batches (set by stop_training from another thread): the call returns the number of
+# batches trained.
 
 from libc.stdint cimport int64_t
 
