@@ -11,7 +11,7 @@ Python between the batches; the training loop takes it when nobody watches the n
 """
 import numpy as np
 
-from .. import _kernels, activations, losses
+from .. import _kernels, losses
 from .._kernels import reference as _codes
 from ..layers import FullyConnected
 from .gradients import Gradients
@@ -61,9 +61,8 @@ class Backprop:
 
     def fusable(self, bounds):
         """True if an epoch over these batches runs in one ``sgd_epoch`` call: a dense net
-        without stochastic units, batches of at most FUSED_MAX_ROWS rows."""
-        return (all(isinstance(layer, FullyConnected) and layer.act != activations.STOCHASTIC
-                    for layer in self.net.layers[1:])
+        (backprop refuses stochastic units), batches of at most FUSED_MAX_ROWS rows."""
+        return (all(isinstance(layer, FullyConnected) for layer in self.net.layers[1:])
                 and max(b - a for a, b in bounds) <= FUSED_MAX_ROWS)
 
     def _alphas(self, nb):
