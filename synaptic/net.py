@@ -50,20 +50,36 @@ class Net:
         self.rng = np.random.default_rng(seed)
         self.lock = threading.RLock()
         self._watches = {}
+        self._every_batch = set()  # the keys of the watches that want every batch
         self._batches = 0
         self._stop = np.zeros(1, dtype=np.int32)  # set by stop_training, read by the kernels
 
     # -- the observable reference ---------------------------------------------------------
-    def add_watch(self, key, fn):
-        """Call ``fn(key, net, old, new)`` after every state transition (SYNAPTIC.md §6)."""
+    def add_watch(self, key, fn, *, every_batch=True):
+        """Call ``fn(key, net, old, new)`` after every state transition (SYNAPTIC.md §6).
+
+        ``every_batch=False``: the watch is content with a "weights" event every few batches
+        (``new.batches - old.batches`` of them), which lets a dense net train its epochs
+        through the whole-epoch kernel in a few calls instead of batch by batch.
+        """
         if not callable(fn):
             raise TypeError("a watch must be callable as fn(key, net, old, new)")
         with self.lock:
             self._watches[key] = fn
+            if every_batch:
+                self._every_batch.add(key)
+            else:
+                self._every_batch.discard(key)
 
     def remove_watch(self, key):
         with self.lock:
             self._watches.pop(key, None)
+            self._every_batch.discard(key)
+
+    @property
+    def watched_every_batch(self):
+        """True if a watch wants a "weights" event after every batch."""
+        return bool(self._every_batch)
 
     def snapshot(self, event):
         stats = self.stats

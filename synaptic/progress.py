@@ -150,14 +150,15 @@ class Progress:
         self.batch = 0  # batches trained in the current epoch
         self.batches = 0  # batches trained while watched
         self.key = f"synaptic.progress.{next(_keys)}"
-        net.add_watch(self.key, self)
+        net.add_watch(self.key, self, every_batch=False)
 
     def __call__(self, key, net, old, new):
         if new.event == "weights":
-            self.batch += 1
-            self.batches += 1
+            done = new.batches - old.batches  # a few at once from the whole-epoch kernel
+            self.batch += done
+            self.batches += done
             if self._batch_bar is not None:
-                self._batch_bar.update(1)
+                self._batch_bar.update(done)
             elif self._tty:  # plain text: a batch counter rewritten in place on a terminal
                 self._stream().write(f"\r  batch {self.batch}/{self.nbatches or '?'}")
                 self._stream().flush()

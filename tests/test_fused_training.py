@@ -125,3 +125,41 @@ def test_stop_training_stops_a_whole_epoch_call_promptly():
     synaptic.train(net, synaptic.training_set(x[:50], labels[:50], batch=10, rand=False,
                                               dtype=np.float32), 1).result(timeout=60)
     assert net._batches == before + 5
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_coarse_watch_keeps_the_whole_epoch_path(backend, monkeypatch):
+    """A watch added with every_batch=False gets a "weights" event every few batches (the
+    batches done in between in new.batches - old.batches) and the net trains exactly as
+    without any watch."""
+    calls = []
+    original = Backprop.epoch
+    monkeypatch.setattr(Backprop, "epoch", lambda self, *a, **k: calls.append(1) or
+                        original(self, *a, **k))
+    x, labels = data(n=200)
+    trset = synaptic.training_set(x, labels, batch=3, rand=False, dtype=np.float32)
+    with using(backend):
+        alone = run(build(OPTIONS["schedule"], np.float32), trset, 2, watched=False)
+        assert len(calls) == 2
+        events = []
+        net = build(OPTIONS["schedule"], np.float32)
+        net.add_watch("coarse", lambda k, n, old, new: events.append(
+            (new.event, new.batches - old.batches)), every_batch=False)
+        synaptic.train(net, trset, 2).result(timeout=60)
+    steps = [d for e, d in events if e == "weights"]
+    assert len(calls) == 2 + len(steps) and 2 < len(steps) <= 2 * 16
+    assert sum(steps) == 2 * trset.nbatches == net._batches
+    for a, b in zip(alone.weights, net.weights):
+        np.testing.assert_array_equal(a, b)
+    assert alone.training.state["alpha"] == net.training.state["alpha"]
+
+
+def test_progress_counts_the_batches_of_the_whole_epoch_path():
+    x, labels = data(n=120)
+    trset = synaptic.training_set(x, labels, batch=4, rand=False, dtype=np.float32)
+    net = build({}, np.float32)
+    with synaptic.watch_progress(net, trset, 3, use_tqdm=False, quiet=True) as shown:
+        assert not net.watched_every_batch
+        synaptic.train(net, trset, 3).result(timeout=60)
+    assert shown.batches == 3 * trset.nbatches
+    assert len(shown.lines) == 3

@@ -25,6 +25,8 @@ from .rmsprop import RMSprop
 from .rprop import Rprop
 from .stats import init_stats, update_stats
 
+FUSED_CALLS = 16  # a watched epoch through sgd_epoch: this many calls, a "weights" event each
+
 ALGORITHMS = {"perceptron": Perceptron, "backprop": Backprop, "rprop": Rprop,
               "rmsprop": RMSprop, "lbfgs": LBFGS}
 
@@ -130,17 +132,40 @@ def _train_epochs(net, trset, epochs):
     while stats.epochs < max_epochs:
         started = time.perf_counter()
         done = 0
-        if fused and not net._watches and net.state == "training":
-            # the whole epoch in one kernel call: nobody watches the per-batch "weights"
-            # events, and stop_training reaches the kernel through net._stop
-            done = algo.epoch(data.x, data.y, starts, net._stop, kern)
-            net._batches += done
+        if fused and not net.watched_every_batch:
+            done = _fused_epoch(net, algo, data, starts, kern)
         for x, y in batches[done:]:
             if net.state == "stopping" or stats.epochs >= max_epochs:
                 return
             net.swap(step(x, y), "weights")
         seconds = time.perf_counter() - started
         net.swap(lambda n: update_stats(n, data, seconds), "stats")
+
+
+def _fused_epoch(net, algo, data, starts, kern):
+    """The epoch through the whole-epoch kernel: one call, or FUSED_CALLS calls with a
+    "weights" event after each when a watch is content with that; stop_training reaches the
+    kernel through net._stop.  Returns the batches trained."""
+    nb = len(starts) - 1
+    calls = FUSED_CALLS if net._watches else 1
+    done = 0
+    for k in range(calls):
+        stop = nb * (k + 1) // calls
+        if stop == done:
+            continue
+        if net.state != "training":
+            break
+
+        # the kernel runs outside the lock, so that stop_training is never held up
+        trained = algo.epoch(data.x, data.y, starts[done:stop + 1], net._stop, kern)
+
+        def count(n, trained=trained):
+            n._batches += trained
+        net.swap(count, "weights") if net._watches else count(net)
+        done += trained
+        if done < stop:
+            break
+    return done
 
 
 def stop_training(net):
