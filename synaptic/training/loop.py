@@ -116,7 +116,6 @@ def _train_epochs(net, trset, epochs):
     data = _start(net, trset)
     stats = net.training.stats
     max_epochs = stats.epochs + epochs
-    batches = [(np.ascontiguousarray(b.x), np.ascontiguousarray(b.y)) for b in data.batches]
     kern = _kernels.get_backend()
     bounds = data.batch_bounds
     fusable = getattr(algo, "fusable", None)
@@ -134,10 +133,10 @@ def _train_epochs(net, trset, epochs):
         done = 0
         if fused and not net.watched_every_batch:
             done = _fused_epoch(net, algo, data, starts, kern)
-        for x, y in batches[done:]:
+        for batch in data.batches[done:]:  # views of data.x / data.y: C-contiguous
             if net.state == "stopping" or stats.epochs >= max_epochs:
                 return
-            net.swap(step(x, y), "weights")
+            net.swap(step(batch.x, batch.y), "weights")
         seconds = time.perf_counter() - started
         net.swap(lambda n: update_stats(n, data, seconds), "stats")
 
@@ -161,7 +160,10 @@ def _fused_epoch(net, algo, data, starts, kern):
 
         def count(n, trained=trained):
             n._batches += trained
-        net.swap(count, "weights") if net._watches else count(net)
+        if net._watches:
+            net.swap(count, "weights")
+        else:
+            count(net)
         done += trained
         if done < stop:
             break
