@@ -1,9 +1,26 @@
-# Pieces of a training step shared by loss.pyx (output_delta), update.pyx (regularize,
-# sgd_update) and the fused training epoch of dense.pyx (dense_epoch.pxi): ``cdef inline``,
+# Pieces of a training step shared by loss.pyx (output_delta), update.pyx (add_scaled,
+# decay_weights, regularize, sgd_update) and the fused training epoch of dense.pyx (dense_epoch.pxi): ``cdef inline``,
 # each module compiles its own copy, with the same operations in the same order.
 from cython cimport floating
 
 from ._common cimport *
+
+
+# add_scaled, decay_weights
+
+cdef inline void _axpy(floating* w, const floating* v, Py_ssize_t i0, Py_ssize_t i1,
+                       floating a) noexcept nogil:
+    """w[i0:i1] += a * v[i0:i1] (add_scaled, the Nesterov jump)."""
+    cdef Py_ssize_t i
+    for i in range(i0, i1):
+        w[i] = w[i] + a * v[i]
+
+
+cdef inline void _scale(floating* w, Py_ssize_t i0, Py_ssize_t i1, floating a) noexcept nogil:
+    """w[i0:i1] *= a (decay_weights)."""
+    cdef Py_ssize_t i
+    for i in range(i0, i1):
+        w[i] = w[i] * a
 
 
 # output_delta

@@ -1050,14 +1050,15 @@ def hidden_delta(dz, w, y, int act, out):
 # weight_grad
 
 cdef inline void _colsum_chunk(const floating* dz, Py_ssize_t r0, Py_ssize_t r1,
-                               Py_ssize_t o, double* acc) noexcept nogil:
-    """acc[0:o] = sum of rows r0..r1-1 of dz (n x o), row after row, in double."""
+                               Py_ssize_t o, Py_ssize_t ldz, double* acc) noexcept nogil:
+    """acc[0:o] = sum of rows r0..r1-1 of dz (columns 0..o-1, row stride ldz), row after
+    row, in double."""
     cdef Py_ssize_t i, j
     cdef const floating* r
     for j in range(o):
         acc[j] = 0
     for i in range(r0, r1):
-        r = dz + i * o
+        r = dz + i * ldz
         for j in range(o):
             acc[j] += r[j]
 
@@ -1112,10 +1113,10 @@ cdef int _weight_grad(const floating[:, ::1] dz, const floating[:, ::1] x,
         else:
             if nch > 1 and _parallel(n * o, False):
                 for c in prange(nch, schedule='static', num_threads=_num_threads):
-                    _colsum_chunk(dzp, c * rows, min(n, c * rows + rows), o, acc + c * o)
+                    _colsum_chunk(dzp, c * rows, min(n, c * rows + rows), o, o, acc + c * o)
             else:
                 for c in range(nch):
-                    _colsum_chunk(dzp, c * rows, min(n, c * rows + rows), o, acc + c * o)
+                    _colsum_chunk(dzp, c * rows, min(n, c * rows + rows), o, o, acc + c * o)
             for j in range(o):
                 s = acc[j]
                 for c in range(1, nch):

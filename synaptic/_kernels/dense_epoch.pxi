@@ -39,20 +39,6 @@ cdef inline char* _carve(char** p, Py_ssize_t nbytes) noexcept nogil:
     return r
 
 
-cdef inline void _axpy(floating* w, const floating* v, Py_ssize_t i0, Py_ssize_t i1,
-                       floating a) noexcept nogil:
-    """w += a * v (add_scaled)."""
-    cdef Py_ssize_t i
-    for i in range(i0, i1):
-        w[i] = w[i] + a * v[i]
-
-
-cdef inline void _scale(floating* w, Py_ssize_t i0, Py_ssize_t i1, floating a) noexcept nogil:
-    cdef Py_ssize_t i
-    for i in range(i0, i1):
-        w[i] = w[i] * a
-
-
 cdef inline bint _any_bad(const floating* w, Py_ssize_t i0, Py_ssize_t i1) noexcept nogil:
     """True if w[i0:i1] holds an inf or NaN (an integer OR: vectorizes)."""
     cdef Py_ssize_t i
@@ -65,14 +51,8 @@ cdef inline bint _any_bad(const floating* w, Py_ssize_t i0, Py_ssize_t i1) noexc
 cdef inline void _col_sums(const floating* dz, Py_ssize_t n, Py_ssize_t o, Py_ssize_t ldz,
                            double* acc, floating* out, Py_ssize_t ldo) noexcept nogil:
     """out[j * ldo] = sum of column j < o of dz (n rows, stride ldz), in double row after row."""
-    cdef Py_ssize_t i, j
-    cdef const floating* r
-    for j in range(o):
-        acc[j] = 0
-    for i in range(n):
-        r = dz + i * ldz
-        for j in range(o):
-            acc[j] += r[j]
+    cdef Py_ssize_t j
+    _colsum_chunk(dz, 0, n, o, ldz, acc)
     for j in range(o):
         out[j * ldo] = <floating>acc[j]
 
@@ -529,9 +509,8 @@ def sgd_epoch(x, t, bounds, weights, deltaw, gain, acts, int delta_kind, double 
     if bnd.ndim != 1 or bnd.shape[0] < 1:
         raise ValueError("bounds must be a 1-D array of batch starts and the end")
     nb = bnd.shape[0] - 1
-    b_list = bnd.tolist()
-    if b_list[0] < 0 or b_list[nb] > n or any(b_list[i + 1] <= b_list[i] for i in range(nb)):
-        raise ValueError(f"bounds must increase strictly within [0, {n}], got {b_list[:8]}...")
+    if bnd[0] < 0 or bnd[nb] > n or (nb > 0 and (np.diff(bnd) <= 0).any()):
+        raise ValueError(f"bounds must increase strictly within [0, {n}], got {bnd[:8]}...")
     alp = np.ascontiguousarray(alphas, dtype=np.float64)
     if alp.ndim != 1 or alp.shape[0] != nb:
         raise ValueError(f"alphas must hold one value per batch ({nb}), got shape {alp.shape}")

@@ -49,6 +49,9 @@ def sgd_epoch(x, t, bounds, weights, deltaw, gain, acts, delta_kind, lr, alphas,
     if not isinstance(stop, np.ndarray) or stop.dtype != np.int32 or stop.size < 1:
         raise TypeError("stop must be a contiguous int32 numpy array of at least one element")
     grads = [np.empty_like(w) for w in weights]
+    rows = int(np.diff(bounds).max()) if nb > 0 else 0   # buffers once, views per batch
+    acts_buf = [np.empty((rows, w.shape[0]), dtype=w.dtype) for w in weights]
+    deltas_buf = [np.empty_like(a) for a in acts_buf]
     prev, hg, done = bool(has_prev), bool(has_gain), 0
     for i in range(nb):
         if stop.flat[0]:
@@ -58,21 +61,17 @@ def sgd_epoch(x, t, bounds, weights, deltaw, gain, acts, delta_kind, lr, alphas,
         if nesterov and prev and alpha:
             for w, dw in zip(weights, deltaw):
                 _r.add_scaled(w, dw, alpha)
-        outs, a = [], xb
-        for w, act in zip(weights, acts):
-            out = np.empty((len(xb), w.shape[0]), dtype=w.dtype)
+        m = len(xb)
+        outs, deltas, a = [o[:m] for o in acts_buf], [dl[:m] for dl in deltas_buf], xb
+        for w, act, out in zip(weights, acts, outs):
             _r.dense_forward(a, w, act, out)
-            outs.append(out)
             a = out
-        delta = np.empty_like(outs[-1])
-        _r.output_delta(outs[-1], tb, acts[-1], delta_kind, delta)
+        _r.output_delta(outs[-1], tb, acts[-1], delta_kind, deltas[-1])
         for k in range(n_layers - 1, -1, -1):
             below = xb if k == 0 else outs[k - 1]
-            _r.weight_grad(delta, below, grads[k])
+            _r.weight_grad(deltas[k], below, grads[k])
             if k > 0:
-                lower = np.empty_like(below)
-                _r.hidden_delta(delta, weights[k], below, acts[k - 1], lower)
-                delta = lower
+                _r.hidden_delta(deltas[k], weights[k], below, acts[k - 1], deltas[k - 1])
         for w, g, dw, gn in zip(weights, grads, deltaw, gains):
             if reg_kind != _r.REG_NONE:
                 _r.regularize(g, w, reg_kind, reg_lambda)

@@ -71,13 +71,6 @@ def regularize(g, w, int kind, double lam):
 # ---------------------------------------------------------------------------------------
 # add_scaled
 
-cdef inline void _axpy(floating* w, const floating* v, Py_ssize_t i0, Py_ssize_t i1,
-                       floating a) noexcept nogil:
-    cdef Py_ssize_t i
-    for i in range(i0, i1):
-        w[i] = w[i] + a * v[i]
-
-
 cdef int _add_scaled(floating[:, ::1] w, const floating[:, ::1] v, double alpha) except -1:
     cdef Py_ssize_t n = w.shape[0] * w.shape[1], b, nb = (n + BLOCK_ELEMS - 1) // BLOCK_ELEMS
     cdef floating a = <floating>alpha
@@ -228,8 +221,7 @@ cdef int _decay(floating[:, ::1] w, double factor) except -1:
     cdef floating* wp = &w[0, 0]
     with nogil:
         for i in range(n):
-            for j in range(1, m):
-                wp[i * m + j] = wp[i * m + j] * f
+            _scale(wp + i * m, 1, m, f)
     return 0
 
 
