@@ -520,11 +520,11 @@ def test_lbfgs_leaves_the_best_weights_when_the_objective_raises(monkeypatch):
     calls = []
     real = lbfgs.LBFGS.cost
 
-    def failing(self, x, t, kern=None):
+    def failing(self, x, t, kern=None, packed=None):
         calls.append(1)
         if len(calls) == 6:
             raise FloatingPointError("boom")
-        return real(self, x, t, kern)
+        return real(self, x, t, kern, packed)
 
     monkeypatch.setattr(lbfgs.LBFGS, "cost", failing)
     with pytest.raises(FloatingPointError, match="boom"):

@@ -16,7 +16,7 @@ skip them, from a few dozen rows, instead of calling the GEMM (see "Sparse input
 exactly like NumPy's.
 """
 from cython.parallel cimport parallel, prange, threadid
-from libc.stdint cimport int32_t, uint32_t, uint64_t
+from libc.stdint cimport int32_t, int64_t, uint32_t, uint64_t
 from libc.stdlib cimport calloc, malloc, free
 from libc.math cimport INFINITY
 from libc.string cimport memset
@@ -28,6 +28,8 @@ from ._common cimport *
 from ._step cimport *
 
 import numpy as np
+
+from .reference_packed import PackedInput, _check_pack_args
 
 cdef enum:
     GEMM_MIN_MACS = 4194304
@@ -645,6 +647,18 @@ cdef double _sp_zeros(const floating* xp, Py_ssize_t n, Py_ssize_t d, int32_t* c
     return 1.0 - <double>nz / <double>(r * d)
 
 
+# a PackedInput's arrays (dense_packed.pxi), for the packed paths of dense_forward / weight_grad
+cdef struct _Packed:
+    const uint32_t* rmask
+    const void* rval
+    const int64_t* roff
+    const uint64_t* cmask
+    const void* cval
+    const int64_t* coff
+    const int64_t* colnz
+    Py_ssize_t block
+
+
 cdef int _sparse_forward(const floating* xp, const floating* wp, const floating* bias,
                          floating* op, Py_ssize_t n, Py_ssize_t d, Py_ssize_t o,
                          Py_ssize_t ldw, int act) noexcept nogil:
@@ -859,7 +873,7 @@ cdef void _forward_part(const floating* xp, const floating* wp, const floating* 
 
 
 cdef int _dense_forward(const floating[:, ::1] x, const floating[:, ::1] w, int act,
-                        floating[:, ::1] out) except -1:
+                        floating[:, ::1] out, const _Packed* pk) except -1:
     cdef Py_ssize_t n = x.shape[0], d = x.shape[1], o = w.shape[0], ldw = w.shape[1], i, b
     cdef Py_ssize_t t, nt, chunk, r0, r1, c0, c1
     if n == 0 or o == 0:
@@ -874,7 +888,10 @@ cdef int _dense_forward(const floating[:, ::1] x, const floating[:, ::1] w, int 
     with nogil:
         for i in range(o):
             bias[i] = wp[i * ldw]
-        if d > 0 and n >= _sp_fwd_rows and _sparse_forward(xp, wp, bias, op, n, d, o, ldw, act):
+        if pk != NULL and d > 0 and _packed_forward(pk, wp, bias, op, n, d, o, ldw, act):
+            pass
+        elif (pk == NULL and d > 0 and n >= _sp_fwd_rows
+                and _sparse_forward(xp, wp, bias, op, n, d, o, ldw, act)):
             pass
         elif d == 0:
             memset(op, 0, n * o * sizeof(floating))
@@ -913,6 +930,15 @@ cdef int _dense_forward(const floating[:, ::1] x, const floating[:, ::1] w, int 
 
 def dense_forward(x, w, int act, out):
     """out = f([1 | x] . w^T): ``x`` n x d, ``w`` o x (1 + d), ``out`` n x o."""
+    cdef int k = _check_forward(x, w, act, out)
+    if k == 0:
+        _dense_forward[float](x, w, act, out, NULL)
+    else:
+        _dense_forward[double](x, w, act, out, NULL)
+
+
+cdef int _check_forward(x, w, int act, out) except -1:
+    """dense_forward's argument checks; returns the dtype kind (0 float32, 1 float64)."""
     cdef int k = check_float(x, "x", 2, False)
     check_same(k, x, "x", check_float(w, "w", 2, False), w, "w")
     if dim(w, 1) != 1 + dim(x, 1):
@@ -925,10 +951,7 @@ def dense_forward(x, w, int act, out):
         raise ValueError(f"softmax needs at least one output, w has shape {w.shape}")
     check_disjoint(out, "out", x, "x")
     check_disjoint(out, "out", w, "w")
-    if k == 0:
-        _dense_forward[float](x, w, act, out)
-    else:
-        _dense_forward[double](x, w, act, out)
+    return k
 
 
 # ---------------------------------------------------------------------------------------
@@ -1089,7 +1112,7 @@ cdef void _grad_part(const floating* dzp, const floating* xp, floating* op, Py_s
 
 
 cdef int _weight_grad(const floating[:, ::1] dz, const floating[:, ::1] x,
-                      floating[:, ::1] out) except -1:
+                      floating[:, ::1] out, const _Packed* pk) except -1:
     cdef Py_ssize_t n = dz.shape[0], o = dz.shape[1], d = x.shape[1], ldo = 1 + d
     cdef Py_ssize_t rows, nch, c, j, r1, t, nt, chunk, c0, c1
     cdef const floating* xp = &x[0, 0] if (d > 0 and n > 0) else NULL
@@ -1127,7 +1150,9 @@ cdef int _weight_grad(const floating[:, ::1] dz, const floating[:, ::1] x,
             if n == 0:
                 for j in range(o):
                     memset(op + j * ldo + 1, 0, d * sizeof(floating))
-            elif n >= _sp_grad_rows and _sparse_grad(dzp, xp, op, n, o, d, ldo):
+            elif pk != NULL and _packed_grad(dzp, pk, op, n, o, d, ldo):
+                pass
+            elif pk == NULL and n >= _sp_grad_rows and _sparse_grad(dzp, xp, op, n, o, d, ldo):
                 pass
             else:
                 nt = gemm_threads(n * o * d, d)
@@ -1145,6 +1170,15 @@ cdef int _weight_grad(const floating[:, ::1] dz, const floating[:, ::1] x,
 
 def weight_grad(dz, x, out):
     """out = dz^T . [1 | x], summed over the rows: ``out[:, 0]`` the bias gradient."""
+    cdef int k = _check_weight_grad(dz, x, out)
+    if k == 0:
+        _weight_grad[float](dz, x, out, NULL)
+    else:
+        _weight_grad[double](dz, x, out, NULL)
+
+
+cdef int _check_weight_grad(dz, x, out) except -1:
+    """weight_grad's argument checks; returns the dtype kind (0 float32, 1 float64)."""
     cdef int k = check_float(dz, "dz", 2, False)
     check_same(k, dz, "dz", check_float(x, "x", 2, False), x, "x")
     if dim(dz, 0) != dim(x, 0):
@@ -1153,10 +1187,13 @@ def weight_grad(dz, x, out):
     check_shape(out, "out", dim(dz, 1), 1 + dim(x, 1))
     check_disjoint(out, "out", dz, "dz")
     check_disjoint(out, "out", x, "x")
-    if k == 0:
-        _weight_grad[float](dz, x, out)
-    else:
-        _weight_grad[double](dz, x, out)
+    return k
+
+
+# ---------------------------------------------------------------------------------------
+# packed inputs
+
+include "dense_packed.pxi"
 
 
 # ---------------------------------------------------------------------------------------

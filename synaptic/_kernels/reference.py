@@ -396,3 +396,4 @@ def rmsprop_update(w, g, deltaw, ms, gain, lr, decay, eps, has_ms, alpha, has_pr
     w += dw
 from .reference_conv import *  # noqa: E402,F401,F403
 from .reference_epoch import *  # noqa: E402,F401,F403
+from .reference_packed import *  # noqa: E402,F401,F403

@@ -48,18 +48,39 @@ class Gradients:
             ws = self._workspaces[nrows] = _Workspace(self.net, nrows)
         return ws
 
-    def compute(self, x, t, kern=None):
-        """Fill and return ``self.grads`` with Σ dE/dW over the rows of ``x`` (targets ``t``)."""
+    def packable(self):
+        """Whether compute() can take a packed x (kernels' pack_input): a dense net without
+        stochastic units (the first layer's forward and weight gradient read the pack)."""
+        return self.dense and all(layer.act != activations.STOCHASTIC
+                                  for layer in self.net.layers[1:])
+
+    def compute(self, x, t, kern=None, packed=None):
+        """Fill and return ``self.grads`` with Σ dE/dW over the rows of ``x`` (targets ``t``).
+
+        ``packed``: ``kern.pack_input(x, ...)``, for a net that is :meth:`packable`; the first
+        layer then reads it instead of x (same results within rounding, faster when x is
+        used many times)."""
         kern = kern or _kernels.get_backend()
         net = self.net
         ws = self.workspace(x.shape[0])
-        net.forward_into(x, ws.acts, kern, ws.bufs)
+        if packed is None:
+            net.forward_into(x, ws.acts, kern, ws.bufs)
+        else:
+            if not self.packable() or packed.x is not x:
+                raise ValueError("a packed input needs a dense net without stochastic units, "
+                                 "packed from the same x")
+            kern.packed_forward(packed, net.weights[0], net.layers[1].act_code, ws.acts[0])
+            for i in range(1, len(net.weights)):
+                net.layers[i + 1].forward(kern, ws.acts[i - 1], net.weights[i], ws.acts[i])
         out_layer = net.layers[-1]
         kern.output_delta(ws.acts[-1], t, out_layer.act_code, self.delta_kind, ws.deltas[-1])
         if self.dense:
             for i in range(len(net.weights) - 1, -1, -1):
-                below = x if i == 0 else ws.acts[i - 1]
-                kern.weight_grad(ws.deltas[i], below, self.grads[i])
+                if i == 0 and packed is not None:
+                    kern.packed_weight_grad(ws.deltas[0], packed, self.grads[0])
+                else:
+                    kern.weight_grad(ws.deltas[i], x if i == 0 else ws.acts[i - 1],
+                                     self.grads[i])
                 if i > 0:
                     kern.hidden_delta(ws.deltas[i], net.weights[i], ws.acts[i - 1],
                                       net.layers[i].act_code, ws.deltas[i - 1])

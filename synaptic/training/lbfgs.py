@@ -37,6 +37,7 @@ from .regularization import Regularizer
 from .stats import evaluate, update_stats
 
 M, EPS, MAXLS = 5, 0.1, 20
+PACK_MIN_ROWS, PACK_SAMPLE_ROWS, PACK_MIN_ZEROS, PACK_BLOCK_BYTES = 256, 256, 0.5, 28672
 
 
 def flatten(weights):
@@ -79,11 +80,12 @@ class LBFGS:
         self.data_scale = 2.0 if error_fn == "sum-of-squares" else 1.0
         self.reg = Regularizer(params)
 
-    def cost(self, x, t, kern=None):
-        """C and [∂C/∂W] at the net's current weights for samples ``x``, targets ``t``."""
+    def cost(self, x, t, kern=None, packed=None):
+        """C and [∂C/∂W] at the net's current weights for samples ``x``, targets ``t``
+        (``packed``: x packed by :func:`pack`, or None)."""
         kern = kern or _kernels.get_backend()
         weights = self.net.weights
-        grads = self.gradients.compute(x, t, kern)
+        grads = self.gradients.compute(x, t, kern, packed)
         out = self.gradients.workspace(x.shape[0]).acts[-1]
         c = kern.error_sum(out, t, self.error_code)
         if self.data_scale != 1.0:
@@ -118,6 +120,24 @@ class LBFGS:
         self.net.swap(lambda net: update_stats(net, data, 0.0), "stats")
 
 
+def pack(gradients, x, kern):
+    """x packed for the whole run (``kern.pack_input``) when that pays: the native kernels, a
+    dense net, a first layer's input of at least PACK_MIN_ROWS rows that is mostly zeros
+    (as dense_forward's sparse path decides).  Else None.  Measured (MNIST t10k, 784-100-10,
+    f32, 2 threads): an evaluation 9.0 -> 7.5 ms; x (31 MB) was read from memory twice each."""
+    n = x.shape[0]
+    if kern is not _kernels.native or n < PACK_MIN_ROWS or x.size == 0 or not gradients.packable():
+        return None
+    sample = x[::max(1, n // PACK_SAMPLE_ROWS)]
+    if np.count_nonzero(sample) > (1.0 - PACK_MIN_ZEROS) * sample.size:
+        return None
+    # the weight gradient's block of rows: its dz rows (o padded to 64-byte vectors) in L1
+    item = x.dtype.itemsize
+    lanes = 64 // item
+    width = -(-gradients.net.weights[0].shape[0] // lanes) * lanes * item
+    return kern.pack_input(x, max(1, min(64, PACK_BLOCK_BYTES // width)))
+
+
 class _Search:
     """What SciPy calls during one run, with the run's bookkeeping: the best point evaluated,
     the last one and its ‖g‖ / max(1, ‖x‖) for the eps test, the stop request."""
@@ -126,6 +146,7 @@ class _Search:
         self.lbfgs, self.net, self.data, self.kern = lbfgs, lbfgs.net, data, kern
         self.best_cost, self.best = math.inf, flatten(self.net.weights)
         self.last, self.last_ratio = None, math.inf
+        self.packed = pack(lbfgs.gradients, data.x, kern)
 
     def objective(self, w):
         """C(w) and ∇C(w): one function evaluation, one "weights" and one "stats" swap."""
@@ -137,7 +158,7 @@ class _Search:
 
         def evaluate(net):
             unflatten(w, net.weights)
-            cost, grads = self.lbfgs.cost(x, t, self.kern)
+            cost, grads = self.lbfgs.cost(x, t, self.kern, self.packed)
             result.extend((cost, flatten(grads)))
 
         self.net.swap(evaluate, "weights")

@@ -1,0 +1,484 @@
+# Packed sparse inputs (included by dense.pyx): pack_input, packed_forward, packed_weight_grad.
+#
+# The layout and the contract are in reference_packed.py (the twin).  The kernels are the
+# sparse-input paths of dense_forward and weight_grad above, with the zeros' bit masks and the
+# nonzero values read from the pack instead of being found in x at every call:
+#
+# * packed_forward: as _sparse_forward (each thread its own transposed Wt, its range of rows
+#   in blocks of fb, the columns in chunks that stay in L1), the row masks read from rmask and
+#   the values walked in rval (a pointer per row of the block).  Same terms, same order
+#   (bias, then increasing j): the same bits as dense_forward's sparse path.
+# * packed_weight_grad: as _sparse_grad (each thread a range of columns j, all the samples in
+#   the pack's blocks, the block's dz rows copied padded into L1), the column masks read from
+#   cmask and the values walked in cval.  A thread starts its block's values at the popcount
+#   of the masks of the columns before its range.  Threads are balanced on colnz.
+#
+# Measured (MNIST t10k, 784 -> 100, f32, 2 threads, this 2-core Zen 4): see BENCHMARKS.md and
+# the closing notes; x (31 MB) no longer streams from memory twice per L-BFGS evaluation.
+
+cdef extern from *:
+    """
+    #if defined(__GNUC__)
+    #  define syn_pk_popcount64(m) __builtin_popcountll(m)
+    #else
+    static int syn_pk_popcount64(uint64_t m) { int c = 0; while (m) { m &= m - 1; c++; } return c; }
+    #endif
+
+    #define SYN_PK_FT_INIT(k, V, VL) V a##k = *(const V*)(out + (k) * (VL));
+    #define SYN_PK_FT_STEP(k, V, VL) a##k += xv * *(const V*)(w + (k) * (VL));
+    #define SYN_PK_GC_STEP(k, V, VL) a##k += xv * *(const V*)(r + (k) * (VL));
+
+    /* out[0:K*VL] += the values v[0], v[1], ... times the rows of wt at the set bits of mw
+       (nw words), in increasing bit order; returns v past the values used */
+    #define SYN_PK_FTILE(S, T, V, VL, K) \\
+    static SYN_SP_NOINLINE const T* syn_pk_ftile_##S##K(const uint32_t* mw, Py_ssize_t nw, \\
+            const T* v, const T* wt, Py_ssize_t ldt, T* out) { \\
+        Py_ssize_t q; \\
+        SYN_SP_R##K(SYN_PK_FT_INIT, V, VL) \\
+        for (q = 0; q < nw; q++) { \\
+            uint32_t m = mw[q]; \\
+            const T* wq = wt + q * 32 * ldt; \\
+            while (m) { \\
+                int c = syn_sp_ctz32(m); \\
+                const T* w = wq + (Py_ssize_t)c * ldt; \\
+                T xv = *v++; \\
+                m &= m - 1; \\
+                SYN_SP_R##K(SYN_PK_FT_STEP, V, VL) \\
+            } \\
+        } \\
+        SYN_SP_R##K(SYN_SP_FT_STORE, V, VL) \\
+        return v; \\
+    }
+
+    /* s[0:K*VL] += the block's sum of v[0], v[1], ... times the dzb rows at the set bits of
+       mk (in increasing bit order, from 0); returns v past the values used */
+    #define SYN_PK_GCOL(S, T, V, VL, K) \\
+    static SYN_SP_NOINLINE const T* syn_pk_gcol_##S##K(uint64_t mk, const T* v, \\
+            const T* dzb, Py_ssize_t ldt, T* s) { \\
+        SYN_SP_R##K(SYN_SP_GC_INIT, V, VL) \\
+        while (mk) { \\
+            int b = syn_sp_ctz64(mk); \\
+            const T* r = dzb + (Py_ssize_t)b * ldt; \\
+            T xv = *v++; \\
+            mk &= mk - 1; \\
+            SYN_SP_R##K(SYN_PK_GC_STEP, V, VL) \\
+        } \\
+        SYN_SP_R##K(SYN_SP_GC_STORE, V, VL) \\
+        return v; \\
+    }
+
+    #define SYN_PK_CASES(CALL) \\
+        switch (nv - cc < 8 ? nv - cc : 8) { \\
+        case 1: CALL(1); break; case 2: CALL(2); break; case 3: CALL(3); break; \\
+        case 4: CALL(4); break; case 5: CALL(5); break; case 6: CALL(6); break; \\
+        case 7: CALL(7); break; default: CALL(8); \\
+        }
+
+    #define SYN_PK_FUNCS(S, T, V, VL) \\
+    SYN_PK_FTILE(S, T, V, VL, 1) SYN_PK_FTILE(S, T, V, VL, 2) \\
+    SYN_PK_FTILE(S, T, V, VL, 3) SYN_PK_FTILE(S, T, V, VL, 4) \\
+    SYN_PK_FTILE(S, T, V, VL, 5) SYN_PK_FTILE(S, T, V, VL, 6) \\
+    SYN_PK_FTILE(S, T, V, VL, 7) SYN_PK_FTILE(S, T, V, VL, 8) \\
+    SYN_PK_GCOL(S, T, V, VL, 1) SYN_PK_GCOL(S, T, V, VL, 2) \\
+    SYN_PK_GCOL(S, T, V, VL, 3) SYN_PK_GCOL(S, T, V, VL, 4) \\
+    SYN_PK_GCOL(S, T, V, VL, 5) SYN_PK_GCOL(S, T, V, VL, 6) \\
+    SYN_PK_GCOL(S, T, V, VL, 7) SYN_PK_GCOL(S, T, V, VL, 8) \\
+    \\
+    /* pack: the row masks of rows r0..r1-1 and their nonzero counts cnt[i] */ \\
+    static void syn_pk_rows_##S(const T* x, Py_ssize_t d, Py_ssize_t r0, Py_ssize_t r1, \\
+                                uint32_t* rmask, int64_t* cnt) { \\
+        Py_ssize_t i, q, nw = (d + 31) / 32; \\
+        for (i = r0; i < r1; i++) { \\
+            int64_t c = 0; \\
+            syn_sp_rowmask_##S(x + i * d, d, rmask + i * nw); \\
+            for (q = 0; q < nw; q++) c += syn_pk_popcount64(rmask[i * nw + q]); \\
+            cnt[i] = c; \\
+        } \\
+    } \\
+    \\
+    /* pack: the values of rows r0..r1-1 in row order */ \\
+    static void syn_pk_rval_##S(const T* x, Py_ssize_t d, Py_ssize_t r0, Py_ssize_t r1, \\
+                                const uint32_t* rmask, const int64_t* roff, T* rval) { \\
+        Py_ssize_t i, q, nw = (d + 31) / 32; \\
+        for (i = r0; i < r1; i++) { \\
+            T* v = rval + roff[i]; \\
+            const T* xr = x + i * d; \\
+            for (q = 0; q < nw; q++) { \\
+                uint32_t m = rmask[i * nw + q]; \\
+                while (m) { *v++ = xr[q * 32 + syn_sp_ctz32(m)]; m &= m - 1; } \\
+            } \\
+        } \\
+    } \\
+    \\
+    /* pack: block k (rows k*bs ..): its column masks cm[0:d] and values, column-major */ \\
+    static void syn_pk_block_##S(const T* x, Py_ssize_t n, Py_ssize_t d, Py_ssize_t bs, \\
+            Py_ssize_t k, uint64_t* cm, const int64_t* roff, T* cval) { \\
+        Py_ssize_t i, c, i0 = k * bs, i1 = i0 + bs < n ? i0 + bs : n; \\
+        T* v = cval + roff[i0]; \\
+        memset(cm, 0, d * sizeof(uint64_t)); \\
+        for (i = i0; i < i1; i++) { \\
+            const T* xr = x + i * d; \\
+            int sh = (int)(i - i0); \\
+            for (c = 0; c < d; c++) cm[c] |= (uint64_t)(xr[c] != 0) << sh; \\
+        } \\
+        for (c = 0; c < d; c++) { \\
+            uint64_t mk = cm[c]; \\
+            while (mk) { *v++ = x[(i0 + syn_sp_ctz64(mk)) * d + c]; mk &= mk - 1; } \\
+        } \\
+    } \\
+    \\
+    /* out[i, :o] = bias + x[i] . W[:, 1:]^T for r0 <= i < r1, as syn_sp_fwd_block (the same \\
+       chunks and order), the masks and values from the pack (vp: rows x pointers) */ \\
+    static void syn_pk_fwd_block_##S(const uint32_t* rmask, Py_ssize_t nw, const T* rval, \\
+            const int64_t* roff, Py_ssize_t r0, Py_ssize_t r1, const T* wt, Py_ssize_t ldt, \\
+            const T* bias, T* out, Py_ssize_t o, Py_ssize_t cw, const T** vp, T* ob) { \\
+        Py_ssize_t i, q, q0, q1, cc, off, nv = ldt / (VL); \\
+        const char* pf; \\
+        /* the block's values, towards the cache in one sweep (the chunks then walk them \\
+           row after row: a stride the hardware prefetcher does not follow) */ \\
+        for (pf = (const char*)(rval + roff[r0]); pf < (const char*)(rval + roff[r1]); pf += 64) \\
+            syn_sp_prefetch(pf); \\
+        for (i = r0; i < r1; i++) { \\
+            vp[i - r0] = rval + roff[i]; \\
+            memcpy(ob + (i - r0) * ldt, bias, ldt * sizeof(T)); \\
+        } \\
+        for (q0 = 0; q0 < nw; q0 += cw) { \\
+            q1 = q0 + cw < nw ? q0 + cw : nw; \\
+            for (i = r0; i < r1; i++) { \\
+                const uint32_t* m = rmask + i * nw + q0; \\
+                const T* wq = wt + q0 * 32 * ldt; \\
+                const T* v0 = vp[i - r0]; \\
+                const T* v1 = v0; \\
+                T* r = ob + (i - r0) * ldt; \\
+                uint32_t any = 0; \\
+                for (q = 0; q < q1 - q0; q++) any |= m[q]; \\
+                if (!any) continue; \\
+                for (cc = 0; cc < nv; cc += 8) { \\
+                    off = cc * (VL); \\
+                    SYN_PK_CASES(SYN_PK_FCALL_##S) \\
+                } \\
+                vp[i - r0] = v1; \\
+            } \\
+        } \\
+        for (i = r0; i < r1; i++) memcpy(out + i * o, ob + (i - r0) * ldt, o * sizeof(T)); \\
+    } \\
+    \\
+    /* s[j, :] = sum_i x[i, j] * dz[i, :o] for j0 <= j < j1, as syn_sp_grad_cols (block sums \\
+       added in block order), the masks and values from the pack (blocks of bs rows).  1 if \\
+       dz is all finite. */ \\
+    static int syn_pk_grad_cols_##S(const T* dz, const uint64_t* cmask, const T* cval, \\
+            const int64_t* coff, Py_ssize_t n, Py_ssize_t o, Py_ssize_t d, Py_ssize_t bs, \\
+            Py_ssize_t j0, Py_ssize_t j1, T* s, Py_ssize_t ldt, T* dzb) { \\
+        Py_ssize_t kb, nb = (n + bs - 1) / bs, i0, i1, i, c, cc, k, off, nv = ldt / (VL); \\
+        int bad = 0; \\
+        if (j1 <= j0) return 1; \\
+        memset(s + j0 * ldt, 0, (j1 - j0) * ldt * sizeof(T)); \\
+        for (kb = 0; kb < nb; kb++) { \\
+            const uint64_t* cm = cmask + kb * d; \\
+            const T* v = cval + coff[kb]; \\
+            i0 = kb * bs; \\
+            i1 = i0 + bs < n ? i0 + bs : n; \\
+            for (c = 0; c < j0; c++) v += syn_pk_popcount64(cm[c]); \\
+            for (i = i0; i < i1; i++) { \\
+                const T* dr = dz + i * o; \\
+                T* db = dzb + (i - i0) * ldt; \\
+                for (k = 0; k < o; k++) { \\
+                    T e = dr[k]; \\
+                    db[k] = e; \\
+                    bad |= !(e - e == 0); \\
+                } \\
+                for (k = o; k < ldt; k++) db[k] = 0; \\
+            } \\
+            for (c = j0; c < j1; c++) { \\
+                uint64_t mk = cm[c]; \\
+                const T* v1 = v; \\
+                T* sc = s + c * ldt; \\
+                if (!mk) continue; \\
+                for (cc = 0; cc < nv; cc += 8) { \\
+                    off = cc * (VL); \\
+                    SYN_PK_CASES(SYN_PK_GCALL_##S) \\
+                } \\
+                v = v1; \\
+            } \\
+        } \\
+        return !bad; \\
+    }
+
+    #define SYN_PK_FCALL_f(K) v1 = syn_pk_ftile_f##K(m, q1 - q0, v0, wq + off, ldt, r + off)
+    #define SYN_PK_FCALL_d(K) v1 = syn_pk_ftile_d##K(m, q1 - q0, v0, wq + off, ldt, r + off)
+    #define SYN_PK_GCALL_f(K) v1 = syn_pk_gcol_f##K(mk, v, dzb + off, ldt, sc + off)
+    #define SYN_PK_GCALL_d(K) v1 = syn_pk_gcol_d##K(mk, v, dzb + off, ldt, sc + off)
+
+    SYN_PK_FUNCS(f, float, syn_sp_vf, SYN_SP_VLF)
+    SYN_PK_FUNCS(d, double, syn_sp_vd, SYN_SP_VLD)
+    """
+    void syn_pk_rows_f(const float* x, Py_ssize_t d, Py_ssize_t r0, Py_ssize_t r1,
+                       uint32_t* rmask, int64_t* cnt) noexcept nogil
+    void syn_pk_rows_d(const double* x, Py_ssize_t d, Py_ssize_t r0, Py_ssize_t r1,
+                       uint32_t* rmask, int64_t* cnt) noexcept nogil
+    void syn_pk_rval_f(const float* x, Py_ssize_t d, Py_ssize_t r0, Py_ssize_t r1,
+                       const uint32_t* rmask, const int64_t* roff, float* rval) noexcept nogil
+    void syn_pk_rval_d(const double* x, Py_ssize_t d, Py_ssize_t r0, Py_ssize_t r1,
+                       const uint32_t* rmask, const int64_t* roff, double* rval) noexcept nogil
+    void syn_pk_block_f(const float* x, Py_ssize_t n, Py_ssize_t d, Py_ssize_t bs, Py_ssize_t k,
+                        uint64_t* cm, const int64_t* roff, float* cval) noexcept nogil
+    void syn_pk_block_d(const double* x, Py_ssize_t n, Py_ssize_t d, Py_ssize_t bs, Py_ssize_t k,
+                        uint64_t* cm, const int64_t* roff, double* cval) noexcept nogil
+    void syn_pk_fwd_block_f(const uint32_t* rmask, Py_ssize_t nw, const float* rval,
+                            const int64_t* roff, Py_ssize_t r0, Py_ssize_t r1, const float* wt,
+                            Py_ssize_t ldt, const float* bias, float* out, Py_ssize_t o,
+                            Py_ssize_t cw, const float** vp, float* ob) noexcept nogil
+    void syn_pk_fwd_block_d(const uint32_t* rmask, Py_ssize_t nw, const double* rval,
+                            const int64_t* roff, Py_ssize_t r0, Py_ssize_t r1, const double* wt,
+                            Py_ssize_t ldt, const double* bias, double* out, Py_ssize_t o,
+                            Py_ssize_t cw, const double** vp, double* ob) noexcept nogil
+    int syn_pk_grad_cols_f(const float* dz, const uint64_t* cmask, const float* cval,
+                           const int64_t* coff, Py_ssize_t n, Py_ssize_t o, Py_ssize_t d,
+                           Py_ssize_t bs, Py_ssize_t j0, Py_ssize_t j1, float* s, Py_ssize_t ldt,
+                           float* dzb) noexcept nogil
+    int syn_pk_grad_cols_d(const double* dz, const uint64_t* cmask, const double* cval,
+                           const int64_t* coff, Py_ssize_t n, Py_ssize_t o, Py_ssize_t d,
+                           Py_ssize_t bs, Py_ssize_t j0, Py_ssize_t j1, double* s,
+                           Py_ssize_t ldt, double* dzb) noexcept nogil
+
+
+cdef enum:
+    PK_PACK_ROWS = 256          # rows per task while packing
+    PK_COL_WEIGHT = 8           # a nonzero costs about 8 empty-column tests (thread balance)
+    # forward: the chunk of Wt walked by all the rows of a block.  Measured (MNIST, 784 -> 100,
+    # f32, 1 thread, ms): chunks of 32 / 64 / 128 / all columns 7.2-8.4 / 6.6-8.3 / 6.5-7.1 /
+    # 7.7-7.9 over blocks of 9-64 rows: 128 columns (57 KB, beyond L1), where x read from
+    # memory (dense_forward's sparse path) preferred 64.
+    PK_FWD_CHUNK_BYTES = 57344
+
+
+cdef inline const void* _pk_data(object a) noexcept:
+    return cnp.PyArray_DATA(<cnp.ndarray>a)
+
+
+cdef object _packed_x(object p, _Packed* pk):
+    """Check ``p`` (a PackedInput; its arrays were checked when it was built and are frozen)
+    and fill ``pk`` with its pointers; returns p.x."""
+    if not isinstance(p, PackedInput):
+        raise TypeError(f"a PackedInput (from pack_input) is needed, got {type(p).__name__}")
+    x = p.x
+    n, d = x.shape
+    nb = (n + p.block - 1) // p.block
+    # cheap re-checks of what the pointers below rely on (the object is frozen, the arrays
+    # read-only: these only fail if someone forced them writable and resized nothing -- or
+    # built the object around the constructor)
+    if (p.rmask.shape != (n, (d + 31) // 32) or p.roff.shape != (n + 1,)
+            or p.cmask.shape != (nb, d) or p.coff.shape != (nb + 1,) or p.colnz.shape != (d,)
+            or p.rval.shape != (p.roff[n],) or p.cval.shape != (p.roff[n],)
+            or p.rval.dtype != x.dtype or p.cval.dtype != x.dtype):
+        raise ValueError("inconsistent PackedInput")
+    pk.rmask = <const uint32_t*>_pk_data(p.rmask)
+    pk.rval = _pk_data(p.rval)
+    pk.roff = <const int64_t*>_pk_data(p.roff)
+    pk.cmask = <const uint64_t*>_pk_data(p.cmask)
+    pk.cval = _pk_data(p.cval)
+    pk.coff = <const int64_t*>_pk_data(p.coff)
+    pk.colnz = <const int64_t*>_pk_data(p.colnz)
+    pk.block = p.block
+    return x
+
+
+cdef int _pack_fill(const floating[:, ::1] x, uint32_t[:, ::1] rmask, int64_t[::1] roff,
+                    floating[::1] rval, uint64_t[:, ::1] cmask, floating[::1] cval,
+                    Py_ssize_t bs, int stage) except -1:
+    """Stage 0: rmask and the row counts (in roff[1:]); stage 1: rval, cmask and cval."""
+    cdef Py_ssize_t n = x.shape[0], d = x.shape[1], nb = (n + bs - 1) // bs
+    cdef Py_ssize_t nt = (n + PK_PACK_ROWS - 1) // PK_PACK_ROWS, t, r0, r1, k
+    if n == 0 or d == 0:
+        return 0
+    cdef const floating* xp = &x[0, 0]
+    cdef uint32_t* rm = &rmask[0, 0]
+    cdef int64_t* ro = &roff[0]
+    cdef floating* rv = &rval[0] if rval.shape[0] > 0 else NULL
+    cdef floating* cv = &cval[0] if cval.shape[0] > 0 else NULL
+    cdef uint64_t* cmp = &cmask[0, 0]
+    with nogil:
+        if stage == 0:
+            for t in prange(nt, schedule='static', num_threads=_num_threads):
+                r0 = t * PK_PACK_ROWS
+                r1 = min(n, r0 + PK_PACK_ROWS)
+                if floating is float:
+                    syn_pk_rows_f(xp, d, r0, r1, rm, ro + 1)
+                else:
+                    syn_pk_rows_d(xp, d, r0, r1, rm, ro + 1)
+        else:
+            for t in prange(nt, schedule='static', num_threads=_num_threads):
+                r0 = t * PK_PACK_ROWS
+                r1 = min(n, r0 + PK_PACK_ROWS)
+                if floating is float:
+                    syn_pk_rval_f(xp, d, r0, r1, rm, ro, rv)
+                else:
+                    syn_pk_rval_d(xp, d, r0, r1, rm, ro, rv)
+            for k in prange(nb, schedule='static', num_threads=_num_threads):
+                if floating is float:
+                    syn_pk_block_f(xp, n, d, bs, k, cmp + k * d, ro, cv)
+                else:
+                    syn_pk_block_d(xp, n, d, bs, k, cmp + k * d, ro, cv)
+    return 0
+
+
+def pack_input(x, block):
+    """The packed nonzeros of ``x`` (n x d), the column layout in blocks of ``block`` rows
+    (1..64): a PackedInput for packed_forward / packed_weight_grad (see reference_packed)."""
+    _check_pack_args(x, block)
+    n, d = x.shape
+    nb = (n + block - 1) // block
+    rmask = np.zeros((n, (d + 31) // 32), dtype=np.uint32)
+    roff = np.zeros(n + 1, dtype=np.int64)
+    empty = np.empty(0, dtype=x.dtype)
+    cmask = np.zeros((nb, d), dtype=np.uint64)
+    if x.dtype == np.float32:
+        _pack_fill[float](x, rmask, roff, empty, cmask, empty, block, 0)
+    else:
+        _pack_fill[double](x, rmask, roff, empty, cmask, empty, block, 0)
+    np.cumsum(roff, out=roff)
+    nnz = int(roff[n])
+    rval = np.empty(nnz, dtype=x.dtype)
+    cval = np.empty(nnz, dtype=x.dtype)
+    if x.dtype == np.float32:
+        _pack_fill[float](x, rmask, roff, rval, cmask, cval, block, 1)
+    else:
+        _pack_fill[double](x, rmask, roff, rval, cmask, cval, block, 1)
+    coff = roff[np.minimum(np.arange(nb + 1) * block, n)]
+    colnz = np.bitwise_count(cmask).sum(axis=0, dtype=np.int64)
+    return PackedInput(x, block, rmask, rval, roff, cmask, cval, coff, colnz, _owned=True)
+
+
+cdef int _packed_forward(const _Packed* pk, const floating* wp, const floating* bias,
+                         floating* op, Py_ssize_t n, Py_ssize_t d, Py_ssize_t o,
+                         Py_ssize_t ldw, int act) noexcept nogil:
+    """The packed forward (see the top of this file): 1 if done, 0 if declined (non-finite
+    W, no memory) and nothing was written."""
+    cdef Py_ssize_t ldt = _sp_ldt(o, floating is double), nw = (d + 31) // 32
+    cdef Py_ssize_t row_bytes = ldt * sizeof(floating)
+    cdef Py_ssize_t fb = SP_FWD_BLOCK_BYTES // row_bytes
+    cdef Py_ssize_t cw = PK_FWD_CHUNK_BYTES // (32 * row_bytes)
+    cdef Py_ssize_t per, nt, t, chunk, r0, r1, b, e
+    cdef int* ok
+    cdef floating* wt
+    cdef floating* bp
+    cdef floating* ob
+    cdef const floating** vp
+    cdef const floating* rv = <const floating*>pk.rval
+    cdef int good = 1
+    if n <= 0 or d <= 0 or o <= 0 or <size_t>(d * ldt) * sizeof(floating) > SP_MAX_SCRATCH:
+        return 0
+    fb = SP_FWD_BLOCK_MAX if fb > SP_FWD_BLOCK_MAX else (SP_FWD_BLOCK_MIN if fb < SP_FWD_BLOCK_MIN
+                                                          else fb)
+    cw = 1 if cw < 1 else cw
+    nt = _sp_threads(n, d, o, n)
+    per = d * row_bytes + fb * row_bytes + fb * sizeof(void*)
+    per = (per + 63) // 64 * 64
+    bp = <floating*>syn_sp_scratch(row_bytes + nt * per + nt * sizeof(int))
+    if bp == NULL:
+        return 0
+    ok = <int*>(<char*>(bp + ldt) + nt * per)
+    for t in range(o):
+        bp[t] = bias[t]
+    for t in range(o, ldt):
+        bp[t] = 0
+    chunk = (n + nt - 1) // nt
+    for t in prange(nt, schedule='static', num_threads=nt):
+        wt = <floating*>(<char*>(bp + ldt) + t * per)
+        ob = wt + d * ldt
+        vp = <const floating**>(ob + fb * ldt)
+        if floating is float:
+            ok[t] = syn_sp_transpose_in_f(wp, ldw, o, 0, d, wt, ldt)
+        else:
+            ok[t] = syn_sp_transpose_in_d(wp, ldw, o, 0, d, wt, ldt)
+        r0 = t * chunk
+        r1 = min(n, r0 + chunk)
+        b = r0
+        while b < r1 and ok[t]:
+            e = min(r1, b + fb)
+            if floating is float:
+                syn_pk_fwd_block_f(pk.rmask, nw, rv, pk.roff, b, e, wt, ldt, bp, op, o, cw, vp,
+                                   ob)
+            else:
+                syn_pk_fwd_block_d(pk.rmask, nw, rv, pk.roff, b, e, wt, ldt, bp, op, o, cw, vp,
+                                   ob)
+            act_rows(op, op, b, e, o, act)
+            b = e
+    for t in range(nt):
+        good = good and ok[t]
+    return good
+
+
+cdef int _packed_grad(const floating* dzp, const _Packed* pk, floating* op, Py_ssize_t n,
+                      Py_ssize_t o, Py_ssize_t d, Py_ssize_t ldo) noexcept nogil:
+    """The packed g[:, 1:] (see the top of this file): 1 if done, 0 if declined (no memory:
+    nothing written; non-finite dz: g[:, 1:] partly written, to be redone)."""
+    cdef Py_ssize_t ldt = _sp_ldt(o, floating is double), bs = pk.block
+    cdef Py_ssize_t nb = (n + bs - 1) // bs, per, nt, t, c, total, acc
+    cdef Py_ssize_t js[65]
+    cdef int* ok
+    cdef floating* s
+    cdef floating* dzb
+    cdef const floating* cv = <const floating*>pk.cval
+    cdef int good = 1
+    if n <= 0 or d <= 0 or o <= 0 or <size_t>(d * ldt) * sizeof(floating) > SP_MAX_SCRATCH:
+        return 0
+    nt = _sp_threads(n, d, o, d)
+    nt = 64 if nt > 64 else nt
+    # column ranges of about equal work
+    total = 0
+    for c in range(d):
+        total += pk.colnz[c] * PK_COL_WEIGHT + nb
+    js[0] = 0
+    t = 1
+    acc = 0
+    for c in range(d):
+        if t >= nt:
+            break
+        acc += pk.colnz[c] * PK_COL_WEIGHT + nb
+        if acc * nt >= t * total:
+            js[t] = c + 1
+            t += 1
+    while t <= nt:
+        js[t] = d
+        t += 1
+    per = (bs * ldt * sizeof(floating) + 63) // 64 * 64
+    s = <floating*>syn_sp_scratch(d * ldt * sizeof(floating) + nt * per + nt * sizeof(int))
+    if s == NULL:
+        return 0
+    ok = <int*>(<char*>(s + d * ldt) + nt * per)
+    for t in prange(nt, schedule='static', num_threads=nt):
+        dzb = <floating*>(<char*>(s + d * ldt) + t * per)
+        if floating is float:
+            ok[t] = syn_pk_grad_cols_f(dzp, pk.cmask, cv, pk.coff, n, o, d, bs, js[t], js[t + 1],
+                                       s, ldt, dzb)
+            syn_sp_transpose_out_f(s, ldt, js[t], js[t + 1], o, op, ldo)
+        else:
+            ok[t] = syn_pk_grad_cols_d(dzp, pk.cmask, cv, pk.coff, n, o, d, bs, js[t], js[t + 1],
+                                       s, ldt, dzb)
+            syn_sp_transpose_out_d(s, ldt, js[t], js[t + 1], o, op, ldo)
+    for t in range(nt):
+        good = good and ok[t]
+    return good
+
+
+def packed_forward(p, w, int act, out):
+    """out = f([1 | x] . w^T) for the packed x: as ``dense_forward(p.x, w, act, out)``."""
+    cdef _Packed pk
+    x = _packed_x(p, &pk)
+    cdef int k = _check_forward(x, w, act, out)
+    if k == 0:
+        _dense_forward[float](x, w, act, out, &pk)
+    else:
+        _dense_forward[double](x, w, act, out, &pk)
+
+
+def packed_weight_grad(dz, p, out):
+    """out = dz^T . [1 | x] for the packed x: as ``weight_grad(dz, p.x, out)``."""
+    cdef _Packed pk
+    x = _packed_x(p, &pk)
+    cdef int k = _check_weight_grad(dz, x, out)
+    if k == 0:
+        _weight_grad[float](dz, x, out, &pk)
+    else:
+        _weight_grad[double](dz, x, out, &pk)
