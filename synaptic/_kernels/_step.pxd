@@ -2,6 +2,7 @@
 # decay_weights, regularize, sgd_update) and the fused training epoch of dense.pyx (dense_epoch.pxi): ``cdef inline``,
 # each module compiles its own copy, with the same operations in the same order.
 from cython cimport floating
+from libc.math cimport floor, log
 
 from ._common cimport *
 
@@ -152,3 +153,63 @@ cdef inline void _sgd_block(floating* w, const floating* g, floating* dwp, float
             _sgd_loop(w, g, dwp, gain, i0, i1, p, 2, 1)
         else:
             _sgd_loop(w, g, dwp, gain, i0, i1, p, 2, 2)
+
+
+# argmax_rows, error_sum (loss.pyx) and output_backprop (dense.pyx)
+
+cdef inline Py_ssize_t _argmax_last(const floating* r, Py_ssize_t m) noexcept nogil:
+    """Index of the largest value, the last one on ties; m >= 1.
+
+    Scans from the end like np.argmax(r[::-1]): a NaN counts as the maximum (the last NaN).
+    """
+    cdef Py_ssize_t j, best = m - 1
+    cdef floating b = r[m - 1], v
+    if b != b:
+        return best
+    for j in range(m - 2, -1, -1):
+        v = r[j]
+        if v > b:
+            b = v
+            best = j
+        elif v != v:
+            return j
+    return best
+
+
+cdef inline double _row_error(const floating* y, const floating* t, Py_ssize_t m,
+                              int kind) noexcept nogil:
+    """The error of one row, in double (the twin converts to float64 first)."""
+    cdef Py_ssize_t j
+    cdef double s = 0, yv, tv, diff
+    if kind == ERR_MISCLASSIFICATION:
+        for j in range(m):
+            if floor(<double>y[j] + 0.5) != <double>t[j]:   # Java Math.round: half up
+                return 1
+        return 0
+    elif kind == ERR_ARGMAX_MISCLASSIFICATION:
+        return 1 if _argmax_last(y, m) != _argmax_last(t, m) else 0
+    elif kind == ERR_SUM_OF_SQUARES:
+        for j in range(m):
+            diff = <double>y[j] - <double>t[j]
+            s += diff * diff
+    elif kind == ERR_CROSS_ENTROPY_BINARY:
+        for j in range(m):
+            yv = y[j]
+            if <double>t[j] == 1.0:
+                s += log(yv + 1e-30)
+            else:
+                s += log((1.0 - yv) + 1e-30)
+    else:  # ERR_CROSS_ENTROPY_MULTIVARIATE
+        for j in range(m):
+            if <double>t[j] == 1.0:
+                s += log(<double>y[j] + 1e-30)
+    return s
+
+
+cdef inline double _chunk_error(const floating* y, const floating* t, Py_ssize_t r0,
+                                Py_ssize_t r1, Py_ssize_t m, int kind) noexcept nogil:
+    cdef Py_ssize_t i
+    cdef double s = 0
+    for i in range(r0, r1):
+        s += _row_error(y + i * m, t + i * m, m, kind)
+    return s

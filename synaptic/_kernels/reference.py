@@ -165,6 +165,20 @@ def weight_grad(dz, x, out):
     np.matmul(dz.T, x, out=out[:, 1:])
 
 
+def output_backprop(h, w, t, act, kind, err, hact, y, dz, g, dh):
+    """The output layer of a dense net over all the rows of ``h`` at once; returns the error:
+    y = f([1 | h] . w^T), dz its delta, g = dz^T . [1 | h], dh = the delta of the layer
+    below (its activation ``hact``; None: not computed), and error_sum(y, t, err)."""
+    if err not in range(N_ERR):
+        raise ValueError(f"unknown error kind {err}")
+    dense_forward(h, w, act, y)
+    output_delta(y, t, act, kind, dz)
+    weight_grad(dz, h, g)
+    if dh is not None:
+        hidden_delta(dz, w, h, hact, dh)
+    return error_sum(y, t, err)
+
+
 def _argmax_last(a):
     """Row argmax that returns the last maximal index (Clojure max-key)."""
     return a.shape[1] - 1 - np.argmax(a[:, ::-1], axis=1)

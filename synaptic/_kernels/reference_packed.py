@@ -57,6 +57,21 @@ class PackedInput:
             a = arrays[name]
             if not isinstance(a, np.ndarray) or a.dtype != x.dtype or a.shape != (nnz,):
                 raise ValueError(f"{name} must be a {x.dtype.name} array of shape ({nnz},)")
+        if not _owned:  # pack_input's own arrays agree by construction (tested)
+            self._check_counts(x, block, rmask, roff, cmask, coff, colnz, nnz)
+        object.__setattr__(self, "x", x)
+        object.__setattr__(self, "block", block)
+        for name, a in arrays.items():
+            if not _owned:          # the caller's arrays stay theirs (and writable)
+                a = a.copy()
+            a.flags.writeable = False
+            object.__setattr__(self, name, a)
+
+    @staticmethod
+    def _check_counts(x, block, rmask, roff, cmask, coff, colnz, nnz):
+        """The offsets and counts against the masks' bits (what the kernels' walks rely on)."""
+        n, d = x.shape
+        nb = (n + block - 1) // block
         if roff[0] != 0 or not np.array_equal(np.diff(roff),
                                               np.bitwise_count(rmask).sum(axis=1, dtype=np.int64)):
             raise ValueError("roff does not match the bit counts of rmask")
@@ -70,13 +85,6 @@ class PackedInput:
             raise ValueError("rmask has bits beyond the last column")
         if n % block and nb and (cmask[-1] >> np.uint64(n % block)).any():
             raise ValueError("cmask has bits beyond the last row")
-        object.__setattr__(self, "x", x)
-        object.__setattr__(self, "block", block)
-        for name, a in arrays.items():
-            if not _owned:          # the caller's arrays stay theirs (and writable)
-                a = a.copy()
-            a.flags.writeable = False
-            object.__setattr__(self, name, a)
 
     def __setattr__(self, name, value):
         raise AttributeError("a PackedInput cannot be changed (pack x again)")

@@ -66,24 +66,14 @@ class Gradients:
         if packed is None:
             net.forward_into(x, ws.acts, kern, ws.bufs)
         else:
-            if not self.packable() or packed.x is not x:
-                raise ValueError("a packed input needs a dense net without stochastic units, "
-                                 "packed from the same x")
+            self._check_packed(x, packed)
             kern.packed_forward(packed, net.weights[0], net.layers[1].act_code, ws.acts[0])
             for i in range(1, len(net.weights)):
                 net.layers[i + 1].forward(kern, ws.acts[i - 1], net.weights[i], ws.acts[i])
         out_layer = net.layers[-1]
         kern.output_delta(ws.acts[-1], t, out_layer.act_code, self.delta_kind, ws.deltas[-1])
         if self.dense:
-            for i in range(len(net.weights) - 1, -1, -1):
-                if i == 0 and packed is not None:
-                    kern.packed_weight_grad(ws.deltas[0], packed, self.grads[0])
-                else:
-                    kern.weight_grad(ws.deltas[i], x if i == 0 else ws.acts[i - 1],
-                                     self.grads[i])
-                if i > 0:
-                    kern.hidden_delta(ws.deltas[i], net.weights[i], ws.acts[i - 1],
-                                      net.layers[i].act_code, ws.deltas[i - 1])
+            self._backward(x, ws, kern, packed, len(net.weights) - 1)
             return self.grads
         for i in range(len(net.weights) - 1, -1, -1):
             layer, buf = net.layers[i + 1], ws.bufs[i]
@@ -94,6 +84,54 @@ class Gradients:
                 layer.input_grad(kern, ws.deltas[i], net.weights[i], ws.acts[i - 1],
                                  net.layers[i].fused_act, ws.deltas[i - 1], buf)
         return self.grads
+
+    def compute_with_error(self, x, t, err, kern=None, packed=None):
+        """(Σ error of kind ``err`` over the rows, :meth:`compute`'s gradients) at once.
+
+        A :meth:`packable` net with a hidden layer runs its output layer through
+        ``kern.output_backprop`` (forward, error, delta, gradient and the delta below in one
+        pass over row chunks); otherwise compute(), then error_sum."""
+        kern = kern or _kernels.get_backend()
+        net = self.net
+        top = len(net.weights) - 1
+        if top < 1 or not self.packable():
+            grads = self.compute(x, t, kern, packed)
+            return kern.error_sum(self.workspace(x.shape[0]).acts[-1], t, err), grads
+        ws = self.workspace(x.shape[0])
+        self._forward_below_top(x, ws, kern, packed)
+        error = kern.output_backprop(ws.acts[top - 1], net.weights[top], t, net.layers[-1].act_code,
+                                     self.delta_kind, err, net.layers[top].act_code, ws.acts[top],
+                                     ws.deltas[top], self.grads[top], ws.deltas[top - 1])
+        self._backward(x, ws, kern, packed, top - 1)
+        return error, self.grads
+
+    def _forward_below_top(self, x, ws, kern, packed):
+        """The forward pass of every layer but the output one (a packable net)."""
+        net = self.net
+        if packed is None:
+            net.layers[1].forward(kern, x, net.weights[0], ws.acts[0])
+        else:
+            self._check_packed(x, packed)
+            kern.packed_forward(packed, net.weights[0], net.layers[1].act_code, ws.acts[0])
+        for i in range(1, len(net.weights) - 1):
+            net.layers[i + 1].forward(kern, ws.acts[i - 1], net.weights[i], ws.acts[i])
+
+    def _check_packed(self, x, packed):
+        if not self.packable() or packed.x is not x:
+            raise ValueError("a packed input needs a dense net without stochastic units, "
+                             "packed from the same x")
+
+    def _backward(self, x, ws, kern, packed, top):
+        """Dense layers top..0 (a packable net): weight gradients, deltas below."""
+        net = self.net
+        for i in range(top, -1, -1):
+            if i == 0 and packed is not None:
+                kern.packed_weight_grad(ws.deltas[0], packed, self.grads[0])
+            else:
+                kern.weight_grad(ws.deltas[i], x if i == 0 else ws.acts[i - 1], self.grads[i])
+            if i > 0:
+                kern.hidden_delta(ws.deltas[i], net.weights[i], ws.acts[i - 1],
+                                  net.layers[i].act_code, ws.deltas[i - 1])
 
 
 def error_fn_of(net):

@@ -85,9 +85,7 @@ class LBFGS:
         (``packed``: x packed by :func:`pack`, or None)."""
         kern = kern or _kernels.get_backend()
         weights = self.net.weights
-        grads = self.gradients.compute(x, t, kern, packed)
-        out = self.gradients.workspace(x.shape[0]).acts[-1]
-        c = kern.error_sum(out, t, self.error_code)
+        c, grads = self.gradients.compute_with_error(x, t, self.error_code, kern, packed)
         if self.data_scale != 1.0:
             for g in grads:
                 g *= self.data_scale
@@ -163,9 +161,9 @@ class _Search:
 
         self.net.swap(evaluate, "weights")
         cost, g = result
+        self.last = w.copy()         # never changed after: it may also become the best
         if cost < self.best_cost:
-            self.best_cost, self.best = cost, w.copy()
-        self.last = w.copy()
+            self.best_cost, self.best = cost, self.last
         # einsum, not dot: no call into NumPy's BLAS, whose threads would then spin
         gnorm, xnorm = (math.sqrt(np.einsum("i,i->", v, v)) for v in (g, w))
         self.last_ratio = gnorm / max(1.0, xnorm)
