@@ -138,6 +138,13 @@ cdef extern from *:
     #include <stdint.h>
     #include <stdlib.h>
     #include <string.h>
+    /* the sparse sums may contract a * b + c into an FMA, as a GEMM does (the module is
+       compiled with -ffp-contract=off so that its elementwise passes round like NumPy) */
+    #if defined(__GNUC__) && !defined(__clang__)
+    #  define SYN_FMA __attribute__((optimize("fp-contract=fast")))
+    #else
+    #  define SYN_FMA
+    #endif
     #if defined(__GNUC__)
     #  if defined(__AVX512F__)
     #    define SYN_SP_VB 64
@@ -325,7 +332,7 @@ cdef extern from *:
     #define SYN_SP_FT_STEP(k, V, VL) a##k += v * *(const V*)(w + (k) * (VL));
     #define SYN_SP_FT_STORE(k, V, VL) *(V*)(out + (k) * (VL)) = a##k;
     #define SYN_SP_FTILE(S, T, V, VL, K) \
-    static SYN_SP_NOINLINE void syn_sp_ftile_##S##K(const uint32_t* mw, Py_ssize_t nw, \
+    static SYN_FMA SYN_SP_NOINLINE void syn_sp_ftile_##S##K(const uint32_t* mw, Py_ssize_t nw, \
             const T* xr, const T* wt, Py_ssize_t ldt, const T* b, T* out) { \
         Py_ssize_t q; \
         SYN_SP_R##K(SYN_SP_FT_INIT, V, VL) \
@@ -352,7 +359,7 @@ cdef extern from *:
     #define SYN_SP_GC_STEP(k, V, VL) a##k += v * *(const V*)(r + (k) * (VL));
     #define SYN_SP_GC_STORE(k, V, VL) *(V*)(s + (k) * (VL)) += a##k;
     #define SYN_SP_GCOL(S, T, V, VL, K) \
-    static SYN_SP_NOINLINE void syn_sp_gcol_##S##K(uint64_t mk, const T* xc, Py_ssize_t d, \
+    static SYN_FMA SYN_SP_NOINLINE void syn_sp_gcol_##S##K(uint64_t mk, const T* xc, Py_ssize_t d, \
             const T* dzb, Py_ssize_t ldt, T* s) { \
         SYN_SP_R##K(SYN_SP_GC_INIT, V, VL) \
         while (mk) { \

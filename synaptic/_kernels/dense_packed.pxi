@@ -31,7 +31,7 @@ cdef extern from *:
     /* out[0:K*VL] += the values v[0], v[1], ... times the rows of wt at the set bits of mw
        (nw words), in increasing bit order; returns v past the values used */
     #define SYN_PK_FTILE(S, T, V, VL, K) \\
-    static SYN_SP_NOINLINE const T* syn_pk_ftile_##S##K(const uint32_t* mw, Py_ssize_t nw, \\
+    static SYN_FMA SYN_SP_NOINLINE const T* syn_pk_ftile_##S##K(const uint32_t* mw, Py_ssize_t nw, \\
             const T* v, const T* wt, Py_ssize_t ldt, T* out) { \\
         Py_ssize_t q; \\
         SYN_SP_R##K(SYN_PK_FT_INIT, V, VL) \\
@@ -53,7 +53,7 @@ cdef extern from *:
     /* s[0:K*VL] += the block's sum of v[0], v[1], ... times the dzb rows at the set bits of
        mk (in increasing bit order, from 0); returns v past the values used */
     #define SYN_PK_GCOL(S, T, V, VL, K) \\
-    static SYN_SP_NOINLINE const T* syn_pk_gcol_##S##K(uint64_t mk, const T* v, \\
+    static SYN_FMA SYN_SP_NOINLINE const T* syn_pk_gcol_##S##K(uint64_t mk, const T* v, \\
             const T* dzb, Py_ssize_t ldt, T* s) { \\
         SYN_SP_R##K(SYN_SP_GC_INIT, V, VL) \\
         while (mk) { \\
@@ -163,17 +163,18 @@ cdef extern from *:
         for (i = r0; i < r1; i++) memcpy(out + i * o, ob + (i - r0) * ldt, o * sizeof(T)); \\
     } \\
     \\
-    /* s[j, :] = sum_i x[i, j] * dz[i, :o] for j0 <= j < j1, as syn_sp_grad_cols (block sums \\
-       added in block order), the masks and values from the pack (blocks of bs rows).  1 if \\
-       dz is all finite. */ \\
+    /* s[j, :] = sum_i x[i, j] * dz[i, :o] for j0 <= j < j1 over the rows of blocks \\
+       kb0..kb1-1, as syn_sp_grad_cols (block sums added in block order), the masks and values \\
+       from the pack (blocks of bs rows).  1 if dz is all finite. */ \\
     static int syn_pk_grad_cols_##S(const T* dz, const uint64_t* cmask, const T* cval, \\
             const int64_t* coff, Py_ssize_t n, Py_ssize_t o, Py_ssize_t d, Py_ssize_t bs, \\
-            Py_ssize_t j0, Py_ssize_t j1, T* s, Py_ssize_t ldt, T* dzb) { \\
-        Py_ssize_t kb, nb = (n + bs - 1) / bs, i0, i1, i, c, cc, k, off, nv = ldt / (VL); \\
+            Py_ssize_t kb0, Py_ssize_t kb1, Py_ssize_t j0, Py_ssize_t j1, T* s, Py_ssize_t ldt, \\
+            T* dzb) { \\
+        Py_ssize_t kb, i0, i1, i, c, cc, k, off, nv = ldt / (VL); \\
         int bad = 0; \\
         if (j1 <= j0) return 1; \\
         memset(s + j0 * ldt, 0, (j1 - j0) * ldt * sizeof(T)); \\
-        for (kb = 0; kb < nb; kb++) { \\
+        for (kb = kb0; kb < kb1; kb++) { \\
             const uint64_t* cm = cmask + kb * d; \\
             const T* v = cval + coff[kb]; \\
             i0 = kb * bs; \\
@@ -234,17 +235,19 @@ cdef extern from *:
                             Py_ssize_t cw, const double** vp, double* ob) noexcept nogil
     int syn_pk_grad_cols_f(const float* dz, const uint64_t* cmask, const float* cval,
                            const int64_t* coff, Py_ssize_t n, Py_ssize_t o, Py_ssize_t d,
-                           Py_ssize_t bs, Py_ssize_t j0, Py_ssize_t j1, float* s, Py_ssize_t ldt,
+                           Py_ssize_t bs, Py_ssize_t kb0, Py_ssize_t kb1, Py_ssize_t j0,
+                           Py_ssize_t j1, float* s, Py_ssize_t ldt,
                            float* dzb) noexcept nogil
     int syn_pk_grad_cols_d(const double* dz, const uint64_t* cmask, const double* cval,
                            const int64_t* coff, Py_ssize_t n, Py_ssize_t o, Py_ssize_t d,
-                           Py_ssize_t bs, Py_ssize_t j0, Py_ssize_t j1, double* s,
+                           Py_ssize_t bs, Py_ssize_t kb0, Py_ssize_t kb1, Py_ssize_t j0,
+                           Py_ssize_t j1, double* s,
                            Py_ssize_t ldt, double* dzb) noexcept nogil
 
 
 cdef enum:
     PK_PACK_ROWS = 256          # rows per task while packing
-    PK_COL_WEIGHT = 8           # a nonzero costs about 8 empty-column tests (thread balance)
+    PK_GRAD_PARTS = 8           # weight gradient: rows in at most this many parts
     # forward: the chunk of Wt walked by all the rows of a block.  Measured (MNIST, 784 -> 100,
     # f32, 1 thread, ms): chunks of 32 / 64 / 128 / all columns 7.2-8.4 / 6.6-8.3 / 6.5-7.1 /
     # 7.7-7.9 over blocks of 9-64 rows: 128 columns (57 KB, beyond L1), where x read from
@@ -413,53 +416,54 @@ cdef int _packed_grad(const floating* dzp, const _Packed* pk, floating* op, Py_s
                       Py_ssize_t o, Py_ssize_t d, Py_ssize_t ldo) noexcept nogil:
     """The packed g[:, 1:] (see the top of this file): 1 if done, 0 if declined (no memory:
     nothing written; non-finite dz: g[:, 1:] partly written, to be redone)."""
-    cdef Py_ssize_t ldt = _sp_ldt(o, floating is double), bs = pk.block
-    cdef Py_ssize_t nb = (n + bs - 1) // bs, per, nt, t, c, total, acc
-    cdef Py_ssize_t js[65]
+    cdef Py_ssize_t ldt = _sp_ldt(o, floating is double), bs = pk.block, sz = d * ldt
+    cdef Py_ssize_t nb = (n + bs - 1) // bs, per, nt, t, p, q, j, j0, j1, parts, bpp, kb0
     cdef int* ok
     cdef floating* s
+    cdef floating* sp
     cdef floating* dzb
     cdef const floating* cv = <const floating*>pk.cval
     cdef int good = 1
     if n <= 0 or d <= 0 or o <= 0 or <size_t>(d * ldt) * sizeof(floating) > SP_MAX_SCRATCH:
         return 0
-    nt = _sp_threads(n, d, o, d)
-    nt = 64 if nt > 64 else nt
-    # column ranges of about equal work
-    total = 0
-    for c in range(d):
-        total += pk.colnz[c] * PK_COL_WEIGHT + nb
-    js[0] = 0
-    t = 1
-    acc = 0
-    for c in range(d):
-        if t >= nt:
-            break
-        acc += pk.colnz[c] * PK_COL_WEIGHT + nb
-        if acc * nt >= t * total:
-            js[t] = c + 1
-            t += 1
-    while t <= nt:
-        js[t] = d
-        t += 1
+    # row parts (a function of the block count only, so that the sums do not depend on the
+    # thread count), each summed on its own, then added in part order
+    parts = nb if nb < PK_GRAD_PARTS else PK_GRAD_PARTS
+    bpp = (nb + parts - 1) // parts
+    parts = (nb + bpp - 1) // bpp
+    nt = _sp_threads(n, d, o, parts)
     per = (bs * ldt * sizeof(floating) + 63) // 64 * 64
-    s = <floating*>syn_sp_scratch(d * ldt * sizeof(floating) + nt * per + nt * sizeof(int))
+    s = <floating*>syn_sp_scratch(parts * sz * sizeof(floating) + nt * per
+                                  + parts * sizeof(int))
     if s == NULL:
         return 0
-    ok = <int*>(<char*>(s + d * ldt) + nt * per)
-    for t in prange(nt, schedule='static', num_threads=nt):
-        dzb = <floating*>(<char*>(s + d * ldt) + t * per)
+    ok = <int*>(<char*>(s + parts * sz) + nt * per)
+    for p in prange(parts, schedule='static', num_threads=nt):
+        dzb = <floating*>(<char*>(s + parts * sz) + threadid() * per)
+        kb0 = p * bpp
         if floating is float:
-            ok[t] = syn_pk_grad_cols_f(dzp, pk.cmask, cv, pk.coff, n, o, d, bs, js[t], js[t + 1],
-                                       s, ldt, dzb)
-            syn_sp_transpose_out_f(s, ldt, js[t], js[t + 1], o, op, ldo)
+            ok[p] = syn_pk_grad_cols_f(dzp, pk.cmask, cv, pk.coff, n, o, d, bs, kb0,
+                                       min(nb, kb0 + bpp), 0, d, s + p * sz, ldt, dzb)
         else:
-            ok[t] = syn_pk_grad_cols_d(dzp, pk.cmask, cv, pk.coff, n, o, d, bs, js[t], js[t + 1],
-                                       s, ldt, dzb)
-            syn_sp_transpose_out_d(s, ldt, js[t], js[t + 1], o, op, ldo)
-    for t in range(nt):
-        good = good and ok[t]
-    return good
+            ok[p] = syn_pk_grad_cols_d(dzp, pk.cmask, cv, pk.coff, n, o, d, bs, kb0,
+                                       min(nb, kb0 + bpp), 0, d, s + p * sz, ldt, dzb)
+    for p in range(parts):
+        good = good and ok[p]
+    if not good:
+        return 0
+    nt = _sp_threads(n, d, o, d)
+    for t in prange(nt, schedule='static', num_threads=nt):
+        j0 = t * d // nt
+        j1 = (t + 1) * d // nt
+        for q in range(1, parts):
+            sp = s + q * sz
+            for j in range(j0 * ldt, j1 * ldt):
+                s[j] = s[j] + sp[j]
+        if floating is float:
+            syn_sp_transpose_out_f(s, ldt, j0, j1, o, op, ldo)
+        else:
+            syn_sp_transpose_out_d(s, ldt, j0, j1, o, op, ldo)
+    return 1
 
 
 def packed_forward(p, w, int act, out):
