@@ -165,15 +165,16 @@ cdef extern from *:
     \\
     /* s[j, :] = sum_i x[i, j] * dz[i, :o] for j0 <= j < j1 over the rows of blocks \\
        kb0..kb1-1, as syn_sp_grad_cols (block sums added in block order), the masks and values \\
-       from the pack (blocks of bs rows).  1 if dz is all finite. */ \\
+       from the pack (blocks of bs rows); s[j0:j1] zeroed first if `zero`, else added to. \\
+       1 if dz is all finite. */ \\
     static int syn_pk_grad_cols_##S(const T* dz, const uint64_t* cmask, const T* cval, \\
             const int64_t* coff, Py_ssize_t n, Py_ssize_t o, Py_ssize_t d, Py_ssize_t bs, \\
             Py_ssize_t kb0, Py_ssize_t kb1, Py_ssize_t j0, Py_ssize_t j1, T* s, Py_ssize_t ldt, \\
-            T* dzb) { \\
+            T* dzb, int zero) { \\
         Py_ssize_t kb, i0, i1, i, c, cc, k, off, nv = ldt / (VL); \\
         int bad = 0; \\
         if (j1 <= j0) return 1; \\
-        memset(s + j0 * ldt, 0, (j1 - j0) * ldt * sizeof(T)); \\
+        if (zero) memset(s + j0 * ldt, 0, (j1 - j0) * ldt * sizeof(T)); \\
         for (kb = kb0; kb < kb1; kb++) { \\
             const uint64_t* cm = cmask + kb * d; \\
             const T* v = cval + coff[kb]; \\
@@ -237,12 +238,12 @@ cdef extern from *:
                            const int64_t* coff, Py_ssize_t n, Py_ssize_t o, Py_ssize_t d,
                            Py_ssize_t bs, Py_ssize_t kb0, Py_ssize_t kb1, Py_ssize_t j0,
                            Py_ssize_t j1, float* s, Py_ssize_t ldt,
-                           float* dzb) noexcept nogil
+                           float* dzb, int zero) noexcept nogil
     int syn_pk_grad_cols_d(const double* dz, const uint64_t* cmask, const double* cval,
                            const int64_t* coff, Py_ssize_t n, Py_ssize_t o, Py_ssize_t d,
                            Py_ssize_t bs, Py_ssize_t kb0, Py_ssize_t kb1, Py_ssize_t j0,
-                           Py_ssize_t j1, double* s,
-                           Py_ssize_t ldt, double* dzb) noexcept nogil
+                           Py_ssize_t j1, double* s, Py_ssize_t ldt, double* dzb,
+                           int zero) noexcept nogil
 
 
 cdef enum:
@@ -443,10 +444,10 @@ cdef int _packed_grad(const floating* dzp, const _Packed* pk, floating* op, Py_s
         kb0 = p * bpp
         if floating is float:
             ok[p] = syn_pk_grad_cols_f(dzp, pk.cmask, cv, pk.coff, n, o, d, bs, kb0,
-                                       min(nb, kb0 + bpp), 0, d, s + p * sz, ldt, dzb)
+                                       min(nb, kb0 + bpp), 0, d, s + p * sz, ldt, dzb, 1)
         else:
             ok[p] = syn_pk_grad_cols_d(dzp, pk.cmask, cv, pk.coff, n, o, d, bs, kb0,
-                                       min(nb, kb0 + bpp), 0, d, s + p * sz, ldt, dzb)
+                                       min(nb, kb0 + bpp), 0, d, s + p * sz, ldt, dzb, 1)
     for p in range(parts):
         good = good and ok[p]
     if not good:

@@ -90,7 +90,9 @@ class Gradients:
 
         A :meth:`packable` net with a hidden layer runs its output layer through
         ``kern.output_backprop`` (forward, error, delta, gradient and the delta below in one
-        pass over row chunks); otherwise compute(), then error_sum."""
+        pass over row chunks), and a net of exactly one hidden layer on a ``packed`` x runs
+        the whole evaluation in ``kern.packed_objective``; otherwise compute(), then
+        error_sum.  The output activities are always in ``workspace(n).acts[-1]``."""
         kern = kern or _kernels.get_backend()
         net = self.net
         top = len(net.weights) - 1
@@ -98,6 +100,15 @@ class Gradients:
             grads = self.compute(x, t, kern, packed)
             return kern.error_sum(self.workspace(x.shape[0]).acts[-1], t, err), grads
         ws = self.workspace(x.shape[0])
+        if packed is not None and top == 1:
+            # input -> hidden -> output on a packed x: the whole evaluation in one kernel
+            # (ws.acts[0], the hidden activities, is not filled)
+            self._check_packed(x, packed)
+            error = kern.packed_objective(packed, net.weights[0], net.weights[1], t,
+                                          net.layers[1].act_code, net.layers[2].act_code,
+                                          self.delta_kind, err, ws.acts[1], self.grads[0],
+                                          self.grads[1])
+            return error, self.grads
         self._forward_below_top(x, ws, kern, packed)
         error = kern.output_backprop(ws.acts[top - 1], net.weights[top], t, net.layers[-1].act_code,
                                      self.delta_kind, err, net.layers[top].act_code, ws.acts[top],
