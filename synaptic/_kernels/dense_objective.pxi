@@ -146,7 +146,7 @@ cdef int _packed_objective(const _Packed* pk, const floating* w1, const floating
     # a thread: its Wt1 (sz), then the block scratch of _objective_block
     sbytes = sz * sizeof(floating) + _block_scratch(bs, o1, o2, ldt, dp, vl, sizeof(floating))
     sbytes = (sbytes + 63) // 64 * 64
-    mem = <char*>syn_top_alloc(shared + parts * pbytes + nt * sbytes)
+    mem = <char*>syn_sp_scratch(shared + parts * pbytes + nt * sbytes)   # reused, 64-aligned
     if mem == NULL:
         return 1
     cdef floating* wt2 = <floating*>mem
@@ -225,7 +225,6 @@ cdef int _packed_objective(const _Packed* pk, const floating* w1, const floating
         if err == ERR_CROSS_ENTROPY_BINARY or err == ERR_CROSS_ENTROPY_MULTIVARIATE:
             s = -s
         error[0] = s
-    free(mem)
     return 0 if good else 1
 
 

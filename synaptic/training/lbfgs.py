@@ -143,7 +143,7 @@ class _Search:
     def __init__(self, lbfgs, data, kern):
         self.lbfgs, self.net, self.data, self.kern = lbfgs, lbfgs.net, data, kern
         self.best_cost, self.best = math.inf, flatten(self.net.weights)
-        self.last, self.last_ratio = None, math.inf
+        self.last, self.last_g = None, None
         self.packed = pack(lbfgs.gradients, data.x, kern)
 
     def objective(self, w):
@@ -161,12 +161,9 @@ class _Search:
 
         self.net.swap(evaluate, "weights")
         cost, g = result
-        self.last = w.copy()         # never changed after: it may also become the best
+        self.last, self.last_g = w.copy(), g     # never changed after; last may become best
         if cost < self.best_cost:
             self.best_cost, self.best = cost, self.last
-        # einsum, not dot: no call into NumPy's BLAS, whose threads would then spin
-        gnorm, xnorm = (math.sqrt(np.einsum("i,i->", v, v)) for v in (g, w))
-        self.last_ratio = gnorm / max(1.0, xnorm)
         out = self.lbfgs.gradients.workspace(x.shape[0]).acts[-1]
         seconds = time.perf_counter() - started
         self.net.swap(lambda net: _record(net, out, t, self.data, seconds, self.kern), "stats")
@@ -174,9 +171,17 @@ class _Search:
 
     def callback(self, intermediate_result):
         """After each iteration: the original's stop test at the new point (the last evaluated)."""
-        if (self.last_ratio <= self.lbfgs.eps and self.last is not None
-                and np.array_equal(intermediate_result.x, self.last)):
+        if self.last is not None and self._ratio_at_most(self.lbfgs.eps) \
+                and np.array_equal(intermediate_result.x, self.last):
             raise _Done(f"converged: |g| / max(1, |x|) <= {self.lbfgs.eps}")
+
+    def _ratio_at_most(self, eps):
+        """‖g‖ / max(1, ‖x‖) <= eps at the last point evaluated (‖x‖ only when needed).
+        einsum, not dot: no call into NumPy's BLAS, whose threads would then spin."""
+        gnorm = math.sqrt(np.einsum("i,i->", self.last_g, self.last_g))
+        if gnorm <= eps:
+            return True
+        return gnorm <= eps * math.sqrt(np.einsum("i,i->", self.last, self.last))
 
     def keep_best(self, net):
         unflatten(self.best, net.weights)
