@@ -6,6 +6,7 @@
   PyTorch importable, its Rprop / RMSprop ``opt.step()`` on the same 79,510 float32 parameters.
 * L-BFGS, 50 iterations on W1 (784-100-10 sigmoid/softmax, the 10,000 t10k digits as one
   batch, float32, stats off, the eps test off): ``train`` on the native kernels and on the twin;
+  one function evaluation of that run alone; packing the digits (once per run);
   with PyTorch, ``torch.optim.LBFGS`` (history 5 as ours, strong-Wolfe line search, tolerances
   off) on the same net and data.  The function evaluations of each run are in extra_info.
 
@@ -114,6 +115,35 @@ def test_lbfgs_50_iterations(benchmark, digits, backend):
     assert synaptic.training_error("cross-entropy", net, trset) < 0.5
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_lbfgs_one_evaluation(benchmark, digits, backend):
+    """One L-BFGS function evaluation (C and its gradient) of W1 on the 10,000 digits, as the
+    run does it: the native kernels on the input packed once (packed_objective), the twin on x."""
+    from synaptic.training import lbfgs
+    x, labels = digits
+    trset = synaptic.training_set(x, labels, rand=False, dtype=np.float32)
+    net = synaptic.mlp([784, 100, 10], ["sigmoid", "softmax"],
+                       synaptic.training("lbfgs", LBFGS_PARAMS), dtype=np.float32, seed=1)
+    kern = native if backend == "native" else reference
+    algo = lbfgs.LBFGS(net)
+    packed = lbfgs.pack(algo.gradients, trset.x, kern)
+    benchmark.group = "L-BFGS one evaluation (C and gradient), W1 784-100-10, 10,000 samples"
+    benchmark.extra_info.update(backend=backend, packed=packed is not None)
+    cost, grads = benchmark.pedantic(lambda: algo.cost(trset.x, trset.y, kern, packed),
+                                     rounds=10 if backend == "native" else 3, warmup_rounds=1)
+    assert np.isfinite(cost) and cost > 0 and all(np.isfinite(g).all() for g in grads)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_pack_input(benchmark, digits, backend):
+    """Packing the 10,000 digits once for a run (pack_input, blocks of 64 rows)."""
+    kern = native if backend == "native" else reference
+    benchmark.group = "pack_input, 10,000 x 784 MNIST digits (81 % zeros), float32"
+    benchmark.extra_info.update(backend=backend)
+    p = benchmark.pedantic(lambda: kern.pack_input(digits[0], 64), rounds=5, warmup_rounds=1)
+    assert p.nnz == np.count_nonzero(digits[0])
+
+
 # ---------------------------------------------------------------------------------------
 # PyTorch, for comparison (last: see the module docstring)
 
@@ -140,6 +170,27 @@ def test_torch_optimizer_step(benchmark, rule):
     w0 = params[0].detach().clone()
     benchmark(opt.step)
     assert not torch.equal(w0, params[0].detach())
+
+
+@needs_torch
+def test_torch_lbfgs_one_evaluation(benchmark, digits):
+    """The same evaluation in PyTorch: forward, summed cross-entropy, backward."""
+    torch.set_num_threads(2)
+    x = torch.from_numpy(digits[0])
+    y = torch.from_numpy(np.asarray(digits[1], dtype=np.int64))
+    loss_fn = torch.nn.CrossEntropyLoss(reduction="sum")
+    torch.manual_seed(1)
+    model = torch.nn.Sequential(torch.nn.Linear(784, 100), torch.nn.Sigmoid(), torch.nn.Linear(100, 10))
+
+    def evaluate():
+        model.zero_grad()
+        loss = loss_fn(model(x), y)
+        loss.backward()
+        return float(loss)
+
+    benchmark.group = "L-BFGS one evaluation (C and gradient), W1 784-100-10, 10,000 samples"
+    benchmark.extra_info.update(backend="torch")
+    assert benchmark.pedantic(evaluate, rounds=10, warmup_rounds=1) > 0
 
 
 @needs_torch

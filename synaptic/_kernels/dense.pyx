@@ -13,7 +13,13 @@ Inputs with many exact zeros (the pixels of a first layer): dense_forward and we
 skip them, from a few dozen rows, instead of calling the GEMM (see "Sparse inputs" below).
 
 ``-ffp-contract=off``: no a*b+c is fused into an FMA, so the elementwise arithmetic rounds
-exactly like NumPy's.
+exactly like NumPy's; only the long sums of the sparse, packed and narrow-output loops (like a
+GEMM's) may contract (SYN_FMA).
+
+Also here: packed inputs (dense_packed.pxi: pack_input, packed_forward, packed_weight_grad),
+the output layer in one pass (dense_top.pxi: output_backprop), a whole evaluation of an
+input-hidden-output net on a packed input (dense_objective.pxi: packed_objective; what
+L-BFGS calls 57 times in 50 iterations) and the whole-epoch SGD kernel (dense_epoch.pxi).
 """
 from cython.parallel cimport parallel, prange, threadid
 from libc.stdint cimport int32_t, int64_t, uint32_t, uint64_t

@@ -24,6 +24,13 @@ checked before each evaluation, and the run ends at once.  Whatever ends the run
 the eps test, a stop, a failed line search -- which the original threw on), the net gets the
 best point evaluated (the lowest C), and ``state["lbfgs_status"]`` says why it ended.  An
 exception raised by the objective also leaves the best weights in place.
+
+Speed: every evaluation reads the same training set, so on the native kernels a mostly-zero
+input (MNIST pixels) is packed once per run (:func:`pack`: its nonzeros and their bit masks,
+~7 MB a layout instead of x's 31 MB), and a net of one hidden layer evaluates C and ∇C in one
+kernel call (``packed_objective``: rows in blocks of 64, forward, output layer and backward
+while the block is in L1).  Measured on W1 (784-100-10, 10,000 digits, f32, 2 threads): an
+evaluation 9.0 -> 6.5 ms; SciPy's own L-BFGS-B work is ~2.3 ms an iteration at m = 5.
 """
 import math
 import time
