@@ -458,12 +458,9 @@ def test_bad_arguments_raise(call, kern, case):
         call(kern, spec)
 
 
-# KNOWN DEFECT (kernel left as is): output_backprop reuses dense_forward's checks, so a bad y
-# or h is reported under dense_forward's names: "out has shape (6, 4), expected (6, 3)", "out
-# has dtype float64 but x has dtype float32", "w has dtype float32 but x has dtype float64",
-# "x must be a numpy array" (packed_objective says "y has shape ...").
+# output_backprop's messages name its own arguments (it shares dense_forward's checks, which
+# once said "out" and "x" for y and h).
 @needs_native
-@pytest.mark.xfail(strict=True, reason="output_backprop calls y 'out' and h 'x' in its messages")
 @pytest.mark.parametrize("spec,match", [("y=6x4", "y has shape"), ("y=6x3:f8", "y has dtype"),
                                         ("h=6x5:f8", "h has dtype"), ("h=list", "h must be")])
 def test_output_backprop_messages_name_y_and_h(spec, match):

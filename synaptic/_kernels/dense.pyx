@@ -950,20 +950,21 @@ def dense_forward(x, w, int act, out):
         _dense_forward[double](x, w, act, out, NULL)
 
 
-cdef int _check_forward(x, w, int act, out) except -1:
-    """dense_forward's argument checks; returns the dtype kind (0 float32, 1 float64)."""
-    cdef int k = check_float(x, "x", 2, False)
-    check_same(k, x, "x", check_float(w, "w", 2, False), w, "w")
+cdef int _check_forward(x, w, int act, out, str xn="x", str on="out") except -1:
+    """dense_forward's argument checks (x and out called ``xn`` and ``on`` in the messages);
+    returns the dtype kind (0 float32, 1 float64)."""
+    cdef int k = check_float(x, xn, 2, False)
+    check_same(k, x, xn, check_float(w, "w", 2, False), w, "w")
     if dim(w, 1) != 1 + dim(x, 1):
         raise ValueError(f"w has {dim(w, 1)} columns, expected 1 + {dim(x, 1)} "
                          f"(bias + inputs)")
-    check_same(k, x, "x", check_float(out, "out", 2, True), out, "out")
-    check_shape(out, "out", dim(x, 0), dim(w, 0))
+    check_same(k, x, xn, check_float(out, on, 2, True), out, on)
+    check_shape(out, on, dim(x, 0), dim(w, 0))
     check_act(act)
     if act == ACT_SOFTMAX and dim(w, 0) == 0:
         raise ValueError(f"softmax needs at least one output, w has shape {w.shape}")
-    check_disjoint(out, "out", x, "x")
-    check_disjoint(out, "out", w, "w")
+    check_disjoint(out, on, x, xn)
+    check_disjoint(out, on, w, "w")
     return k
 
 

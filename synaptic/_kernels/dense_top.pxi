@@ -293,7 +293,7 @@ def output_backprop(h, w, t, int act, int kind, int err, int hact, y, dz, g, dh)
     As the twin's sequence: ``dense_forward(h, w, act, y)``, ``output_delta(y, t, act, kind,
     dz)``, ``weight_grad(dz, h, g)``, ``hidden_delta(dz, w, h, hact, dh)`` (skipped when
     ``dh`` is None: h is then the net's input) and ``return error_sum(y, t, err)``."""
-    cdef int k = _check_forward(h, w, act, y)
+    cdef int k = _check_forward(h, w, act, y, "h", "y")
     cdef double error = 0
     check_same(k, h, "h", check_float(t, "t", 2, False), t, "t")
     check_shape(t, "t", dim(h, 0), dim(w, 0))
