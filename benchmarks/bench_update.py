@@ -189,7 +189,7 @@ def test_torch_lbfgs_one_evaluation(benchmark, digits):
         model.zero_grad()
         loss = loss_fn(model(x), y)
         loss.backward()
-        return float(loss)
+        return loss.item()
 
     benchmark.group = "L-BFGS one evaluation (C and gradient), W1 784-100-10, 10,000 samples"
     benchmark.extra_info.update(backend="torch")
