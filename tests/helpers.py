@@ -18,3 +18,23 @@ def using(backend_name):
 def set_weights(net, *weights):
     for target, w in zip(net.weights, weights):
         target[...] = np.asarray(w, dtype=net.dtype)
+
+
+@contextlib.contextmanager
+def forced_threads(n):
+    """``n`` threads; with n > 1 the native dense / loss / update kernels run their OpenMP
+    loops and split their GEMMs at every size (so that small test shapes exercise them)."""
+    native = _kernels.native
+    with synaptic.num_threads(n):
+        if n == 1 or native is None:
+            yield
+            return
+        mods = (native.dense, native.loss, native.update)
+        old = [(m, m._set_parallel_threshold(0, 0)) for m in mods]
+        gemm_old = native.dense._set_gemm_threshold(0)
+        try:
+            yield
+        finally:
+            for m, o in old:
+                m._set_parallel_threshold(*o)
+            native.dense._set_gemm_threshold(gemm_old)

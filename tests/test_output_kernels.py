@@ -8,7 +8,6 @@ rows, f32 and f64; each example runs native with 1 and 2 threads (loops forced p
 same bits.  Sums run in another order than the twin's GEMMs: they agree within a tolerance scaled
 to the sum of |terms|, carried through the layers.  Outputs start as NaN (unwritten ones fail).
 """
-import contextlib
 
 import numpy as np
 import pytest
@@ -18,6 +17,8 @@ import synaptic
 from synaptic import _kernels
 from synaptic._kernels import native, reference as R
 from synaptic.training import lbfgs
+
+from helpers import forced_threads
 
 needs_native = pytest.mark.skipif(
     native is None, reason=f"native backend not built: {_kernels.native_error()}")
@@ -43,22 +44,7 @@ HACTS = [SIG, TANH, RELU, LIN]
 seeds = st.integers(0, 2**32 - 1)
 
 
-@contextlib.contextmanager
-def threads(n):
-    """``n`` threads; with n > 1 the native OpenMP loops run in parallel at every size."""
-    with synaptic.num_threads(n):
-        if n == 1 or native is None:
-            yield
-            return
-        mods = (native.dense, native.loss, native.update)
-        old = [(m, m._set_parallel_threshold(0, 0)) for m in mods]
-        gemm_old = native.dense._set_gemm_threshold(0)
-        try:
-            yield
-        finally:
-            for m, o in old:
-                m._set_parallel_threshold(*o)
-            native.dense._set_gemm_threshold(gemm_old)
+threads = forced_threads    # tests/helpers.py
 
 
 def nans(shape, dtype):

@@ -10,7 +10,6 @@ x's values, so native and twin must agree exactly; the native products sum in an
 than the twin's GEMM, so they agree within a tolerance scaled to the sum of |terms|.  Every
 output starts as NaN, so an element a kernel forgets to write fails the comparison.
 """
-import contextlib
 import math
 
 import numpy as np
@@ -21,6 +20,8 @@ import synaptic
 from synaptic import _kernels
 from synaptic._kernels import native, reference as R, reference_packed as RP
 from synaptic.training import lbfgs
+
+from helpers import forced_threads
 
 needs_native = pytest.mark.skipif(
     native is None, reason=f"native backend not built: {_kernels.native_error()}")
@@ -40,20 +41,7 @@ outs = st.one_of(st.integers(1, 40), st.sampled_from([100, 130, 150]))
 seeds = st.integers(0, 2**32 - 1)
 
 
-@contextlib.contextmanager
-def threads(n):
-    """``n`` threads; with n > 1 the native OpenMP loops run in parallel at every size."""
-    with synaptic.num_threads(n):
-        if n == 1 or native is None:
-            yield
-            return
-        old = native.dense._set_parallel_threshold(0, 0)
-        gemm_old = native.dense._set_gemm_threshold(0)
-        try:
-            yield
-        finally:
-            native.dense._set_parallel_threshold(*old)
-            native.dense._set_gemm_threshold(gemm_old)
+threads = forced_threads    # tests/helpers.py
 
 
 def make_x(rng, n, d, dtype, zeros):
