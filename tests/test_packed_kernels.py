@@ -398,7 +398,6 @@ BROKEN = {
     "rval_length": (lambda a: a.__setitem__("rval", a["rval"][:-1]), "rval"),
     "cval_dtype": (lambda a: a.__setitem__("cval", a["cval"].astype(np.float32)), "cval"),
     "coff_counts": (lambda a: a["coff"].__setitem__(1, a["coff"][1] - 1), "coff"),
-    "colnz": (lambda a: a["colnz"].__setitem__(0, a["colnz"][0] + 1), "colnz"),
     "rmask_beyond_last_column": (lambda a: _move_bit(a["rmask"], 0, 0, 0, 7), "last column"),
     "cmask_beyond_last_row": (lambda a: _move_bit(a["cmask"], 2, 0, 0, 3), "last row"),
 }

@@ -668,7 +668,6 @@ cdef struct _Packed:
     const uint64_t* cmask
     const void* cval
     const int64_t* coff
-    const int64_t* colnz
     Py_ssize_t block
 
 

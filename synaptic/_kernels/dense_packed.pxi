@@ -10,8 +10,9 @@
 #   (bias, then increasing j): the same bits as dense_forward's sparse path.
 # * packed_weight_grad: as _sparse_grad (each thread a range of columns j, all the samples in
 #   the pack's blocks, the block's dz rows copied padded into L1), the column masks read from
-#   cmask and the values walked in cval.  A thread starts its block's values at the popcount
-#   of the masks of the columns before its range.  Threads are balanced on colnz.
+#   cmask and the values walked in cval.  The rows go in at most PK_GRAD_PARTS fixed parts
+#   (each summed on its own by one thread, the dz rows it reads mostly written by the same
+#   core), the parts added in order: the same bits for any thread count.
 #
 # Measured (MNIST t10k, 784 -> 100, f32, 2 threads, this 2-core Zen 4): see BENCHMARKS.md and
 # the closing notes; x (31 MB) no longer streams from memory twice per L-BFGS evaluation.
@@ -272,7 +273,7 @@ cdef object _packed_x(object p, _Packed* pk):
     # read-only: these only fail if someone forced them writable and resized nothing -- or
     # built the object around the constructor)
     if (p.rmask.shape != (n, (d + 31) // 32) or p.roff.shape != (n + 1,)
-            or p.cmask.shape != (nb, d) or p.coff.shape != (nb + 1,) or p.colnz.shape != (d,)
+            or p.cmask.shape != (nb, d) or p.coff.shape != (nb + 1,)
             or p.rval.shape != (p.roff[n],) or p.cval.shape != (p.roff[n],)
             or p.rval.dtype != x.dtype or p.cval.dtype != x.dtype):
         raise ValueError("inconsistent PackedInput")
@@ -282,7 +283,6 @@ cdef object _packed_x(object p, _Packed* pk):
     pk.cmask = <const uint64_t*>_pk_data(p.cmask)
     pk.cval = _pk_data(p.cval)
     pk.coff = <const int64_t*>_pk_data(p.coff)
-    pk.colnz = <const int64_t*>_pk_data(p.colnz)
     pk.block = p.block
     return x
 
@@ -349,8 +349,7 @@ def pack_input(x, block):
     else:
         _pack_fill[double](x, rmask, roff, rval, cmask, cval, block, 1)
     coff = roff[np.minimum(np.arange(nb + 1) * block, n)]
-    colnz = np.bitwise_count(cmask).sum(axis=0, dtype=np.int64)
-    return PackedInput(x, block, rmask, rval, roff, cmask, cval, coff, colnz, _owned=True)
+    return PackedInput(x, block, rmask, rval, roff, cmask, cval, coff, _owned=True)
 
 
 cdef int _packed_forward(const _Packed* pk, const floating* wp, const floating* bias,

@@ -12,7 +12,6 @@ of the sparse kernels' time).  Two layouts of the same nonzeros:
   ``cmask[k, j]`` bit b set when ``x[k * block + b, j] != 0``; ``cval[coff[k]:coff[k + 1]]``
   the nonzeros of block k, column after column, each column's in row order
   (so ``coff[k] = roff[k * block]``).
-* ``colnz[j]`` the nonzero count of column j (the kernel balances its threads on it).
 
 NaN and inf count as nonzero (they are not zeros: they must reach the sums).  ``x`` itself is
 kept (not copied) for the dense fallback: it must not change while the pack is in use.
@@ -31,9 +30,9 @@ class PackedInput:
     The constructor checks that the arrays agree with each other (shapes, dtypes, offsets
     against the masks' bit counts) and makes them read-only, so a kernel can trust them."""
 
-    FIELDS = ("rmask", "rval", "roff", "cmask", "cval", "coff", "colnz")
+    FIELDS = ("rmask", "rval", "roff", "cmask", "cval", "coff")
 
-    def __init__(self, x, block, rmask, rval, roff, cmask, cval, coff, colnz, *, _owned=False):
+    def __init__(self, x, block, rmask, rval, roff, cmask, cval, coff, *, _owned=False):
         if not isinstance(x, np.ndarray) or x.ndim != 2 or x.dtype not in (np.float32, np.float64):
             raise TypeError("x must be a 2-D float32 or float64 array")
         if not x.flags.c_contiguous:
@@ -44,10 +43,8 @@ class PackedInput:
         n, d = x.shape
         nw, nb = (d + 31) // 32, (n + block - 1) // block
         expected = {"rmask": (np.uint32, (n, nw)), "roff": (np.int64, (n + 1,)),
-                    "cmask": (np.uint64, (nb, d)), "coff": (np.int64, (nb + 1,)),
-                    "colnz": (np.int64, (d,))}
-        arrays = dict(rmask=rmask, rval=rval, roff=roff, cmask=cmask, cval=cval, coff=coff,
-                      colnz=colnz)
+                    "cmask": (np.uint64, (nb, d)), "coff": (np.int64, (nb + 1,))}
+        arrays = dict(rmask=rmask, rval=rval, roff=roff, cmask=cmask, cval=cval, coff=coff)
         for name, (dtype, shape) in expected.items():
             a = arrays[name]
             if not isinstance(a, np.ndarray) or a.dtype != dtype or a.shape != shape:
@@ -58,7 +55,7 @@ class PackedInput:
             if not isinstance(a, np.ndarray) or a.dtype != x.dtype or a.shape != (nnz,):
                 raise ValueError(f"{name} must be a {x.dtype.name} array of shape ({nnz},)")
         if not _owned:  # pack_input's own arrays agree by construction (tested)
-            self._check_counts(x, block, rmask, roff, cmask, coff, colnz, nnz)
+            self._check_counts(x, block, rmask, roff, cmask, coff, nnz)
         object.__setattr__(self, "x", x)
         object.__setattr__(self, "block", block)
         for name, a in arrays.items():
@@ -68,7 +65,7 @@ class PackedInput:
             object.__setattr__(self, name, a)
 
     @staticmethod
-    def _check_counts(x, block, rmask, roff, cmask, coff, colnz, nnz):
+    def _check_counts(x, block, rmask, roff, cmask, coff, nnz):
         """The offsets and counts against the masks' bits (what the kernels' walks rely on)."""
         n, d = x.shape
         nb = (n + block - 1) // block
@@ -79,8 +76,6 @@ class PackedInput:
                 or not np.array_equal(np.diff(coff),
                                       np.bitwise_count(cmask).sum(axis=1, dtype=np.int64))):
             raise ValueError("coff does not match the bit counts of cmask")
-        if not np.array_equal(colnz, np.bitwise_count(cmask).sum(axis=0, dtype=np.int64)):
-            raise ValueError("colnz does not match the bit counts of cmask")
         if d % 32 and n and (rmask[:, -1] >> np.uint32(d % 32)).any():
             raise ValueError("rmask has bits beyond the last column")
         if n % block and nb and (cmask[-1] >> np.uint64(n % block)).any():
@@ -149,8 +144,7 @@ def pack_input(x, block):
     xb[:n] = x
     cval = xb.reshape(nb, block, d).transpose(0, 2, 1)[zb]
     coff = roff[np.minimum(np.arange(nb + 1) * block, n)]
-    colnz = nz.sum(axis=0, dtype=np.int64)
-    return PackedInput(x, block, rmask, rval, roff, cmask, cval, coff, colnz, _owned=True)
+    return PackedInput(x, block, rmask, rval, roff, cmask, cval, coff, _owned=True)
 
 
 def _check_packed(p):
