@@ -176,7 +176,9 @@ cdef int _top_chunk_narrow(const floating* hp, const floating* wt, const floatin
     """_top_chunk for o <= VL: part is d x VL (lane j of row k: g[j, 1 + k]); 1 if out of
     memory (nothing done)."""
     cdef Py_ssize_t vl = SYN_SP_VLD if floating is double else SYN_SP_VLF
-    cdef floating* scratch = <floating*>syn_top_alloc((64 * vl + dp) * sizeof(floating))
+    # this thread's reusable block (syn_sp_scratch is per thread; _output_backprop's own
+    # buffers are malloc'ed, so the calling thread may use its block here too)
+    cdef floating* scratch = <floating*>syn_sp_scratch((64 * vl + dp) * sizeof(floating))
     if scratch == NULL:
         return 1
     if floating is float:
@@ -197,7 +199,6 @@ cdef int _top_chunk_narrow(const floating* hp, const floating* wt, const floatin
         else:
             syn_top_hid_d(dzp, o, wr, dp, d, r0, r1, dhp, scratch + 64 * vl)
         mul_deriv_row(dhp + r0 * d, hp + r0 * d, (r1 - r0) * d, hact)
-    free(scratch)
     return 0
 
 

@@ -66,10 +66,7 @@ class Gradients:
         if packed is None:
             net.forward_into(x, ws.acts, kern, ws.bufs)
         else:
-            self._check_packed(x, packed)
-            kern.packed_forward(packed, net.weights[0], net.layers[1].act_code, ws.acts[0])
-            for i in range(1, len(net.weights)):
-                net.layers[i + 1].forward(kern, ws.acts[i - 1], net.weights[i], ws.acts[i])
+            self._forward_packed(x, ws, kern, packed, len(net.weights))
         out_layer = net.layers[-1]
         kern.output_delta(ws.acts[-1], t, out_layer.act_code, self.delta_kind, ws.deltas[-1])
         if self.dense:
@@ -109,22 +106,24 @@ class Gradients:
                                           self.delta_kind, err, ws.acts[1], self.grads[0],
                                           self.grads[1])
             return error, self.grads
-        self._forward_below_top(x, ws, kern, packed)
+        if packed is None:
+            for i in range(top):
+                net.layers[i + 1].forward(kern, x if i == 0 else ws.acts[i - 1], net.weights[i],
+                                          ws.acts[i])
+        else:
+            self._forward_packed(x, ws, kern, packed, top)
         error = kern.output_backprop(ws.acts[top - 1], net.weights[top], t, net.layers[-1].act_code,
                                      self.delta_kind, err, net.layers[top].act_code, ws.acts[top],
                                      ws.deltas[top], self.grads[top], ws.deltas[top - 1])
         self._backward(x, ws, kern, packed, top - 1)
         return error, self.grads
 
-    def _forward_below_top(self, x, ws, kern, packed):
-        """The forward pass of every layer but the output one (a packable net)."""
+    def _forward_packed(self, x, ws, kern, packed, upto):
+        """The forward pass of layers 0..upto-1 of a packable net, the first on the pack."""
+        self._check_packed(x, packed)
         net = self.net
-        if packed is None:
-            net.layers[1].forward(kern, x, net.weights[0], ws.acts[0])
-        else:
-            self._check_packed(x, packed)
-            kern.packed_forward(packed, net.weights[0], net.layers[1].act_code, ws.acts[0])
-        for i in range(1, len(net.weights) - 1):
+        kern.packed_forward(packed, net.weights[0], net.layers[1].act_code, ws.acts[0])
+        for i in range(1, upto):
             net.layers[i + 1].forward(kern, ws.acts[i - 1], net.weights[i], ws.acts[i])
 
     def _check_packed(self, x, packed):
