@@ -599,6 +599,11 @@ cdef enum:
     SP_FWD_BLOCK_MIN = 8
     SP_FWD_BLOCK_MAX = 64
     SP_FWD_CHUNK_BYTES = 32768          # forward: the chunk of Wt walked by all rows of a block
+    # ... when the zeros come from a pack (dense_packed.pxi).  Measured (MNIST, 784 -> 100,
+    # f32, 1 thread, ms): chunks of 32 / 64 / 128 / all columns 7.2-8.4 / 6.6-8.3 / 6.5-7.1 /
+    # 7.7-7.9 over blocks of 9-64 rows: 128 columns (57 KB, beyond L1), where x read from
+    # memory preferred 64.
+    PK_FWD_CHUNK_BYTES = 57344
     SP_BLOCK_MAX = 64                   # samples per block of weight_grad (bits of a mask)
     SP_L1_BYTES = 24576                 # the block's dz rows: at most this (L1 is 32 KB)
     SP_MAX_SCRATCH = 8 << 20            # Wt / S larger than this: the dense GEMM
@@ -671,15 +676,17 @@ cdef struct _Packed:
     Py_ssize_t block
 
 
-cdef int _sparse_forward(const floating* xp, const floating* wp, const floating* bias,
-                         floating* op, Py_ssize_t n, Py_ssize_t d, Py_ssize_t o,
-                         Py_ssize_t ldw, int act) noexcept nogil:
-    """The sparse-input forward (see above): 1 if done, 0 if declined (too few zeros,
-    non-finite W, no memory) and nothing was written."""
+cdef int _sparse_forward(const floating* xp, const _Packed* pk, const floating* wp,
+                         const floating* bias, floating* op, Py_ssize_t n, Py_ssize_t d,
+                         Py_ssize_t o, Py_ssize_t ldw, int act) noexcept nogil:
+    """The sparse-input forward (see above), the zeros found in x or (pk not NULL) read from
+    a pack (dense_packed.pxi): 1 if done, 0 if declined (too few zeros in x, non-finite W,
+    no memory) and nothing was written."""
     cdef Py_ssize_t ldt = _sp_ldt(o, floating is double), nw = (d + 31) // 32
     cdef Py_ssize_t row_bytes = ldt * sizeof(floating)
     cdef Py_ssize_t fb = SP_FWD_BLOCK_BYTES // row_bytes            # rows of a block
-    cdef Py_ssize_t cw = SP_FWD_CHUNK_BYTES // (32 * row_bytes)      # mask words of a chunk
+    cdef Py_ssize_t cw = ((PK_FWD_CHUNK_BYTES if pk != NULL else SP_FWD_CHUNK_BYTES)
+                          // (32 * row_bytes))                      # mask words of a chunk
     cdef Py_ssize_t per, rows, nt, t, chunk, r0, r1, b, e
     cdef int32_t* colnz
     cdef int* ok
@@ -687,16 +694,19 @@ cdef int _sparse_forward(const floating* xp, const floating* wp, const floating*
     cdef floating* bp
     cdef floating* ob
     cdef uint32_t* mw
+    cdef const floating* rv = <const floating*>pk.rval if pk != NULL else NULL
     cdef int good = 1
-    if not _sp_applies(n, d, o, ldt, sizeof(floating), _sp_fwd_rows, _sp_fwd_zeros):
+    if not _sp_applies(n, d, o, ldt, sizeof(floating), 1 if pk != NULL else _sp_fwd_rows,
+                       _sp_fwd_zeros):
         return 0
-    colnz = <int32_t*>malloc(d * sizeof(int32_t))
-    if colnz == NULL:
-        return 0
-    if _sp_zeros(xp, n, d, colnz, &rows) < _sp_fwd_zeros:
+    if pk == NULL:
+        colnz = <int32_t*>malloc(d * sizeof(int32_t))
+        if colnz == NULL:
+            return 0
+        if _sp_zeros(xp, n, d, colnz, &rows) < _sp_fwd_zeros:
+            free(colnz)
+            return 0
         free(colnz)
-        return 0
-    free(colnz)
     fb = SP_FWD_BLOCK_MAX if fb > SP_FWD_BLOCK_MAX else (SP_FWD_BLOCK_MIN if fb < SP_FWD_BLOCK_MIN
                                                           else fb)
     cw = 1 if cw < 1 else cw
@@ -704,8 +714,9 @@ cdef int _sparse_forward(const floating* xp, const floating* wp, const floating*
     # per thread: its own Wt (each transposes all of W: one parallel region, no barrier, and
     # Wt in the core's own L2; measured 2 threads, MNIST: 29 / 49 / 321 us at 32 / 100 / 1000
     # rows against 35 / 57 / 385 us with one shared Wt transposed by halves in a first
-    # region), the block's accumulators and row masks
-    per = d * row_bytes + fb * row_bytes + fb * nw * sizeof(uint32_t)
+    # region), the block's accumulators, and its row masks (from x) or its rows' value
+    # pointers (a pack)
+    per = d * row_bytes + fb * row_bytes + fb * max(nw * sizeof(uint32_t), sizeof(void*))
     per = (per + 63) // 64 * 64
     bp = <floating*>syn_sp_scratch(row_bytes + nt * per + nt * sizeof(int))
     if bp == NULL:
@@ -730,7 +741,14 @@ cdef int _sparse_forward(const floating* xp, const floating* wp, const floating*
         b = r0
         while b < r1 and ok[t]:
             e = min(r1, b + fb)
-            if floating is float:
+            if pk != NULL:
+                if floating is float:
+                    syn_pk_fwd_block_f(pk.rmask, nw, rv, pk.roff, b, e, wt, ldt, bp, op, o, cw,
+                                       <const float**>mw, ob)
+                else:
+                    syn_pk_fwd_block_d(pk.rmask, nw, rv, pk.roff, b, e, wt, ldt, bp, op, o, cw,
+                                       <const double**>mw, ob)
+            elif floating is float:
                 syn_sp_fwd_block_f(xp, d, b, e, wt, ldt, bp, op, o, o, cw, mw, ob)
             else:
                 syn_sp_fwd_block_d(xp, d, b, e, wt, ldt, bp, op, o, o, cw, mw, ob)
@@ -900,10 +918,8 @@ cdef int _dense_forward(const floating[:, ::1] x, const floating[:, ::1] w, int 
     with nogil:
         for i in range(o):
             bias[i] = wp[i * ldw]
-        if pk != NULL and d > 0 and _packed_forward(pk, wp, bias, op, n, d, o, ldw, act):
-            pass
-        elif (pk == NULL and d > 0 and n >= _sp_fwd_rows
-                and _sparse_forward(xp, wp, bias, op, n, d, o, ldw, act)):
+        if d > 0 and (pk != NULL or n >= _sp_fwd_rows) and _sparse_forward(xp, pk, wp, bias, op,
+                                                                          n, d, o, ldw, act):
             pass
         elif d == 0:
             memset(op, 0, n * o * sizeof(floating))

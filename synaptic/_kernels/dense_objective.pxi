@@ -58,6 +58,7 @@ cdef int _objective_block(const _Packed* pk, const floating* wt1, const floating
     cdef double* acc = <double*>(vp + 32)                           # o1 + o2 doubles
     cdef const floating* rv = <const floating*>pk.rval
     cdef const floating* cv = <const floating*>pk.cval
+    cdef double eb
     cdef int ok
     fb = 32
     cw = PK_FWD_CHUNK_BYTES // (32 * row_bytes)
@@ -77,26 +78,14 @@ cdef int _objective_block(const _Packed* pk, const floating* wt1, const floating
                                cw, vp, ob)
         s0 = s1
     act_rows(hb, hb, 0, rows, o1, act1)
-    # output layer: y rows, error, delta, its gradient, the hidden delta
-    if floating is float:
-        syn_top_fwd_f(hb, o1, 0, rows, wt2, bv2, yp + i0 * o2, o2)
-    else:
-        syn_top_fwd_d(hb, o1, 0, rows, wt2, bv2, yp + i0 * o2, o2)
-    act_rows(yp, yp, i0, i1, o2, act2)
-    e[0] += _chunk_error(yp, tp, i0, i1, o2, err)
-    _delta_row(yp + i0 * o2, tp + i0 * o2, dz2, rows * o2, act2, kind)
-    _colsum_chunk(dz2, 0, rows, o2, o2, acc)
+    # output layer: y rows, error, delta, its gradient, the hidden delta (as output_backprop)
+    _top_rows_narrow(hb, wt2, wr2, bv2, tp + i0 * o2, yp + i0 * o2, dz2, gtb, acc, &eb, dhb,
+                     rows, o1, dp, o2, act2, kind, err, act1, dzb, tmp)
+    e[0] += eb
     for j in range(o2):
         bs2[j] += acc[j]
-    if floating is float:
-        syn_top_grad_f(hb, o1, dz2, o2, 0, rows, gtb, dzb)
-        syn_top_hid_f(dz2, o2, wr2, dp, o1, 0, rows, dhb, tmp)
-    else:
-        syn_top_grad_d(hb, o1, dz2, o2, 0, rows, gtb, dzb)
-        syn_top_hid_d(dz2, o2, wr2, dp, o1, 0, rows, dhb, tmp)
     for j in range(o1 * vl):
         gt2[j] = gt2[j] + gtb[j]
-    mul_deriv_row(dhb, hb, rows * o1, act1)
     # first layer: bias sums and the packed column sums of the block
     _colsum_chunk(dhb, 0, rows, o1, o1, acc)
     for j in range(o1):
@@ -281,11 +270,8 @@ def packed_objective(p, w1, w2, t, int act1, int act2, int kind, int err, y, g1,
                                              dim(w2, 0), act1, act2, kind, err, &error)
     if not declined:
         return error
-    # non-finite values, a wide output layer, no rows: the three kernels
-    h = np.empty((n, dim(w1, 0)), dtype=x.dtype)
-    dh = np.empty_like(h)
-    dz = np.empty_like(y)
-    packed_forward(p, w1, act1, h)
-    error = output_backprop(h, w2, t, act2, kind, err, act1, y, dz, g2, dh)
-    packed_weight_grad(dh, p, g1)
-    return error
+    # non-finite values, a wide output layer, no rows: the twin's three steps, on the native
+    # kernels
+    from . import native, reference_packed
+    return reference_packed._packed_objective_steps(native, p, w1, w2, t, act1, act2, kind, err,
+                                                    y, g1, g2)

@@ -4,9 +4,9 @@
 # sparse-input paths of dense_forward and weight_grad above, with the zeros' bit masks and the
 # nonzero values read from the pack instead of being found in x at every call:
 #
-# * packed_forward: as _sparse_forward (each thread its own transposed Wt, its range of rows
-#   in blocks of fb, the columns in chunks that stay in L1), the row masks read from rmask and
-#   the values walked in rval (a pointer per row of the block).  Same terms, same order
+# * packed_forward: dense.pyx's _sparse_forward with the pack (each thread its own
+#   transposed Wt, its range of rows in blocks of fb, the columns in chunks), the row masks
+#   read from rmask and the values walked in rval (a pointer per row of the block).  Same terms, same order
 #   (bias, then increasing j): the same bits as dense_forward's sparse path.
 # * packed_weight_grad: as _sparse_grad (each thread a range of columns j, all the samples in
 #   the pack's blocks, the block's dz rows copied padded into L1), the column masks read from
@@ -250,11 +250,6 @@ cdef extern from *:
 cdef enum:
     PK_PACK_ROWS = 256          # rows per task while packing
     PK_GRAD_PARTS = 8           # weight gradient: rows in at most this many parts
-    # forward: the chunk of Wt walked by all the rows of a block.  Measured (MNIST, 784 -> 100,
-    # f32, 1 thread, ms): chunks of 32 / 64 / 128 / all columns 7.2-8.4 / 6.6-8.3 / 6.5-7.1 /
-    # 7.7-7.9 over blocks of 9-64 rows: 128 columns (57 KB, beyond L1), where x read from
-    # memory (dense_forward's sparse path) preferred 64.
-    PK_FWD_CHUNK_BYTES = 57344
 
 
 cdef inline const void* _pk_data(object a) noexcept:
@@ -350,66 +345,6 @@ def pack_input(x, block):
         _pack_fill[double](x, rmask, roff, rval, cmask, cval, block, 1)
     coff = roff[np.minimum(np.arange(nb + 1) * block, n)]
     return PackedInput(x, block, rmask, rval, roff, cmask, cval, coff, _owned=True)
-
-
-cdef int _packed_forward(const _Packed* pk, const floating* wp, const floating* bias,
-                         floating* op, Py_ssize_t n, Py_ssize_t d, Py_ssize_t o,
-                         Py_ssize_t ldw, int act) noexcept nogil:
-    """The packed forward (see the top of this file): 1 if done, 0 if declined (non-finite
-    W, no memory) and nothing was written."""
-    cdef Py_ssize_t ldt = _sp_ldt(o, floating is double), nw = (d + 31) // 32
-    cdef Py_ssize_t row_bytes = ldt * sizeof(floating)
-    cdef Py_ssize_t fb = SP_FWD_BLOCK_BYTES // row_bytes
-    cdef Py_ssize_t cw = PK_FWD_CHUNK_BYTES // (32 * row_bytes)
-    cdef Py_ssize_t per, nt, t, chunk, r0, r1, b, e
-    cdef int* ok
-    cdef floating* wt
-    cdef floating* bp
-    cdef floating* ob
-    cdef const floating** vp
-    cdef const floating* rv = <const floating*>pk.rval
-    cdef int good = 1
-    if n <= 0 or d <= 0 or o <= 0 or <size_t>(d * ldt) * sizeof(floating) > SP_MAX_SCRATCH:
-        return 0
-    fb = SP_FWD_BLOCK_MAX if fb > SP_FWD_BLOCK_MAX else (SP_FWD_BLOCK_MIN if fb < SP_FWD_BLOCK_MIN
-                                                          else fb)
-    cw = 1 if cw < 1 else cw
-    nt = _sp_threads(n, d, o, n)
-    per = d * row_bytes + fb * row_bytes + fb * sizeof(void*)
-    per = (per + 63) // 64 * 64
-    bp = <floating*>syn_sp_scratch(row_bytes + nt * per + nt * sizeof(int))
-    if bp == NULL:
-        return 0
-    ok = <int*>(<char*>(bp + ldt) + nt * per)
-    for t in range(o):
-        bp[t] = bias[t]
-    for t in range(o, ldt):
-        bp[t] = 0
-    chunk = (n + nt - 1) // nt
-    for t in prange(nt, schedule='static', num_threads=nt):
-        wt = <floating*>(<char*>(bp + ldt) + t * per)
-        ob = wt + d * ldt
-        vp = <const floating**>(ob + fb * ldt)
-        if floating is float:
-            ok[t] = syn_sp_transpose_in_f(wp, ldw, o, 0, d, wt, ldt)
-        else:
-            ok[t] = syn_sp_transpose_in_d(wp, ldw, o, 0, d, wt, ldt)
-        r0 = t * chunk
-        r1 = min(n, r0 + chunk)
-        b = r0
-        while b < r1 and ok[t]:
-            e = min(r1, b + fb)
-            if floating is float:
-                syn_pk_fwd_block_f(pk.rmask, nw, rv, pk.roff, b, e, wt, ldt, bp, op, o, cw, vp,
-                                   ob)
-            else:
-                syn_pk_fwd_block_d(pk.rmask, nw, rv, pk.roff, b, e, wt, ldt, bp, op, o, cw, vp,
-                                   ob)
-            act_rows(op, op, b, e, o, act)
-            b = e
-    for t in range(nt):
-        good = good and ok[t]
-    return good
 
 
 cdef int _packed_grad(const floating* dzp, const _Packed* pk, floating* op, Py_ssize_t n,

@@ -167,39 +167,36 @@ cdef void _top_chunk(const floating* hp, const floating* wp, const floating* bia
         _hidden_part(dzp, wp, hp, dhp, r0, r1, 0, d, o, d, ldw, hact)
 
 
-cdef int _top_chunk_narrow(const floating* hp, const floating* wt, const floating* wr,
-                            const floating* bv, const floating* tp, floating* yp,
-                            floating* dzp, floating* part, double* bsum, double* epart,
-                            floating* dhp, Py_ssize_t r0, Py_ssize_t r1, Py_ssize_t d,
-                            Py_ssize_t dp, Py_ssize_t o, int act, int kind, int err,
-                            int hact) noexcept nogil:
-    """_top_chunk for o <= VL: part is d x VL (lane j of row k: g[j, 1 + k]); 1 if out of
-    memory (nothing done)."""
-    cdef Py_ssize_t vl = SYN_SP_VLD if floating is double else SYN_SP_VLF
-    # this thread's reusable block (syn_sp_scratch is per thread; _output_backprop's own
-    # buffers are malloc'ed, so the calling thread may use its block here too)
-    cdef floating* scratch = <floating*>syn_sp_scratch((64 * vl + dp) * sizeof(floating))
-    if scratch == NULL:
-        return 1
+cdef void _top_rows_narrow(const floating* hp, const floating* wt, const floating* wr,
+                           const floating* bv, const floating* tp, floating* yp, floating* dzp,
+                           floating* gt, double* bsum, double* e, floating* dhp,
+                           Py_ssize_t rows, Py_ssize_t d, Py_ssize_t dp, Py_ssize_t o, int act,
+                           int kind, int err, int hact, floating* dzs,
+                           floating* tmp) noexcept nogil:
+    """The narrow output layer (o <= VL) on ``rows`` rows, every row pointer at the first of
+    them: y = f(bias + h . W[:, 1:]^T) (wt: W[:, 1:] transposed, d x VL; bv: the bias), its
+    error e (double), the delta dz, bsum = dz's column sums (double), gt = the weight gradient
+    transposed (d x VL: lane j of row k is g[j, 1 + k]) and, unless dhp is NULL,
+    dh = (dz . W[:, 1:]) * f'(h) (wr: W[:, 1:]'s rows padded to dp).  Scratch: dzs, min(rows,
+    64) x VL; tmp, dp.  Also the output layer of packed_objective."""
     if floating is float:
-        syn_top_fwd_f(hp, d, r0, r1, wt, bv, yp, o)
+        syn_top_fwd_f(hp, d, 0, rows, wt, bv, yp, o)
     else:
-        syn_top_fwd_d(hp, d, r0, r1, wt, bv, yp, o)
-    act_rows(yp, yp, r0, r1, o, act)
-    epart[0] = _chunk_error(yp, tp, r0, r1, o, err)
-    _delta_row(yp + r0 * o, tp + r0 * o, dzp + r0 * o, (r1 - r0) * o, act, kind)
-    _colsum_chunk(dzp, r0, r1, o, o, bsum)
+        syn_top_fwd_d(hp, d, 0, rows, wt, bv, yp, o)
+    act_rows(yp, yp, 0, rows, o, act)
+    e[0] = _chunk_error(yp, tp, 0, rows, o, err)
+    _delta_row(yp, tp, dzp, rows * o, act, kind)
+    _colsum_chunk(dzp, 0, rows, o, o, bsum)
     if floating is float:
-        syn_top_grad_f(hp, d, dzp, o, r0, r1, part, scratch)
+        syn_top_grad_f(hp, d, dzp, o, 0, rows, gt, dzs)
     else:
-        syn_top_grad_d(hp, d, dzp, o, r0, r1, part, scratch)
+        syn_top_grad_d(hp, d, dzp, o, 0, rows, gt, dzs)
     if dhp != NULL:
         if floating is float:
-            syn_top_hid_f(dzp, o, wr, dp, d, r0, r1, dhp, scratch + 64 * vl)
+            syn_top_hid_f(dzp, o, wr, dp, d, 0, rows, dhp, tmp)
         else:
-            syn_top_hid_d(dzp, o, wr, dp, d, r0, r1, dhp, scratch + 64 * vl)
-        mul_deriv_row(dhp + r0 * d, hp + r0 * d, (r1 - r0) * d, hact)
-    return 0
+            syn_top_hid_d(dzp, o, wr, dp, d, 0, rows, dhp, tmp)
+        mul_deriv_row(dhp, hp, rows * d, hact)
 
 
 cdef int _output_backprop(const floating[:, ::1] h, const floating[:, ::1] w,
@@ -208,7 +205,8 @@ cdef int _output_backprop(const floating[:, ::1] h, const floating[:, ::1] w,
                           floating* dhp, double* error) except -1:
     """0 when done (error set), 1 when the partials would be too big (nothing written)."""
     cdef Py_ssize_t n = h.shape[0], d = h.shape[1], o = w.shape[0], ldw = 1 + d
-    cdef Py_ssize_t rows = chunk_rows(n, o), nch = (n + rows - 1) // rows, c, j, k, nt
+    cdef Py_ssize_t rows = chunk_rows(n, o), nch = (n + rows - 1) // rows, c, j, k, nt, r0
+    cdef floating* scr
     cdef Py_ssize_t vl = SYN_SP_VLD if floating is double else SYN_SP_VLF
     cdef Py_ssize_t dp = (d + vl - 1) // vl * vl
     cdef bint narrow = o <= vl
@@ -237,22 +235,28 @@ cdef int _output_backprop(const floating[:, ::1] h, const floating[:, ::1] w,
         free(bsum)
         raise MemoryError()
     with nogil:
-        for j in range(o):
-            bias[j] = wp[j * ldw]
         if narrow:
             memset(wt, 0, (d * vl + o * dp + vl) * sizeof(floating))
-            for j in range(o):
-                bias[j] = wp[j * ldw]
+        for j in range(o):
+            bias[j] = wp[j * ldw]
+            if narrow:
                 for k in range(d):
                     wt[k * vl + j] = wp[j * ldw + 1 + k]
                     wr[j * dp + k] = wp[j * ldw + 1 + k]
         nt = _num_threads if nch > 1 and n * o * d >= _gemm_min_macs else 1
         for c in prange(nch, schedule='static', num_threads=nt):
             if narrow:
-                status[c] = _top_chunk_narrow(hp, wt, wr, bias, tp, yp, dzp, part + c * psize,
-                                              bsum + c * o, epart + c, dhp, c * rows,
-                                              min(n, c * rows + rows), d, dp, o, act, kind, err,
-                                              hact)
+                # this thread's reusable block (per thread; the buffers of this call are
+                # malloc'ed, so the calling thread may use its own here too)
+                scr = <floating*>syn_sp_scratch((64 * vl + dp) * sizeof(floating))
+                status[c] = scr == NULL
+                r0 = c * rows
+                if scr != NULL:
+                    _top_rows_narrow(hp + r0 * d, wt, wr, bias, tp + r0 * o, yp + r0 * o,
+                                     dzp + r0 * o, part + c * psize, bsum + c * o, epart + c,
+                                     dhp + r0 * d if dhp != NULL else NULL,
+                                     min(n, r0 + rows) - r0, d, dp, o, act, kind, err, hact,
+                                     scr, scr + 64 * vl)
             else:
                 _top_chunk(hp, wp, bias, tp, yp, dzp, part + c * psize, bsum + c * o, epart + c,
                            dhp, c * rows, min(n, c * rows + rows), d, o, act, kind, err, hact)
@@ -327,14 +331,10 @@ def output_backprop(h, w, t, int act, int kind, int err, int hact, y, dz, g, dh)
                                         <double*>_data_or_null(dh), &error)
     if done == 0:
         return error
-    # no rows, no inputs, or layers too wide for the partials: the separate kernels
-    from .loss import error_sum, output_delta
-    dense_forward(h, w, act, y)
-    output_delta(y, t, act, kind, dz)
-    weight_grad(dz, h, g)
-    if dh is not None:
-        hidden_delta(dz, w, h, hact, dh)
-    return error_sum(y, t, err)
+    # no rows, no inputs, or layers too wide for the partials: the twin's separate kernels,
+    # native
+    from . import native, reference
+    return reference._output_backprop_steps(native, h, w, t, act, kind, err, hact, y, dz, g, dh)
 
 
 cdef inline void* _data_or_null(object a) noexcept:

@@ -13,6 +13,8 @@ Conventions (SYNAPTIC.md §2.2, §4):
 All array arguments are C-contiguous and share one floating dtype (float32 or float64).
 Integer codes (``act``, ``kind``) are the module constants below.
 """
+import sys
+
 import numpy as np
 from scipy.special import expit
 
@@ -171,12 +173,19 @@ def output_backprop(h, w, t, act, kind, err, hact, y, dz, g, dh):
     below (its activation ``hact``; None: not computed), and error_sum(y, t, err)."""
     if err not in range(N_ERR):
         raise ValueError(f"unknown error kind {err}")
-    dense_forward(h, w, act, y)
-    output_delta(y, t, act, kind, dz)
-    weight_grad(dz, h, g)
+    return _output_backprop_steps(sys.modules[__name__], h, w, t, act, kind, err, hact, y, dz,
+                                  g, dh)
+
+
+def _output_backprop_steps(kern, h, w, t, act, kind, err, hact, y, dz, g, dh):
+    """output_backprop as the separate kernels of the backend ``kern`` (the twin; the native
+    kernel's fallback)."""
+    kern.dense_forward(h, w, act, y)
+    kern.output_delta(y, t, act, kind, dz)
+    kern.weight_grad(dz, h, g)
     if dh is not None:
-        hidden_delta(dz, w, h, hact, dh)
-    return error_sum(y, t, err)
+        kern.hidden_delta(dz, w, h, hact, dh)
+    return kern.error_sum(y, t, err)
 
 
 def _argmax_last(a):

@@ -195,7 +195,6 @@ def packed_objective(p, w1, w2, t, act1, act2, kind, err, y, g1, g2):
     fills ``y`` (the outputs), ``g1``, ``g2`` (Σ dE/dW of each layer) and returns the error of
     kind ``err`` over the rows: packed_forward, output_backprop (output-delta ``kind``),
     packed_weight_grad."""
-    from .reference import output_backprop
     _check_packed(p)
     for name, a in (("w1", w1), ("w2", w2), ("t", t)):
         if not isinstance(a, np.ndarray) or a.dtype != p.x.dtype:
@@ -203,10 +202,17 @@ def packed_objective(p, w1, w2, t, act1, act2, kind, err, y, g1, g2):
     if w1.ndim != 2 or w2.ndim != 2 or w2.shape[1] != 1 + w1.shape[0]:
         raise ValueError(f"w2 has shape {getattr(w2, 'shape', None)}, expected "
                          f"(o2, 1 + {w1.shape[0] if w1.ndim == 2 else '?'})")
+    from . import reference         # the whole twin (it imports this module's kernels)
+    return _packed_objective_steps(reference, p, w1, w2, t, act1, act2, kind, err, y, g1, g2)
+
+
+def _packed_objective_steps(kern, p, w1, w2, t, act1, act2, kind, err, y, g1, g2):
+    """packed_objective as three calls into the backend ``kern`` (the twin; the native
+    kernel's fallback)."""
     h = np.empty((p.x.shape[0], w1.shape[0]), dtype=p.x.dtype)
     dh = np.empty_like(h)
     dz = np.empty((p.x.shape[0], w2.shape[0]), dtype=p.x.dtype)
-    packed_forward(p, w1, act1, h)
-    error = output_backprop(h, w2, t, act2, kind, err, act1, y, dz, g2, dh)
-    packed_weight_grad(dh, p, g1)
+    kern.packed_forward(p, w1, act1, h)
+    error = kern.output_backprop(h, w2, t, act2, kind, err, act1, y, dz, g2, dh)
+    kern.packed_weight_grad(dh, p, g1)
     return error

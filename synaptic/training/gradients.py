@@ -148,12 +148,19 @@ def error_fn_of(net):
     return net.training.params["error_fn"] if net.training is not None else "cross-entropy"
 
 
-def error_derivatives(net, dset):
-    """Σ dE/dW over the samples of ``dset`` (a DataSet): one array per weight matrix."""
+def labelled(net, dset, who):
+    """(x, t) of the labelled DataSet ``dset`` as the net takes them; ``who`` names the caller
+    in the errors."""
     if dset.y is None:
-        raise ValueError("error_derivatives needs a labelled data set")
+        raise ValueError(f"{who} needs a labelled data set")
     x = net.as_input(dset.x)
     t = np.ascontiguousarray(dset.y, dtype=net.dtype)
     if t.shape != (x.shape[0], net.n_outputs):
         raise ValueError(f"targets of shape {t.shape}, expected {(x.shape[0], net.n_outputs)}")
+    return x, t
+
+
+def error_derivatives(net, dset):
+    """Σ dE/dW over the samples of ``dset`` (a DataSet): one array per weight matrix."""
+    x, t = labelled(net, dset, "error_derivatives")
     return [g.copy() for g in Gradients(net, losses.check_error_fn(error_fn_of(net))).compute(x, t)]

@@ -39,7 +39,7 @@ import numpy as np
 from scipy.optimize import minimize
 
 from .. import _kernels, losses
-from .gradients import Gradients
+from .gradients import Gradients, labelled
 from .regularization import Regularizer
 from .stats import evaluate, update_stats
 
@@ -217,11 +217,6 @@ def cost_and_derivatives(net, dset):
     labelled DataSet ``dset``, with the net's training params (SYNAPTIC.md §9.8)."""
     if net.training is None:
         raise ValueError("the net has no training; its params define the cost")
-    if dset.y is None:
-        raise ValueError("cost_and_derivatives needs a labelled data set")
-    x = net.as_input(dset.x)
-    t = np.ascontiguousarray(dset.y, dtype=net.dtype)
-    if t.shape != (x.shape[0], net.n_outputs):
-        raise ValueError(f"targets of shape {t.shape}, expected {(x.shape[0], net.n_outputs)}")
+    x, t = labelled(net, dset, "cost_and_derivatives")
     c, grads = LBFGS(net).cost(x, t)
     return c, [g.copy() for g in grads]
