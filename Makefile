@@ -21,10 +21,20 @@ install-%: $(PY)
 demo: install-demo
 	SYNAPTIC_MNIST_DIR=$${SYNAPTIC_MNIST_DIR:-$(MNIST)} $(PY) -m synaptic demo
 
-# The tests, and every benchmark run once untimed (so the benchmarks cannot rot).
+# The kernel-vs-twin suites, run again at every lower CPU level this machine offers.
+KERNEL_TESTS := tests/test_kernels.py tests/test_conv_kernels.py tests/test_packed_kernels.py \
+    tests/test_output_kernels.py tests/test_update_kernels.py tests/test_epoch_kernel.py
+LOWER_LEVELS = $(PY) -c "from synaptic._kernels import _cpu; \
+    print(*[l for l in _cpu.COMPILED if l in _cpu.supported() and l != _cpu.level()])"
+
+# The tests, every benchmark run once untimed (so the benchmarks cannot rot), then the
+# kernel suites at each lower CPU level.
 test: install-test
 	SYNAPTIC_MNIST_DIR=$${SYNAPTIC_MNIST_DIR:-$(MNIST)} $(PY) -m pytest tests benchmarks -q \
 	    --benchmark-disable
+	set -e; for level in $$($(LOWER_LEVELS)); do \
+	    echo "kernel tests at CPU level $$level"; \
+	    SYNAPTIC_CPU=$$level $(PY) -m pytest $(KERNEL_TESTS) -q -p no:cacheprovider; done
 
 bench: install-bench
 	mkdir -p .benchmarks
@@ -38,4 +48,4 @@ bench-torch: install-bench
 	$(MAKE) bench
 
 clean:
-	rm -rf build *.egg-info synaptic/_kernels/*.c synaptic/_kernels/*.so
+	rm -rf build *.egg-info synaptic/_kernels/*.so

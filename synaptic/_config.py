@@ -90,13 +90,18 @@ def backend(name):
 
 
 def show_config(file=None):
-    """Print (and return as a dict) the active backend, thread counts and BLAS libraries."""
+    """Print (and return as a dict) the active backend, the CPU level of the kernels (in use,
+    offered by this CPU, compiled), thread counts and BLAS libraries."""
     blas = [
         {k: info.get(k) for k in ("internal_api", "version", "num_threads", "filepath")}
         for info in threadpool_info() if info.get("user_api") == "blas"
     ]
+    cpu = _kernels.cpu_info()
     config = {
         "backend": _kernels.backend_name(),
+        "cpu_level": cpu["level"],
+        "cpu_levels": cpu["supported"],
+        "cpu_compiled": cpu["compiled"],
         "native_built": _kernels.native is not None,
         "native_error": None if _kernels.native_error() is None else str(_kernels.native_error()),
         "num_threads": _num_threads,
@@ -108,6 +113,8 @@ def show_config(file=None):
     }
     lines = [f"synaptic backend: {config['backend']}"
              + ("" if config["native_built"] else f" (native not built: {config['native_error']})"),
+             f"CPU level: {cpu['level']} (this CPU offers {', '.join(cpu['supported']) or '-'}; "
+             f"compiled: {', '.join(cpu['compiled']) or '-'}; SYNAPTIC_CPU forces a lower one)",
              f"threads (OpenMP and BLAS): {config['num_threads']}"]
     for lib in blas:
         lines.append(f"BLAS: {lib['internal_api']} {lib['version']} "
