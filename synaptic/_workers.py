@@ -21,14 +21,27 @@ def _worker(jobs):
     _local.worker = True
     while True:
         job, future = jobs.get()
-        settle = job()
+        try:
+            settle = job()
+        except BaseException as exc:  # noqa: BLE001 - a job that failed to settle: settle it here
+            settle = failed(exc)
         _idle.put(jobs)  # idle again before the caller hears of it: its next call reuses us
-        settle(future)
+        try:
+            settle(future)
+        except BaseException as exc:  # noqa: BLE001 - the worker must live on, the Future settle
+            if not future.done():
+                future.set_exception(exc)
+
+
+def failed(error):
+    """A settle function that fails the Future with ``error``."""
+    return lambda future: future.set_exception(error)
 
 
 def submit(job, future):
     """Run ``job()`` on an idle worker (a new one if none is idle); ``job`` returns a function
-    that settles ``future``, called once the worker is idle again."""
+    that settles ``future``, called once the worker is idle again.  Whatever ``job`` or its
+    settle function raises settles ``future`` with that exception; the worker lives on."""
     try:
         jobs = _idle.get_nowait()
     except queue.Empty:
@@ -51,7 +64,7 @@ def call(fn, *args):
         try:
             result = fn(*args)
         except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
-            return lambda f, error=exc: f.set_exception(error)
+            return failed(exc)
         return lambda f: f.set_result(result)
     submit(job, future)
     return future.result()

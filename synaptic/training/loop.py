@@ -64,7 +64,10 @@ def train(net, trset, epochs):
     """Train ``net`` on ``trset`` for ``epochs`` more epochs in a background thread.
 
     Returns a :class:`concurrent.futures.Future` whose result is the net; an exception
-    raised by the training is re-raised by ``future.result()``.
+    raised by the training, or by a watch at any event of the training (the starting
+    "state" event included), is re-raised by ``future.result()``, and the net's state is
+    reset whatever happened.  (A watch's exception at the "stop" event reaches the caller of
+    ``stop_training``; the training still stops.)
     """
     if net.training is None:
         raise ValueError("the net has no training; build it with training(...) or set net.training")
@@ -72,15 +75,36 @@ def train(net, trset, epochs):
         raise ValueError(f"epochs must be a non-negative integer, got {epochs!r}")
     check_training_data(net, trset)
     make_algorithm(net)  # configuration errors surface here, in the caller's thread
+    future = concurrent.futures.Future()
+    future.set_running_or_notify_cancel()
     with net.lock:
         if net.state is not None:
             raise RuntimeError(f"the net is already training (state {net.state!r})")
         net._stop[0] = 0
-        net.swap(_set_state("training"), "state")
-    future = concurrent.futures.Future()
-    future.set_running_or_notify_cancel()
+        try:
+            net.swap(_set_state("training"), "state")
+        except BaseException as exc:  # noqa: BLE001 - a watch failed: no training, state reset
+            error = _finish(net, exc)
+            if not isinstance(error, Exception):
+                raise error  # KeyboardInterrupt and the like belong to this thread
+            future.set_exception(error)
+            return future
     _workers.submit(lambda: _run(net, trset, int(epochs)), future)
     return future
+
+
+def _finish(net, error=None):
+    """Reset the net's state (a "state" event for the watches).  Returns the exception to
+    settle the Future with: a watch's (chained to ``error`` when called while handling it),
+    else ``error``."""
+    try:
+        net.swap(_set_state(None), "state")
+    except BaseException as exc:  # noqa: BLE001 - the Future carries it to the caller
+        with net.lock:
+            if net.training is not None:
+                net.training.state["state"] = None
+        return exc
+    return error
 
 
 def _run(net, trset, epochs):
@@ -91,10 +115,9 @@ def _run(net, trset, epochs):
         else:
             _train_epochs(net, trset, epochs)
     except BaseException as exc:  # noqa: BLE001 - the Future carries it to the caller
-        net.swap(_set_state(None), "state")
-        return lambda future, error=exc: future.set_exception(error)
-    net.swap(_set_state(None), "state")
-    return lambda future: future.set_result(net)
+        return _workers.failed(_finish(net, exc))
+    error = _finish(net)
+    return _workers.failed(error) if error is not None else lambda future: future.set_result(net)
 
 
 def _start(net, trset):
