@@ -28,10 +28,9 @@ def mlp(nunits, act_fn, training=None, *, dtype=np.float64, seed=None):
 
 
 def _samples(net, data):
-    if isinstance(data, TrainingSet):
-        return data.x
-    if isinstance(data, DataSet):
-        return data.x
+    """The samples of ``data``: a DataSet or TrainingSet (checked: validate), or an array."""
+    if isinstance(data, (TrainingSet, DataSet)):
+        return data.validate().x
     return data
 
 
@@ -42,9 +41,13 @@ def net_activities(net, data):
 
 def estimate(net, data):
     """The predicted label of each sample: the argmax of the output (the last index on ties,
-    as the original), mapped through the labels the net was trained with, if any."""
+    as the original), mapped through the labels the net was trained with, if any.
+
+    Raises ValueError when a weight is NaN or infinite (no label can be trusted then).
+    """
     if not isinstance(net, Net):
         raise TypeError(f"estimate needs a Net, got {type(net).__name__}")
+    net.check_weights()
     x = net.as_input(_samples(net, data))
     kern = _kernels.get_backend()
     idx = np.empty(x.shape[0], dtype=np.int64)

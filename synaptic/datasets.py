@@ -13,7 +13,7 @@ import os
 import pathlib
 import struct
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -30,18 +30,20 @@ __all__ = [
 
 @dataclass(eq=False)
 class DataSet:
-    """Samples ``x`` (n x d, one per row, C-contiguous) and one-hot targets ``y`` (n x c)."""
+    """Samples ``x`` (n x d, one per row, C-contiguous) and one-hot targets ``y`` (n x c).
+
+    Built, its arrays are real, 2-D and of matching lengths; :meth:`validate` (which training
+    and ``estimate`` call) also checks that ``x`` and ``y`` are finite, once.
+    """
     x: np.ndarray
     y: np.ndarray | None = None
+    _checked: tuple | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self):
         self.x = np.ascontiguousarray(self.x)  # no copy when already contiguous (views stay views)
-        if self.x.ndim != 2:
-            raise ValueError(f"x must be 2-D (n samples x d), got shape {self.x.shape}")
         if self.y is not None:
             self.y = np.ascontiguousarray(self.y)
-            if self.y.ndim != 2 or len(self.y) != len(self.x):
-                raise ValueError(f"y must be 2-D with {len(self.x)} rows, got shape {self.y.shape}")
+        _check_shapes(self.x, self.y)
 
     def __len__(self):
         return self.x.shape[0]
@@ -49,6 +51,76 @@ class DataSet:
     def __repr__(self):
         y = "None" if self.y is None else f"{self.y.dtype}{list(self.y.shape)}"
         return f"DataSet(x={self.x.dtype}{list(self.x.shape)}, y={y})"
+
+    def validate(self, what="", one_hot=False):
+        """Check that ``x`` is a finite real n x d matrix and ``y`` (if any) finite real n x c
+        targets (``one_hot``: a single 1 a row, the rest 0, as a TrainingSet's); raise
+        TypeError / ValueError naming the first bad row, else return self.  (A lone DataSet
+        may hold other targets: the regression and multi-label vectors of the original.)
+
+        The full check runs once: again only if ``x`` or ``y`` is replaced (writing into the
+        arrays in place afterwards is not seen).
+        """
+        x, y = self.x, self.y
+        checked = self._checked
+        if checked is None or checked[0] is not x or checked[1] is not y \
+                or (one_hot and not checked[2]):
+            _check_shapes(x, y, what)
+            _check_values(x, y, what, one_hot)
+            self._checked = (x, y, one_hot)
+        return self
+
+
+def _check_shapes(x, y, what=""):
+    """O(1) checks: real dtypes, 2-D arrays, as many targets as samples."""
+    for name, a in (("x", x), ("y", y)):
+        if a is None:
+            continue
+        if not isinstance(a, np.ndarray):
+            raise TypeError(f"{what}{name} must be a NumPy array, got {type(a).__name__}")
+        if a.dtype.kind == "c":
+            raise TypeError(f"{what}{name} is complex ({a.dtype}): samples and targets must be "
+                            "real (take .real or abs() explicitly)")
+        if a.dtype.kind not in "biuf":
+            raise TypeError(f"{what}{name} must be numeric, got dtype {a.dtype}")
+    if x.ndim != 2:
+        raise ValueError(f"{what}x must be 2-D (n samples x d), got shape {x.shape}")
+    if y is not None and (y.ndim != 2 or len(y) != len(x)):
+        raise ValueError(f"{what}y must be 2-D with {len(x)} rows, got shape {y.shape}")
+
+
+CHECK_ELEMENTS = 1 << 18  # the value checks go over this many elements at a time
+
+
+def _row_blocks(a):
+    step = max(1, CHECK_ELEMENTS // max(1, a.shape[1]))
+    for start in range(0, len(a), step):
+        yield start, a[start:start + step]
+
+
+def _check_values(x, y, what="", one_hot=False):
+    """O(n) checks: finite samples and targets; with ``one_hot``, targets of a single 1 a row,
+    the rest 0 (a single column: 0 or 1, the original's one-unit case)."""
+    for name, a in (("x", x), ("y", y)):
+        if a is None or a.dtype.kind != "f":
+            continue
+        for start, block in _row_blocks(a):
+            bad = ~np.isfinite(block).all(axis=1)
+            if bad.any():
+                raise ValueError(f"{what}{name} row {start + int(np.argmax(bad))} holds NaN "
+                                 "or infinity")
+    if y is None or not one_hot:
+        return
+    if y.shape[1] == 0:
+        raise ValueError(f"{what}y has no columns: the targets need at least one class")
+    for start, block in _row_blocks(y):
+        bad = ~((block == 0) | (block == 1)).all(axis=1)
+        if y.shape[1] > 1:
+            bad |= np.count_nonzero(block, axis=1) != 1
+        if bad.any():
+            i = start + int(np.argmax(bad))
+            raise ValueError(f"{what}y row {i} is not one-hot (a single 1, the rest 0): "
+                             f"{np.array2string(y[i], threshold=12)}")
 
 
 def _one_block(arrays):
@@ -84,6 +156,8 @@ class TrainingSet:
         batches = list(batches)
         if not batches:
             raise ValueError("a TrainingSet needs at least one batch")
+        if not all(isinstance(b, DataSet) for b in batches):
+            raise TypeError("a TrainingSet's batches must be DataSets")
         if len({b.y is None for b in batches}) != 1:
             raise ValueError("batches must be all labeled or all unlabeled")
         stops = np.cumsum([len(b) for b in batches]).tolist()
@@ -95,6 +169,7 @@ class TrainingSet:
         self.batches = [DataSet(self._x[a:b], None if self._y is None else self._y[a:b])
                         for a, b in self._bounds]
         self._by_dtype = {self._x.dtype: self}
+        self._checked = False  # x and y passed the value checks (they cannot be replaced)
 
     x = property(lambda self: self._x, doc="All training samples (the batches are views of it).")
     y = property(lambda self: self._y, doc="All training targets, or None when unlabeled.")
@@ -102,12 +177,52 @@ class TrainingSet:
     nbatches = property(lambda self: len(self._bounds), doc="The number of batches.")
     labels = property(lambda self: self.header.get("labels"), doc="The sorted unique labels.")
 
+    def validate(self):
+        """Check the whole set, as training and ``estimate`` do: a dict header whose labels
+        (if any) are a list with one per target column; non-empty batches; finite real
+        samples; one-hot targets (or a single column of 0s and 1s, the original's one-unit
+        case); the same in ``valid``, of the same widths.  Raises TypeError / ValueError, else returns self.  The value checks run once
+        per set (again only if ``valid`` is replaced).
+        """
+        if not isinstance(self.header, dict):
+            raise TypeError(f"a TrainingSet's header must be a dict, got "
+                            f"{type(self.header).__name__}")
+        labels = self.header.get("labels")
+        if labels is not None:
+            if not isinstance(labels, (list, tuple)):
+                raise TypeError(f"the header's labels must be a list, got "
+                                f"{type(labels).__name__} {labels!r:.60}")
+            if self._y is not None and len(labels) != self._y.shape[1]:
+                raise ValueError(f"the header has {len(labels)} labels but y has "
+                                 f"{self._y.shape[1]} columns")
+        empty = [i for i, (a, b) in enumerate(self._bounds) if a == b]
+        if empty:
+            raise ValueError(f"batch {empty[0]} is empty")
+        if not self._checked:
+            _check_values(self._x, self._y, one_hot=True)
+            self._checked = True
+        valid = self.valid
+        if valid is not None:
+            if not isinstance(valid, DataSet):
+                raise TypeError(f"valid must be a DataSet or None, got {type(valid).__name__}")
+            valid.validate("valid.", one_hot=True)
+            if valid.x.shape[1] != self._x.shape[1]:
+                raise ValueError(f"valid.x has {valid.x.shape[1]} columns, x has "
+                                 f"{self._x.shape[1]}")
+            if (valid.y is None) != (self._y is None):
+                raise ValueError("valid must be labelled exactly when the training batches are")
+            if valid.y is not None and valid.y.shape[1] != self._y.shape[1]:
+                raise ValueError(f"valid.y has {valid.y.shape[1]} columns, y has "
+                                 f"{self._y.shape[1]}")
+        return self
+
     def astype(self, dtype):
         """This set with C-contiguous arrays of ``dtype`` (cached; self when already so)."""
         dtype = _float_dtype(dtype)
         if dtype not in self._by_dtype:
             def conv(a):
-                return None if a is None else np.ascontiguousarray(a, dtype=dtype)
+                with np.errstate(over="ignore"):  # an overflow shows up as inf: validate
+                    return None if a is None else np.ascontiguousarray(a, dtype=dtype)
             x, y = conv(self._x), conv(self._y)
             batches = [DataSet(x[a:b], None if y is None else y[a:b]) for a, b in self._bounds]
             valid = None if self.valid is None else DataSet(conv(self.valid.x), conv(self.valid.y))

@@ -136,6 +136,9 @@ class Net:
     def as_input(self, x, what="x"):
         """``x`` checked (2-D, numeric, finite, the right width) and in the net's dtype."""
         arr = np.asarray(x)
+        if arr.dtype.kind == "c":
+            raise TypeError(f"{what} is complex ({arr.dtype}): the net takes real samples "
+                            "(take .real or abs() explicitly)")
         if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
             raise TypeError(f"{what} must be numeric, got dtype {arr.dtype}")
         if arr.ndim == 1:
@@ -149,6 +152,14 @@ class Net:
             bad = int(np.flatnonzero(~np.isfinite(arr).all(axis=1))[0])
             raise ValueError(f"{what} holds NaN or infinity (first in row {bad})")
         return arr
+
+    def check_weights(self):
+        """Raise ValueError naming the first weight matrix that holds NaN or infinity."""
+        for i, w in enumerate(self.weights, start=1):
+            if not np.isfinite(w).all():
+                bad = w.size - int(np.count_nonzero(np.isfinite(w)))
+                raise ValueError(f"layer {i}'s weights hold NaN or infinity ({bad} of {w.size} "
+                                 "values): the net diverged or its weights were damaged")
 
     def forward_into(self, x, acts, kern=None, bufs=None):
         """Run the forward pass of ``x`` into the preallocated activity buffers ``acts``.

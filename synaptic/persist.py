@@ -310,7 +310,7 @@ def load_training_set_file(path, *, scale=False, dtype=None):
     try:
         batches = [DataSet(x[a:b], None if y is None else y[a:b]) for a, b in bounds]
         valid = DataSet(arrays["valid_x"], arrays.get("valid_y")) if "valid_x" in arrays else None
-        return TrainingSet(header, batches, valid)
+        return TrainingSet(header, batches, valid).validate()
     except (ValueError, TypeError) as err:
         raise FileFormatError(path, str(err)) from None
 

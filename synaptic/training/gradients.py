@@ -151,6 +151,7 @@ def error_fn_of(net):
 def labelled(net, dset, who):
     """(x, t) of the labelled DataSet ``dset`` as the net takes them; ``who`` names the caller
     in the errors."""
+    dset.validate()
     if dset.y is None:
         raise ValueError(f"{who} needs a labelled data set")
     x = net.as_input(dset.x)

@@ -42,8 +42,11 @@ def make_algorithm(net):
 
 
 def check_training_data(net, trset):
+    """``trset`` checked (:meth:`TrainingSet.validate`, once per set) and fit for ``net``;
+    returns it in the net's dtype, checked too (float32 may overflow to infinity)."""
     if not isinstance(trset, TrainingSet):
         raise TypeError(f"train needs a TrainingSet (see training_set), got {type(trset).__name__}")
+    trset.validate()
     if trset.y is None:
         raise ValueError("train needs a labelled training set; this one has no labels")
     if trset.x.shape[1] != net.n_inputs:
@@ -52,6 +55,11 @@ def check_training_data(net, trset):
     if trset.y.shape[1] != net.n_outputs:
         raise ValueError(f"the training set has {trset.y.shape[1]} classes (labels "
                          f"{trset.labels}), the net has {net.n_outputs} outputs")
+    data = trset.astype(net.dtype)
+    try:
+        return data.validate()
+    except ValueError as err:
+        raise ValueError(f"{err} once converted to the net's {net.dtype}") from None
 
 
 def _set_state(value):
@@ -73,7 +81,7 @@ def train(net, trset, epochs):
         raise ValueError("the net has no training; build it with training(...) or set net.training")
     if isinstance(epochs, bool) or not isinstance(epochs, Integral) or epochs < 0:
         raise ValueError(f"epochs must be a non-negative integer, got {epochs!r}")
-    check_training_data(net, trset)
+    data = check_training_data(net, trset)
     make_algorithm(net)  # configuration errors surface here, in the caller's thread
     future = concurrent.futures.Future()
     future.set_running_or_notify_cancel()
@@ -89,7 +97,7 @@ def train(net, trset, epochs):
                 raise error  # KeyboardInterrupt and the like belong to this thread
             future.set_exception(error)
             return future
-    _workers.submit(lambda: _run(net, trset, int(epochs)), future)
+    _workers.submit(lambda: _run(net, trset, data, int(epochs)), future)
     return future
 
 
@@ -107,13 +115,13 @@ def _finish(net, error=None):
     return error
 
 
-def _run(net, trset, epochs):
+def _run(net, trset, data, epochs):
     """The training job: returns a function that settles the Future (see _workers.submit)."""
     try:
         if net.training.algo == "lbfgs":
-            _train_lbfgs(net, trset, epochs)
+            _train_lbfgs(net, trset, data, epochs)
         else:
-            _train_epochs(net, trset, epochs)
+            _train_epochs(net, trset, data, epochs)
     except BaseException as exc:  # noqa: BLE001 - the Future carries it to the caller
         return _workers.failed(_finish(net, exc))
     error = _finish(net)
@@ -121,22 +129,22 @@ def _run(net, trset, epochs):
 
 
 def _start(net, trset):
-    """The training set in the net's dtype; labels and name noted on the net; stats ready."""
-    data = trset.astype(net.dtype)
-    net.header.setdefault("labels", list(trset.labels))
+    """Labels and name of the training set noted on the net; stats ready."""
+    if trset.labels is not None:
+        net.header.setdefault("labels", list(trset.labels))
     net.header.setdefault("name", trset.header.get("name"))
     net.swap(init_stats, "init-stats")
-    return data
 
 
-def _train_lbfgs(net, trset, epochs):
+def _train_lbfgs(net, trset, data, epochs):
     algo = make_algorithm(net)
-    algo.run(_start(net, trset), epochs)
+    _start(net, trset)
+    algo.run(data, epochs)
 
 
-def _train_epochs(net, trset, epochs):
+def _train_epochs(net, trset, data, epochs):
     algo = make_algorithm(net)
-    data = _start(net, trset)
+    _start(net, trset)
     stats = net.training.stats
     max_epochs = stats.epochs + epochs
     kern = _kernels.get_backend()

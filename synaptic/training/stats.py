@@ -58,12 +58,17 @@ def update_stats(net, trset, seconds):
 def training_error(kind, net, trset):
     """The mean error of ``kind`` on the training part of ``trset`` with the current weights."""
     kind = losses.specific_kind(kind, net.layers[-1].act)
-    data = trset.astype(net.dtype)
+    data = trset.validate().astype(net.dtype).validate()
     return evaluate(net, data.x, data.y, [kind])[kind]
 
 
 def accuracy(net, dset):
     """Argmax accuracy of ``net`` on a labelled DataSet (or the validation set of a TrainingSet)."""
+    dset.validate()
+    if dset.y is None:
+        raise ValueError("accuracy needs a labelled data set")
     x = net.as_input(dset.x)
     y = np.ascontiguousarray(dset.y, dtype=net.dtype)
+    if y.shape != (x.shape[0], net.n_outputs):
+        raise ValueError(f"targets of shape {y.shape}, expected {(x.shape[0], net.n_outputs)}")
     return evaluate(net, x, y, [losses.ACCURACY])[losses.ACCURACY]
