@@ -5,6 +5,7 @@
 ``fn(key, net, old, new)``.  ``old``/``new`` are small :class:`NetState` snapshots; the
 weights themselves are updated in place (read ``net.weights``, copy what you keep).
 """
+import os
 import threading
 from typing import NamedTuple
 
@@ -15,6 +16,18 @@ from . import _kernels, _workers, activations, layers as _layers
 DTYPES = (np.float32, np.float64)
 CHUNK_ROWS = 2048  # forward passes over big sets run in chunks of this many rows
 WORKER_ROWS = 64   # forward passes of this many rows and more run on a worker thread
+BLAS_MAX = 2**31 - 1  # the kernels' matrix products (cython_blas) take 32-bit dimensions
+
+
+def _physical_memory():
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):
+        return 64 << 30
+
+
+# a new net's weights may take at most this much (training needs a few times more)
+MAX_WEIGHT_BYTES = _physical_memory() // 2
 
 
 class NetState(NamedTuple):
@@ -226,10 +239,34 @@ class Net:
             yield start, stop, buffers
 
 
+def _size(nbytes):
+    unit, scale = next((u, f) for u, f in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3), ("bytes", 1))
+                       if nbytes >= f or f == 1)
+    return f"{nbytes / scale:.3g} {unit}"
+
+
+def check_weight_sizes(layers, dtype):
+    """Refuse, before allocating, weights the kernels cannot multiply or memory cannot hold."""
+    total = 0
+    for i, layer in enumerate(layers[1:], start=1):
+        rows, cols = layer.weight_shape
+        nbytes = rows * cols * dtype.itemsize
+        size = f"layer {i}: {rows} x {cols} weights ({_size(nbytes)} as {dtype.name})"
+        if max(rows, cols) > BLAS_MAX:
+            raise ValueError(f"{size}: a dimension over 2^31 - 1, more than the kernels' matrix "
+                             "products take")
+        total += nbytes
+        if total > MAX_WEIGHT_BYTES:
+            raise ValueError(f"{size} take the net's weights to {_size(total)}, over the bound of "
+                             f"{_size(MAX_WEIGHT_BYTES)} (half this machine's memory: "
+                             "synaptic.net.MAX_WEIGHT_BYTES)")
+
+
 def build_net(layer_specs, training=None, *, dtype=np.float64, seed=None):
     """A net of the given layer dicts, weights drawn from ``seed`` (SYNAPTIC.md §2.3)."""
     layers = _layers.build(layer_specs)
     dtype = _check_dtype(dtype)
+    check_weight_sizes(layers, dtype)
     init_seed, unit_seed = np.random.SeedSequence(seed).spawn(2)
     weights = _layers.init_weights(layers, np.random.default_rng(init_seed), dtype)
     return Net(layers, weights, training, dtype=dtype, seed=unit_seed)

@@ -32,20 +32,28 @@ arrays into the npz; the transient ``"state"`` entry (training/stopping) is not 
 loaded net is idle.  (An L-BFGS run, when there is one, resumes by restarting from the saved
 weights: it keeps no state between calls.)
 
-Writes go to a temporary file in the same folder, are flushed and fsynced, then renamed over
-the target: a crash mid-save leaves the previous file intact.  A damaged, truncated,
-hand-edited or wrong-version file raises :class:`FileFormatError` (a ValueError) naming the
-file and the problem.
+Writes go to a temporary file in the same folder (``.<kind>.<name>.<8 random>.tmp``), are
+flushed and fsynced, then renamed over the target: a crash mid-save leaves the previous file
+intact, and the next save into the folder removes such a temporary file once it has not been
+written to for :data:`STALE_SECONDS`.  A damaged, truncated, hand-edited, hostile or
+wrong-version file raises :class:`FileFormatError` (a ValueError) naming the file and the
+problem: _archive.py checks the zip directory, each entry's ``.npy`` header and the JSON
+document before anything is decompressed or allocated, and the loaders below check every
+field (type and range; a bool is not an int) and compare the shapes the document declares
+with the entries' own headers before reading an array.
 """
 import json
 import os
 import pathlib
+import re
+import stat
 import tempfile
 import time
 
 import numpy as np
 
 from . import layers as _layers
+from ._archive import MAX_META_BYTES, Archive, FileFormatError, loads_json
 from .datasets import DataSet, TrainingSet, data_dir
 from .net import Net, _check_dtype
 from .training.params import Stats, training as _training
@@ -58,18 +66,14 @@ ITEMS = "__items__"
 RNG_BIT_GENERATORS = ("PCG64", "PCG64DXSM", "Philox", "SFC64")
 TRSET_ARRAYS = {"x", "y", "valid_x", "valid_y"}
 TRANSIENT_STATE = "state"  # training / stopping: never saved
+NUMERIC_STATE = ("alpha", "rp_err")  # optimiser state scalars the algorithms compute with
+# the temporary files of _atomic_write (mkstemp: 8 random characters)
+TEMPORARY = re.compile(r"\.(?:neuralnet|trainingset|trainingset-header)\..+\.[a-z0-9_]{8}\.tmp")
+STALE_SECONDS = 300  # a temporary file untouched this long is a killed save's: removed
 
 __all__ = ["FileFormatError", "file_list", "load_neural_net", "load_neural_net_file",
            "load_training_set_file", "load_training_set_header", "save_neural_net",
            "save_training_set"]
-
-
-class FileFormatError(ValueError):
-    """A file that is not a valid synaptic file of the expected kind."""
-
-    def __init__(self, path, problem):
-        super().__init__(f"{path}: {problem}")
-        self.path, self.problem = path, problem
 
 
 # Names and paths ----------------------------------------------------------------------
@@ -128,10 +132,7 @@ def _dumps(document):
 
 
 def _loads(data, path):
-    try:
-        return json.loads(data.decode("utf-8"), object_hook=_from_json_object)
-    except (UnicodeDecodeError, ValueError, TypeError) as err:  # TypeError: an unhashable key
-        raise FileFormatError(path, f"the metadata is not valid JSON ({err})") from None
+    return loads_json(data, path, _from_json_object)
 
 
 def _check_document(doc, path, kind):
@@ -141,27 +142,47 @@ def _check_document(doc, path, kind):
     if found != kind:
         raise FileFormatError(path, f"not a {kind} file (format {found!r})")
     version = doc.get("version")
-    if version != VERSION:
+    if type(version) is not int or version != VERSION:  # true == 1 in Python, not here
         raise FileFormatError(path, f"format version {version!r} is not supported "
                                     f"(this synaptic reads version {VERSION})")
     return doc
 
 
-_TYPES = {dict: "an object", list: "a list", str: "a string", int: "an integer", bool: "true or false"}
+_TYPES = {dict: "an object", list: "a list", str: "a string", int: "an integer", bool: "true or false",
+          (int, float): "a number"}
 
 
-def _field(doc, key, kind, path, where="", optional=False):
-    """``doc[key]`` checked to be of ``kind`` (None allowed when ``optional``)."""
+def _field(doc, key, kind, path, where="", optional=False, minimum=None):
+    """``doc[key]`` checked to be of ``kind`` (None allowed when ``optional``; an int at least
+    ``minimum``).  A bool is not an int here."""
     name = where + key
     if key not in doc:
         raise FileFormatError(path, f"the metadata lacks {name!r}")
     value = doc[key]
     if value is None and optional:
         return None
-    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
-        raise FileFormatError(path, f"{name!r} must be {_TYPES.get(kind, kind.__name__)}, "
+    if not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool):
+        raise FileFormatError(path, f"{name!r} must be {_TYPES[kind]}, "
                                     f"got {json.dumps(value)[:60]}")
+    if minimum is not None and value < minimum:
+        raise FileFormatError(path, f"{name!r} must be at least {minimum}, got {value}")
     return value
+
+
+def _check_header(header, path, where, nlabels=None):
+    """A header's labels (a list of strings or numbers, ``nlabels`` of them) and name."""
+    labels = header.get("labels")
+    if labels is not None:
+        if not isinstance(labels, list) or not all(isinstance(v, (str, int, float)) for v in labels):
+            raise FileFormatError(path, f"'{where}.labels' must be a list of strings or numbers, "
+                                        f"got {json.dumps(labels)[:60]}")
+        if nlabels is not None and len(labels) != nlabels:
+            raise FileFormatError(path, f"'{where}.labels' holds {len(labels)} labels for "
+                                        f"{nlabels} classes")
+    name = header.get("name")
+    if name is not None and not isinstance(name, str):
+        raise FileFormatError(path, f"'{where}.name' must be a string, got {json.dumps(name)[:60]}")
+    return header
 
 
 # Atomic writes and safe reads ----------------------------------------------------------
@@ -180,10 +201,30 @@ def _file_mode():
     return 0o666 & ~umask
 
 
+def _remove_stale_temporaries(folder):
+    """Remove the temporary files of saves that were killed (SIGKILL, power loss): files of
+    _atomic_write's naming pattern untouched for STALE_SECONDS (a live save writes on)."""
+    cutoff = time.time() - STALE_SECONDS
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return
+    for entry in entries:
+        if TEMPORARY.fullmatch(entry.name):
+            try:
+                info = entry.stat(follow_symlinks=False)
+                if stat.S_ISREG(info.st_mode) and info.st_mtime < cutoff:
+                    os.unlink(entry.path)
+            except OSError:  # gone already (another save cleaned it), or not ours to remove
+                pass
+
+
 def _atomic_write(path, write):
-    """Call ``write(file)`` on a temporary file beside ``path``, then rename it over ``path``."""
+    """Call ``write(file)`` on a temporary file beside ``path``, then rename it over ``path``
+    (removing the stale temporary files of killed saves from the folder first)."""
     path = pathlib.Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    _remove_stale_temporaries(path.parent)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
@@ -215,37 +256,14 @@ def _save_npz(path, document, arrays):
     return _atomic_write(path, lambda f: _write_npz(f, entries))
 
 
-def _read_npz(path, kind):
-    """(metadata, {entry: array}) of an npz file of ``kind``; every problem is a FileFormatError."""
-    path = pathlib.Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such file")
-    with open(path, "rb") as f:
-        magic = f.read(4)
-    if magic != b"PK\x03\x04":
-        raise FileFormatError(path, "not a synaptic file (not an npz/zip archive)")
+def _open(path, kind):
+    """(the Archive of ``path``, its checked document of ``kind``); see _archive.py."""
+    archive = Archive(pathlib.Path(path), META)
     try:
-        with np.load(path, allow_pickle=False) as z:
-            arrays = {name: z[name] for name in z.files}
-    except Exception as err:  # noqa: BLE001 - BadZipFile, zlib.error, EOFError, ValueError...
-        # ValueError also covers an object (pickled) array refused by allow_pickle=False
-        raise FileFormatError(path, f"damaged or truncated archive ({type(err).__name__}: {err})") from None
-    meta = arrays.pop(META, None)
-    if meta is None or meta.dtype != np.uint8 or meta.ndim != 1:
-        raise FileFormatError(path, f"no {META} entry (a uint8 JSON document)")
-    return _check_document(_loads(meta.tobytes(), path), path, kind), arrays
-
-
-def _check_entries(path, arrays, expected):
-    missing = sorted(set(expected) - set(arrays))
-    if missing:
-        raise FileFormatError(path, f"missing array entries {missing}")
-    extra = sorted(set(arrays) - set(expected))
-    if extra:
-        raise FileFormatError(path, f"unexpected array entries {extra}")
-    for name in expected:
-        if arrays[name].dtype.kind not in "biuf":
-            raise FileFormatError(path, f"entry {name!r} is not numeric (dtype {arrays[name].dtype})")
+        return archive, _check_document(archive.document(_from_json_object), path, kind)
+    except BaseException:
+        archive.close()
+        raise
 
 
 # Training sets ------------------------------------------------------------------------
@@ -281,25 +299,11 @@ def save_training_set(trset, name=None):
 def load_training_set_file(path, *, scale=False, dtype=None):
     """The TrainingSet saved at ``path``; ``scale`` divides the samples by 255, ``dtype``
     converts them (default: as saved)."""
-    doc, arrays = _read_npz(path, TRSET)
-    header = _field(doc, "header", dict, path)
-    bounds = _field(doc, "bounds", list, path)
-    expected = _field(doc, "arrays", list, path)
-    if "x" not in expected or not set(expected) <= TRSET_ARRAYS \
-            or ("valid_y" in expected and "valid_x" not in expected):
-        raise FileFormatError(path, f"'arrays' must list x and optionally y, valid_x, valid_y; "
-                                    f"got {json.dumps(expected)[:80]}")
-    _check_entries(path, arrays, expected)
+    archive, doc = _open(path, TRSET)
+    with archive:
+        arrays = _read_training_arrays(archive, doc, path)
+    header, bounds = doc["header"], doc["bounds"]
     x, y = arrays["x"], arrays.get("y")
-    stops = [0]
-    for b in bounds:
-        if not (isinstance(b, list) and len(b) == 2 and b[0] == stops[-1]
-                and all(isinstance(v, int) and not isinstance(v, bool) for v in b) and b[1] > b[0]):
-            raise FileFormatError(path, f"'bounds' must be consecutive [start, stop] pairs "
-                                        f"from 0, got {json.dumps(bounds)[:80]}")
-        stops.append(b[1])
-    if stops[-1] != len(x) or len(bounds) == 0:
-        raise FileFormatError(path, f"'bounds' cover {stops[-1]} rows, x has {len(x)}")
     if dtype is not None or scale:
         dtype = np.dtype(dtype or x.dtype)
         x, y = _converted(x, scale, dtype), None if y is None else y.astype(dtype)
@@ -315,6 +319,41 @@ def load_training_set_file(path, *, scale=False, dtype=None):
         raise FileFormatError(path, str(err)) from None
 
 
+def _read_training_arrays(archive, doc, path):
+    """The arrays of a training-set file, their headers checked against the document first."""
+    header = _field(doc, "header", dict, path)
+    bounds = _field(doc, "bounds", list, path)
+    expected = _field(doc, "arrays", list, path)
+    if not all(isinstance(a, str) for a in expected) or len(set(expected)) != len(expected) \
+            or "x" not in expected or not set(expected) <= TRSET_ARRAYS \
+            or ("valid_y" in expected and "valid_x" not in expected):
+        raise FileFormatError(path, f"'arrays' must list x and optionally y, valid_x, valid_y; "
+                                    f"got {json.dumps(expected)[:80]}")
+    archive.expect(expected)
+    stops = [0]
+    for b in bounds:
+        if not (isinstance(b, list) and len(b) == 2 and b[0] == stops[-1]
+                and all(isinstance(v, int) and not isinstance(v, bool) for v in b) and b[1] > b[0]):
+            raise FileFormatError(path, f"'bounds' must be consecutive [start, stop] pairs "
+                                        f"from 0, got {json.dumps(bounds)[:80]}")
+        stops.append(b[1])
+    (n, d), _ = archive.check("x", ndim=2)
+    if stops[-1] != n or len(bounds) == 0:
+        raise FileFormatError(path, f"'bounds' cover {stops[-1]} rows, x has {n}")
+    classes = archive.check("y", ndim=2)[0][1] if "y" in expected else None
+    if classes is not None:
+        archive.check("y", shape=(n, classes))
+    _check_header(header, path, "header", classes)
+    if "valid_x" in expected:
+        m = archive.check("valid_x", ndim=2)[0][0]
+        archive.check("valid_x", shape=(m, d))
+        if ("valid_y" in expected) != (classes is not None):
+            raise FileFormatError(path, "'arrays' must list valid_y exactly when it lists y")
+        if classes is not None:
+            archive.check("valid_y", shape=(m, classes))
+    return {name: archive.read(name) for name in expected}
+
+
 def _converted(x, scale, dtype):
     x = np.array(x, dtype=dtype)
     if scale:
@@ -327,8 +366,11 @@ def load_training_set_header(name):
     path = _path("trainingset-header", name)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such file (no saved training set named {name!r})")
+    size = path.stat().st_size
+    if size > MAX_META_BYTES:
+        raise FileFormatError(path, f"{size} bytes, more than the {MAX_META_BYTES} a header may take")
     doc = _check_document(_loads(path.read_bytes(), path), path, HEADER)
-    return _field(doc, "header", dict, path)
+    return _check_header(_field(doc, "header", dict, path), path, "header")
 
 
 # Nets ---------------------------------------------------------------------------------
@@ -390,56 +432,77 @@ def load_neural_net(name):
 
 def load_neural_net_file(path):
     """The net saved at ``path``."""
-    doc, arrays = _read_npz(path, NET)
-    try:
-        dtype = _check_dtype(_field(doc, "dtype", str, path))
-        layers = _layers.build(_field(doc, "layers", list, path))
-    except (TypeError, ValueError) as err:
-        raise FileFormatError(path, str(err)) from None
-    header = _field(doc, "header", dict, path)
-    tdoc = _field(doc, "training", dict, path, optional=True)
-    expected = [f"weight_{i}" for i in range(len(layers) - 1)]
-    training = None
-    if tdoc is not None:
-        training, state_names = _load_training(tdoc, arrays, path)
-        expected += state_names
-    _check_entries(path, arrays, expected)
+    archive, doc = _open(path, NET)
+    with archive:
+        layer_docs = _field(doc, "layers", list, path)
+        if len(layer_docs) > len(archive.entries):  # each layer but the input has an entry
+            raise FileFormatError(path, f"'layers' declares {len(layer_docs)} layers, the file "
+                                        f"holds {len(archive.entries)} entries")
+        try:
+            dtype = _check_dtype(_field(doc, "dtype", str, path))
+            layers = _layers.build(layer_docs)
+        except (TypeError, ValueError) as err:
+            raise FileFormatError(path, str(err)) from None
+        header = _check_header(_field(doc, "header", dict, path), path, "header", layers[-1].n)
+        tdoc = _field(doc, "training", dict, path, optional=True)
+        rng = _load_rng(_field(doc, "rng", dict, path), path)
+        batches = _field(doc, "batches", int, path, minimum=0)
+        weights = [f"weight_{i}" for i in range(len(layers) - 1)]
+        training, layout, state_names = None, [], []
+        if tdoc is not None:
+            training, layout, state_names = _load_training(tdoc, path, len(archive.entries))
+        archive.expect(weights + state_names)
+        for i, (name, layer) in enumerate(zip(weights, layers[1:]), start=1):
+            archive.check(name, shape=layer.weight_shape, what=f"layer {i}: weights")
+        for i, (_, kind, _) in enumerate(layout):
+            if kind == "scalar":
+                archive.check(f"state_{i}", shape=())
+        arrays = {name: archive.read(name) for name in weights + state_names}
     if training is not None:
-        _fill_state(training.state, tdoc["state_arrays"], arrays)
+        _fill_state(training.state, layout, arrays)
     try:
-        net = Net(layers, [arrays[k] for k in expected[:len(layers) - 1]], training,
-                  dtype=dtype, header=header)
+        net = Net(layers, [arrays[k] for k in weights], training, dtype=dtype, header=header)
     except (TypeError, ValueError) as err:
         raise FileFormatError(path, str(err)) from None
-    net.rng = _load_rng(_field(doc, "rng", dict, path), path)
-    net._batches = _field(doc, "batches", int, path)
+    net.rng = rng
+    net._batches = batches
     return net
 
 
-def _load_training(tdoc, arrays, path):
-    """(Training without its state arrays, the npz entries those need)."""
-    algo = _field(tdoc, "algo", str, path, "training.")
-    params = _field(tdoc, "params", dict, path, "training.")
+def _load_training(tdoc, path, max_arrays):
+    """(Training without its state arrays, their layout, the npz entries those need: at most
+    ``max_arrays``)."""
+    where = "training."
+    algo = _field(tdoc, "algo", str, path, where)
+    params = _field(tdoc, "params", dict, path, where)
     try:
         training = _training(algo, params)
     except (TypeError, ValueError) as err:
         raise FileFormatError(path, f"bad training: {err}") from None
-    training.state = dict(_field(tdoc, "state", dict, path, "training."))
+    training.state = dict(_field(tdoc, "state", dict, path, where))
     training.state.pop(TRANSIENT_STATE, None)
-    sdoc = _field(tdoc, "stats", dict, path, "training.", optional=True)
+    for key in NUMERIC_STATE:
+        if key in training.state:
+            _field(training.state, key, (int, float), path, where + "state.")
+    sdoc = _field(tdoc, "stats", dict, path, where, optional=True)
     if sdoc is not None:
         training.stats = _load_stats(sdoc, path)
-    names = []
-    for i, entry in enumerate(_field(tdoc, "state_arrays", list, path, "training.")):
-        ok = isinstance(entry, list) and len(entry) == 3 and isinstance(entry[0], str)
-        if ok and entry[1] in ("array", "scalar") and entry[2] is None:
-            names.append(f"state_{i}")
-        elif ok and entry[1] == "list" and isinstance(entry[2], int) and entry[2] > 0:
-            names += [f"state_{i}_{j}" for j in range(entry[2])]
-        else:
+    layout, names = _field(tdoc, "state_arrays", list, path, where), []
+    for i, entry in enumerate(layout):
+        ok = isinstance(entry, list) and len(entry) == 3 and isinstance(entry[0], str) \
+            and entry[0] not in training.state and entry[0] != TRANSIENT_STATE
+        single = ok and entry[1] in ("array", "scalar") and entry[2] is None
+        if not (single or ok and entry[1] == "list" and type(entry[2]) is int and entry[2] > 0):
             raise FileFormatError(path, f"training.state_arrays[{i}] must be [key, kind, n], "
                                         f"got {json.dumps(entry)[:60]}")
-    return training, names
+        count = 1 if single else entry[2]
+        if len(names) + count > max_arrays:  # before a name is made: n may be 10^9
+            raise FileFormatError(path, f"'training.state_arrays' declares more arrays than the "
+                                        f"file's {max_arrays} entries")
+        names += [f"state_{i}"] if single else [f"state_{i}_{j}" for j in range(count)]
+    if len({entry[0] for entry in layout}) != len(layout):
+        raise FileFormatError(path, "'training.state_arrays' names a key twice")
+    return training, layout, names
 
 
 def _fill_state(state, layout, arrays):
@@ -466,7 +529,7 @@ def _load_stats(sdoc, path):
     for part in ("tr_err", "val_err"):
         table = _field(sdoc, part, dict, path, where)
         errs[part] = {k: _number_list(v, path, f"{where}{part}.{k}") for k, v in table.items()}
-    epochs = _field(sdoc, "epochs", int, path, where)
+    epochs = _field(sdoc, "epochs", int, path, where, minimum=0)
     seconds = _number_list(_field(sdoc, "seconds", list, path, where), path, where + "seconds")
     return Stats(epochs, errs["tr_err"], errs["val_err"], seconds)
 

@@ -373,8 +373,7 @@ def test_a_pickle_smuggled_into_the_npz_is_refused_and_never_runs(data, tmp_path
     trap = np.empty(1, dtype=object)
     trap[0] = Trap(marker)
     rewrite(path, weight_0=trap)
-    error = expect_error(path, "damaged or truncated archive")
-    assert "allow_pickle" in str(error)
+    expect_error(path, r"entry 'weight_0' is not numeric \(dtype object")
     assert not marker.exists()
     # the pickled payload is really there: a pickle-enabled load would run it
     assert b"pwned" in zipfile.ZipFile(path).read("weight_0.npy")
@@ -389,7 +388,7 @@ def test_damaged_training_set_files(data):
         synaptic.load_training_set("toy")
     synaptic.save_training_set(trset)
     rewrite(path, y=np.zeros((5, 3)))
-    with pytest.raises(persist.FileFormatError, match="y must be 2-D with 10 rows"):
+    with pytest.raises(persist.FileFormatError, match=r"entry 'y' of shape \(5, 3\), expected \(48, 3\)"):
         synaptic.load_training_set("toy")
     synaptic.save_training_set(trset)
     rewrite(path, valid_y=None)
