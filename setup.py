@@ -33,7 +33,7 @@ ALL_LEVELS = ([("baseline", ["-march=x86-64-v2", "-mtune=generic"]),
                ("avx2", ["-march=x86-64-v3", "-mtune=generic"]),
                ("avx512", ["-march=x86-64-v4", "-mtune=generic"])]
               if X86 else [("baseline", [])])
-COMPILE_ARGS = ["-O3", "-fopenmp"]
+COMPILE_ARGS = ["-O3", "-fopenmp", "-g0"]
 DIRECTIVES = {
     "language_level": 3,
     "boundscheck": False,
