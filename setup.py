@@ -120,7 +120,7 @@ extensions = cythonize(
 for ext in extensions:
     ext.dispatched = True
 cpu = Extension("synaptic._kernels._cpu", [os.path.join(KERNELS, "_cpu.pyx")],
-                include_dirs=[KERNELS], depends=[os.path.join(C_DIR, "cpu.h")], extra_compile_args=["-O2"] + BASELINE_FLAGS,
+                include_dirs=[KERNELS], depends=[os.path.join(C_DIR, "cpu.h")], extra_compile_args=["-O2", "-g0"] + BASELINE_FLAGS,
                 define_macros=[("SYN_COMPILED_LEVELS", str(len(LEVELS)))])
 extensions += cythonize([cpu], build_dir="build/cython", compiler_directives={"language_level": 3})
 
