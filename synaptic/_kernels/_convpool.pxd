@@ -1,6 +1,6 @@
 # Shared declarations of the convolution and pooling kernels (conv.pyx, pool.pyx): the pooling
 # of one map, and the checks of their arguments.  Everything is ``cdef inline``; the codes
-# have the values of reference_conv.py (POOL_*).
+# have the values of checks.py (POOL_*, re-exported by reference_conv.py).
 from cython cimport floating
 from libc.math cimport INFINITY
 cimport numpy as cnp

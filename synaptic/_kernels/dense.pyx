@@ -35,7 +35,7 @@ from ._step cimport *
 
 import numpy as np
 
-from .reference_packed import PackedInput, _check_pack_args
+from .checks import PackedInput, check_pack_args, output_backprop_steps, packed_objective_steps
 
 cdef enum:
     GEMM_MIN_MACS = 4194304

@@ -128,7 +128,7 @@ cdef int _pack_fill(const floating[:, ::1] x, uint32_t[:, ::1] rmask, int64_t[::
 def pack_input(x, block):
     """The packed nonzeros of ``x`` (n x d), the column layout in blocks of ``block`` rows
     (1..64): a PackedInput for packed_forward / packed_weight_grad (see reference_packed)."""
-    _check_pack_args(x, block)
+    check_pack_args(x, block)
     n, d = x.shape
     nb = (n + block - 1) // block
     rmask = np.zeros((n, (d + 31) // 32), dtype=np.uint32)

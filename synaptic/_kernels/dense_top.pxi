@@ -217,8 +217,8 @@ def output_backprop(h, w, t, int act, int kind, int err, int hact, y, dz, g, dh)
         return error
     # no rows, no inputs, or layers too wide for the partials: the twin's separate kernels,
     # native
-    from . import native, reference
-    return reference._output_backprop_steps(native, h, w, t, act, kind, err, hact, y, dz, g, dh)
+    from . import native
+    return output_backprop_steps(native, h, w, t, act, kind, err, hact, y, dz, g, dh)
 
 
 cdef inline void* _data_or_null(object a) noexcept:

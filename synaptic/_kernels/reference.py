@@ -18,6 +18,8 @@ import sys
 import numpy as np
 from scipy.special import expit
 
+from .checks import output_backprop_steps as _output_backprop_steps
+
 # Activation codes.  The derivative, where one exists, is a function of the output y.
 ACT_LINEAR = 0
 ACT_SIGMOID = 1
@@ -175,17 +177,6 @@ def output_backprop(h, w, t, act, kind, err, hact, y, dz, g, dh):
         raise ValueError(f"unknown error kind {err}")
     return _output_backprop_steps(sys.modules[__name__], h, w, t, act, kind, err, hact, y, dz,
                                   g, dh)
-
-
-def _output_backprop_steps(kern, h, w, t, act, kind, err, hact, y, dz, g, dh):
-    """output_backprop as the separate kernels of the backend ``kern`` (the twin; the native
-    kernel's fallback)."""
-    kern.dense_forward(h, w, act, y)
-    kern.output_delta(y, t, act, kind, dz)
-    kern.weight_grad(dz, h, g)
-    if dh is not None:
-        kern.hidden_delta(dz, w, h, hact, dh)
-    return kern.error_sum(y, t, err)
 
 
 def _argmax_last(a):
