@@ -31,7 +31,7 @@ import numpy as np
 
 from .checks import (N_POOL, POOL_AVG, POOL_MAX, POOL_NONE, check_geom,  # noqa: F401
                      check_map_shape, check_pool)
-from .reference import ACT_LINEAR, _check_2d, _check_shape, activate, derivative
+from .reference_dense import ACT_LINEAR, _check_2d, _check_shape, activate, derivative
 
 # conv_work_size layout (elements of the data's dtype): the compiled kernels split a batch
 # into at most WG_CHUNKS fixed chunks whose partial weight gradients are added in chunk

@@ -22,8 +22,11 @@ rounding); the twins rebuild x from the packed arrays, so they check the layout 
 ``PackedInput`` (the container) and the argument checks are those of ``checks.py``, shared
 with the compiled kernels (dense.pyx), and re-exported here.
 """
+from types import SimpleNamespace as _Kernels
+
 import numpy as np
 
+from . import reference_dense as _dense
 from .checks import PACK_BLOCK_MAX, PackedInput  # noqa: F401
 from .checks import check_pack_args as _check_pack_args
 from .checks import packed_objective_steps as _packed_objective_steps
@@ -89,20 +92,18 @@ def _cols_x(p):
 
 def packed_forward(p, w, act, out):
     """out = f([1 | x] . w^T) for the packed x: as ``dense_forward(p.x, w, act, out)``."""
-    from .reference import dense_forward
     _check_packed(p)
     if not isinstance(w, np.ndarray) or w.dtype != p.x.dtype:
         raise TypeError(f"w must be a {p.x.dtype.name} array like the packed x")
-    dense_forward(_rows_x(p), w, act, out)
+    _dense.dense_forward(_rows_x(p), w, act, out)
 
 
 def packed_weight_grad(dz, p, out):
     """out = dz^T . [1 | x] for the packed x: as ``weight_grad(dz, p.x, out)``."""
-    from .reference import weight_grad
     _check_packed(p)
     if not isinstance(dz, np.ndarray) or dz.dtype != p.x.dtype:
         raise TypeError(f"dz must be a {p.x.dtype.name} array like the packed x")
-    weight_grad(dz, _cols_x(p), out)
+    _dense.weight_grad(dz, _cols_x(p), out)
 
 
 def packed_objective(p, w1, w2, t, act1, act2, kind, err, y, g1, g2):
@@ -117,5 +118,6 @@ def packed_objective(p, w1, w2, t, act1, act2, kind, err, y, g1, g2):
     if w1.ndim != 2 or w2.ndim != 2 or w2.shape[1] != 1 + w1.shape[0]:
         raise ValueError(f"w2 has shape {getattr(w2, 'shape', None)}, expected "
                          f"(o2, 1 + {w1.shape[0] if w1.ndim == 2 else '?'})")
-    from . import reference         # the whole twin (it imports this module's kernels)
-    return _packed_objective_steps(reference, p, w1, w2, t, act1, act2, kind, err, y, g1, g2)
+    twin = _Kernels(packed_forward=packed_forward, output_backprop=_dense.output_backprop,
+                    packed_weight_grad=packed_weight_grad)
+    return _packed_objective_steps(twin, p, w1, w2, t, act1, act2, kind, err, y, g1, g2)
