@@ -11,6 +11,7 @@ other machines (aarch64) build the portable level only.
 ``SYNAPTIC_BUILD_LEVELS=baseline,avx2`` builds fewer levels (a quicker development build).
 The generated C files go to ``build/cython``, never into the package.
 """
+import glob
 import os
 import platform
 import re
@@ -67,7 +68,9 @@ class BuildDispatched(build_ext):
         if not getattr(ext, "dispatched", False):
             return super().build_extension(ext)
         target = self.get_ext_fullpath(ext.name)
-        headers = [os.path.join(C_DIR, h) for h in os.listdir(C_DIR)]
+        # the C of the kernels is in c/*.h (any module may include any of them): a change to
+        # one, or a new one, rebuilds every kernel module
+        headers = sorted(glob.glob(os.path.join(C_DIR, "*.h")))
         if not (self.force or newer_group(ext.sources + ext.depends + headers, target, "newer")):
             return
         module = ext.name.rsplit(".", 1)[1]
