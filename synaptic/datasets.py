@@ -18,7 +18,7 @@ import numpy as np
 
 from . import datafolder
 from .datafolder import MNIST_IMAGES, MNIST_LABELS, data_dir, find_mnist_dir
-from .utils import divisors, label_indices, partition
+from .utils import _labels_list, divisors, label_indices, partition
 
 __all__ = [
     "DataSet", "TrainingSet", "data_dir", "dataset", "find_mnist_dir", "load_training_set",
@@ -164,17 +164,43 @@ def _describe_rows(samples, what):
     raise TypeError(f"{what} must be numeric")
 
 
+def _is_frame(samples):
+    """A pandas DataFrame (or anything with named, typed columns), without importing pandas."""
+    return hasattr(samples, "columns") and hasattr(samples, "dtypes") and hasattr(samples, "iloc")
+
+
+def _frame_values(frame, what):
+    """The values of ``frame`` as a float64 array; a non-numeric column is named."""
+    bad = [(name, dtype) for name, dtype in zip(frame.columns, frame.dtypes)
+           if getattr(dtype, "kind", "O") not in "biuf"]
+    if bad:
+        name, dtype = bad[0]
+        more = f" (and {len(bad) - 1} more: {', '.join(repr(c) for c, _ in bad[1:4])}" \
+               f"{', ...' if len(bad) > 4 else ''})" if len(bad) > 1 else ""
+        raise TypeError(f"{what}: column {name!r} is not numeric (dtype {dtype}){more}; encode "
+                        f"it as numbers first, e.g. pandas.get_dummies(df) or "
+                        f"df[{name!r}].astype('category').cat.codes")
+    return np.asarray(frame, dtype=np.float64)
+
+
 def _as_matrix(samples, dtype, what="samples"):
     """Check ``samples`` (numeric, 2-D, non-empty, finite) and return a fresh C-contiguous copy."""
     dtype = _float_dtype(dtype)
     if hasattr(samples, "__len__") and len(samples) == 0:
         raise ValueError(f"{what} is empty: at least one sample is needed")
-    try:
-        arr = np.asarray(samples)
-    except (ValueError, TypeError):
-        arr = None
+    if _is_frame(samples):
+        arr = _frame_values(samples, what)
+    else:
+        try:
+            arr = np.asarray(samples)
+        except (ValueError, TypeError):
+            arr = None
     if arr is None or arr.dtype == object:
         _describe_rows(samples, what)
+    if arr.ndim == 1:
+        raise ValueError(f"{what} must be 2-D (n samples x d values), got shape {arr.shape}: "
+                         f"for one value per sample use x.reshape(-1, 1), for one sample "
+                         f"x.reshape(1, -1)")
     if arr.ndim != 2:
         raise ValueError(f"{what} must be 2-D (n samples x d values), got shape {arr.shape}"
                          + ("; reshape with x.reshape(len(x), -1)" if arr.ndim > 2 else ""))
@@ -242,7 +268,7 @@ def training_set(samples, labels, *, name=None, type=None, fieldsize=None, nvali
                          f"got {n} samples and {len(labels)} labels")
     batchsize = 1 if online else (None if batch is None else _check_int(batch, "batch", 1))
     nvalid = None if nvalid is None else _check_int(nvalid, "nvalid", 0, n) or None
-    idx, uniq = label_indices(labels)
+    idx, uniq = label_indices(_class_labels(labels))
     y = np.zeros((n, len(uniq)), dtype=x.dtype)
     y[np.arange(n), idx] = 1
     if rand:
@@ -261,6 +287,30 @@ def training_set(samples, labels, *, name=None, type=None, fieldsize=None, nvali
                   valid=counts(idx[ntrain:]) if nvalid else {}, labels=uniq,
                   scaled=False)  # True once synaptic divides the samples by 255
     return TrainingSet(header, batches, valid)
+
+
+MAX_FLOAT_CLASSES = 10  # more distinct non-integer float labels than this look continuous
+
+
+def _class_labels(labels):
+    """``labels`` as a flat list of class labels, refusing targets that are not classes."""
+    shape = np.shape(labels) if isinstance(labels, np.ndarray) or _is_frame(labels) else None
+    if shape is not None and len(shape) == 2 and shape[1] == 1:
+        labels = np.asarray(labels).ravel()  # a column of labels
+    elif shape is not None and len(shape) != 1:
+        raise ValueError(f"labels must be 1-D, one label per sample, got shape {shape}: for "
+                         f"one-hot rows pass y.argmax(axis=1); continuous targets (regression, "
+                         f"several outputs) are planned but not supported yet")
+    values = _labels_list(labels)
+    fractional = {v for v in values if isinstance(v, float) and not v.is_integer()}
+    if len(fractional) > MAX_FLOAT_CLASSES:
+        examples = ", ".join(f"{v:g}" for v in sorted(fractional)[:3])
+        raise ValueError(f"labels look continuous ({len(set(values))} distinct values, "
+                         f"{len(fractional)} of them not integers, e.g. {examples}): training_set "
+                         f"makes one class of each distinct label; continuous targets "
+                         f"(regression) are planned but not supported yet. For classes pass "
+                         f"ints or strings (integer-valued floats such as 0.0 / 1.0 work too)")
+    return values
 
 
 def test_set(samples, *, name=None, type=None, fieldsize=None, rand=False, seed=None,

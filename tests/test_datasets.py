@@ -548,3 +548,81 @@ def test_rebatch_keeps_rows_validation_header_and_source():
     assert {k: v for k, v in re.header.items() if k != "batches"} == \
         {k: v for k, v in ts.header.items() if k != "batches"}
     assert sum(sum(c.values()) for c in re.header["batches"]) == 24
+
+
+# the wrong doors say so (issue 15) -------------------------------------------------------
+
+def test_continuous_float_labels_are_refused():
+    rng = np.random.default_rng(0)
+    x, y = rng.random((2000, 3)), rng.random(2000)
+    for labels in (y, list(y), y[:, None]):
+        with pytest.raises(ValueError, match="labels look continuous .*continuous targets "
+                                             r"\(regression\) are planned but not supported yet"):
+            D.training_set(x, labels)
+
+
+def test_integer_valued_and_few_float_labels_stay_classes():
+    rng = np.random.default_rng(0)
+    x = rng.random((200, 3))
+    binary = (x[:, 0] > 0.5).astype(float)
+    assert D.training_set(x, binary).labels == [0.0, 1.0]
+    assert D.training_set(x, binary[:, None]).labels == [0.0, 1.0]  # a column of labels
+    many_ints = np.arange(200) % 50 * 1.0
+    assert len(D.training_set(x, many_ints).labels) == 50
+    halves = np.arange(200) % 4 + 0.5  # a few non-integer class codes
+    assert D.training_set(x, halves).labels == [0.5, 1.5, 2.5, 3.5]
+
+
+def test_two_dimensional_labels_point_at_argmax_and_continuous_targets():
+    x = np.zeros((6, 2))
+    with pytest.raises(ValueError, match=r"labels must be 1-D.*shape \(6, 3\).*y.argmax\(axis=1\)"
+                                         ".*continuous targets .* planned"):
+        D.training_set(x, np.eye(3)[[0, 1, 2, 0, 1, 2]])
+
+
+def test_one_dimensional_samples_suggest_a_reshape():
+    with pytest.raises(ValueError, match=r"shape \(5,\): for one value per sample use "
+                                         r"x.reshape\(-1, 1\)"):
+        D.training_set(np.arange(5.0), [0, 1, 0, 1, 0])
+    with pytest.raises(ValueError, match=r"reshape\(-1, 1\)"):
+        D.test_set([1.0, 2.0])
+
+
+class FakeFrame:
+    """What _as_matrix sees of a pandas DataFrame: named columns with dtypes; iterating it
+    yields the column names (the cause of the old 'row 0 is 'a'' message)."""
+    iloc = None
+
+    def __init__(self, columns):
+        self._columns = columns
+
+    columns = property(lambda self: list(self._columns))
+    dtypes = property(lambda self: [np.asarray(v).dtype for v in self._columns.values()])
+
+    def __len__(self):
+        return len(next(iter(self._columns.values())))
+
+    def __iter__(self):
+        return iter(self._columns)
+
+    def __array__(self, dtype=None, copy=None):
+        return np.array(list(zip(*self._columns.values())), dtype=dtype or object)
+
+
+def frames():
+    yield FakeFrame
+    try:
+        import pandas
+    except ImportError:
+        return
+    yield pandas.DataFrame
+
+
+@pytest.mark.parametrize("frame", list(frames()))
+def test_a_frame_with_a_string_column_names_the_column(frame):
+    df = frame({"a": [1.0, 2.0, 3.0], "colour": ["r", "g", "b"], "size": [1, 2, 3]})
+    with pytest.raises(TypeError, match=r"samples: column 'colour' is not numeric .*encode it"):
+        D.training_set(df, [0, 1, 0])
+    ok = frame({"a": [1.0, 2.0, 3.0], "flag": [True, False, True], "size": [1, 2, 3]})
+    ts = D.training_set(ok, [0, 1, 0], rand=False)
+    assert ts.x.tolist() == [[1.0, 1.0, 1.0], [2.0, 0.0, 2.0], [3.0, 1.0, 3.0]]
