@@ -311,7 +311,10 @@ def test_raw_pixels_get_a_hint_about_scale(here, capsys):
 
 
 def test_the_example_conv_net_is_shipped():
-    spec = json.loads((cli_repo() / "examples" / "conv.json").read_text())
+    path = cli_repo() / "examples" / "conv.json"
+    if not (cli_repo() / "README.md").is_file():
+        pytest.skip("examples/ is part of the checkout, not of the tests")
+    spec = json.loads(path.read_text())
     net = synaptic.neural_net(spec)
     assert net.n_inputs == 784 and net.n_outputs == 10 and net.layers[1].kind == "convolution"
 
