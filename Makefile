@@ -36,12 +36,32 @@ test: install-test
 	    echo "kernel tests at CPU level $$level"; \
 	    SYNAPTIC_CPU=$$level $(PY) -m pytest $(KERNEL_TESTS) -q -p no:cacheprovider; done
 
+# Benchmarks as users run them: without the OPENBLAS_CORETYPE=Haswell and OPENBLAS_L2_SIZE
+# these machines set (they slow NumPy's and SciPy's OpenBLAS on an AVX-512 CPU), the core type
+# checked (bench_dense.py prints it and fails on a pre-AVX-512 one).  The whole suite at the
+# best CPU level, bench_dense.py in a process of its own (PyTorch's OpenMP threads from the
+# other files would slow its native rows); then its native and GEMM-floor rows again at each
+# lower level this machine runs; one JSON each, BENCHMARKS.md from all of them.
+BENCH_ENV = env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE SYNAPTIC_MNIST_DIR=$${SYNAPTIC_MNIST_DIR:-$(MNIST)}
+BENCH_PYTEST = -m pytest -q --benchmark-columns=min,median,mean,rounds --benchmark-sort=name
+BENCH_LEVELS = $(PY) -c "from synaptic._kernels import _cpu; \
+    print(*[l for l in _cpu.COMPILED if l in _cpu.supported()][::-1])"
 bench: install-bench
 	mkdir -p .benchmarks
-	SYNAPTIC_MNIST_DIR=$${SYNAPTIC_MNIST_DIR:-$(MNIST)} $(PY) -m pytest benchmarks -q \
-	    --benchmark-columns=min,median,mean,rounds --benchmark-sort=name \
+	$(BENCH_ENV) $(PY) benchmarks/bench_dense.py
+	$(BENCH_ENV) $(PY) $(BENCH_PYTEST) benchmarks --ignore=benchmarks/bench_dense.py \
 	    --benchmark-json=.benchmarks/last.json
-	$(PY) benchmarks/report.py .benchmarks/last.json > BENCHMARKS.md
+	set -e; best=$$($(BENCH_ENV) $(PY) -c "from synaptic._kernels import _cpu; print(_cpu.best())"); \
+	jsons=.benchmarks/last.json; \
+	for level in $$($(BENCH_LEVELS)); do \
+	    if [ "$$level" = "$$best" ]; then only=""; else only="native or gemm"; fi; \
+	    echo "dense benchmarks at CPU level $$level"; \
+	    SYNAPTIC_CPU=$$level $(BENCH_ENV) $(PY) benchmarks/bench_dense.py; \
+	    SYNAPTIC_CPU=$$level $(BENCH_ENV) $(PY) $(BENCH_PYTEST) benchmarks/bench_dense.py \
+	        -k "$$only" --benchmark-json=.benchmarks/dense-$$level.json; \
+	    jsons="$$jsons .benchmarks/dense-$$level.json"; \
+	done; \
+	$(PY) benchmarks/report.py $$jsons > BENCHMARKS.md
 
 bench-torch: install-bench
 	$(PIP) install torch==2.13.0
