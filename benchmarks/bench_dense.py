@@ -290,7 +290,8 @@ def torch_model(torch, case):
 
 
 def torch_run(torch, case):
-    """The same work in PyTorch: a function to time and the setup it needs (or None)."""
+    """The same work in PyTorch: a function to time, the setup it needs (or None) and a dict
+    of what to record (L-BFGS: the function evaluations of the last run)."""
     x, labels = data(case.sizes[0], case.sizes[-1], case.rows)
     xt = torch.from_numpy(x)
     if case.algo == "estimate":
@@ -299,7 +300,7 @@ def torch_run(torch, case):
         def estimate():
             with torch.no_grad():
                 return model(xt).argmax(dim=1)
-        return estimate, None
+        return estimate, None, {}
     binary = case.sizes[-1] == 1
     yt = (torch.from_numpy(labels[:, None].astype(np.float32)) if binary
           else torch.from_numpy(labels.astype(np.int64)))
@@ -310,6 +311,8 @@ def torch_run(torch, case):
     model = torch_model(torch, case)
     params = list(model.parameters())
     if case.algo == "lbfgs":
+        info = {}
+
         def fresh():
             model = torch_model(torch, case)
             opt = torch.optim.LBFGS(model.parameters(), max_iter=case.iterations,
@@ -319,13 +322,16 @@ def torch_run(torch, case):
             return (model, opt), {}
 
         def run(model, opt):
+            info["evaluations"] = 0
+
             def closure():
+                info["evaluations"] += 1
                 opt.zero_grad()
                 loss = loss_fn(model(xt), yt)
                 loss.backward()
                 return loss
             opt.step(closure)
-        return run, fresh
+        return run, fresh, info
     if case.algo == "gains":
         pytest.skip("PyTorch has no optimizer with the per-weight adaptive gains")
     opt = {"momentum": lambda: torch.optim.SGD(params, lr=LR, momentum=0.9),
@@ -338,7 +344,7 @@ def torch_run(torch, case):
             opt.zero_grad()
             loss_fn(model(xb), yb).backward()
             opt.step()
-    return epoch, None
+    return epoch, None, {}
 
 
 # ---------------------------------------------------------------------------------------
@@ -356,13 +362,14 @@ def test_dense(benchmark, machine, case, impl):
     if impl == "torch":
         torch = _torch()
         benchmark.extra_info["torch"] = torch.__version__
-        fn, setup = torch_run(torch, case)
+        fn, setup, info = torch_run(torch, case)
         # on synaptic's worker thread, whose OpenMP team PyTorch then shares (see the docstring)
         if setup is None:
             benchmark.pedantic(lambda: _workers.call(fn), **timing)
         else:
             benchmark.pedantic(lambda *a: _workers.call(fn, *a), setup=setup,
                                rounds=timing["rounds"], warmup_rounds=1)
+        benchmark.extra_info.update(info)
         return
     if impl == "gemm":
         with synaptic.num_threads(THREADS):

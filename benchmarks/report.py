@@ -108,8 +108,11 @@ def dense_rows(runs):
                 continue
             for family in extra.get("families") or [extra["family"]]:
                 row = families.setdefault(family, {}).setdefault(
-                    (extra["workload"], extra.get("level", level)), {"times": {}, "flops": None})
+                    (extra["workload"], extra.get("level", level)),
+                    {"times": {}, "flops": None, "evaluations": {}})
                 row["times"][extra["impl"]] = bench["stats"]["median"]
+                if "evaluations" in extra:
+                    row["evaluations"][extra["impl"]] = extra["evaluations"]
                 row["flops"] = extra.get("flops", row["flops"])
     return families
 
@@ -151,6 +154,7 @@ def dense_tables(runs):
     for family, rows in families.items():
         out += ["", f"### {family}", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
         order = list(dict.fromkeys(workload for workload, _ in rows))
+        notes = []
         for workload in order:
             for level in levels:
                 row = rows.get((workload, level))
@@ -164,6 +168,11 @@ def dense_tables(runs):
                     ratio(t.get("torch"), native), gflops(row["flops"], native),
                     gflops(row["flops"], gemm)]
                 out.append("| " + " | ".join(cells) + " |")
+                if row["evaluations"]:
+                    notes.append(f"{workload}" + (f" ({level})" if several else "") + ": "
+                                 + ", ".join(f"{k} {v}" for k, v in row["evaluations"].items())
+                                 + " function evaluations (the floor counts one an iteration)")
+        out += [""] + [f"* {note}" for note in notes] if notes else []
     if several:
         best = levels[0]
         head = ["workload"] + [f"native {level}" for level in levels] + [
