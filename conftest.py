@@ -1,17 +1,20 @@
-"""Fixtures shared by tests/ and benchmarks/.  MNIST is found through one environment variable, SYNAPTIC_MNIST_DIR,
-defaulting to ../shared/data/mnist beside the repository.  Outside CI a test may skip when
-the files are absent; under CI (CI=true) their absence fails the test."""
+"""Fixtures shared by tests/ and benchmarks/.  MNIST is found through one environment variable,
+SYNAPTIC_MNIST_DIR, defaulting to ../shared/data/mnist beside the repository: the library's
+rule (synaptic.datafolder.mnist_dir).  Outside CI a test may skip when the files are absent;
+under CI (CI=true) their absence fails the test."""
 import os
 import pathlib
 
 import pytest
+
+from synaptic import datafolder
 
 REPO = pathlib.Path(__file__).resolve().parent
 MNIST_FILES = ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")
 
 
 def mnist_dir():
-    return pathlib.Path(os.environ.get("SYNAPTIC_MNIST_DIR", REPO.parent / "shared" / "data" / "mnist"))
+    return datafolder.mnist_dir(checkout=REPO)
 
 
 @pytest.fixture(scope="session")

@@ -11,6 +11,7 @@ other machines (aarch64) build the portable level only.
 ``SYNAPTIC_BUILD_LEVELS=baseline,avx2`` builds fewer levels (a quicker development build).
 The generated C files go to ``build/cython``, never into the package.
 """
+import glob
 import os
 import platform
 import re
@@ -33,7 +34,7 @@ ALL_LEVELS = ([("baseline", ["-march=x86-64-v2", "-mtune=generic"]),
                ("avx2", ["-march=x86-64-v3", "-mtune=generic"]),
                ("avx512", ["-march=x86-64-v4", "-mtune=generic"])]
               if X86 else [("baseline", [])])
-COMPILE_ARGS = ["-O3", "-fopenmp"]
+COMPILE_ARGS = ["-O3", "-fopenmp", "-g0"]
 DIRECTIVES = {
     "language_level": 3,
     "boundscheck": False,
@@ -67,7 +68,9 @@ class BuildDispatched(build_ext):
         if not getattr(ext, "dispatched", False):
             return super().build_extension(ext)
         target = self.get_ext_fullpath(ext.name)
-        headers = [os.path.join(C_DIR, h) for h in os.listdir(C_DIR)]
+        # the C of the kernels is in c/*.h (any module may include any of them): a change to
+        # one, or a new one, rebuilds every kernel module
+        headers = sorted(glob.glob(os.path.join(C_DIR, "*.h")))
         if not (self.force or newer_group(ext.sources + ext.depends + headers, target, "newer")):
             return
         module = ext.name.rsplit(".", 1)[1]
@@ -120,7 +123,7 @@ extensions = cythonize(
 for ext in extensions:
     ext.dispatched = True
 cpu = Extension("synaptic._kernels._cpu", [os.path.join(KERNELS, "_cpu.pyx")],
-                include_dirs=[KERNELS], depends=[os.path.join(C_DIR, "cpu.h")], extra_compile_args=["-O2"] + BASELINE_FLAGS,
+                include_dirs=[KERNELS], depends=[os.path.join(C_DIR, "cpu.h")], extra_compile_args=["-O2", "-g0"] + BASELINE_FLAGS,
                 define_macros=[("SYN_COMPILED_LEVELS", str(len(LEVELS)))])
 extensions += cythonize([cpu], build_dir="build/cython", compiler_directives={"language_level": 3})
 

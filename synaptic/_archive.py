@@ -41,7 +41,21 @@ _END64 = struct.Struct("<4sQ2H2L4Q")      # zip64 end of central directory recor
 
 
 class FileFormatError(ValueError):
-    """A file that is not a valid synaptic file of the expected kind."""
+    """A file that is not a valid synaptic file of the expected kind (a ValueError).
+
+    Parameters
+    ----------
+    path : path-like
+        The file.
+    problem : str
+        What is wrong with it; the message is ``"<path>: <problem>"``.
+
+    Examples
+    --------
+    >>> import synaptic as syn
+    >>> str(syn.FileFormatError("data/neuralnet.x", "truncated"))
+    'data/neuralnet.x: truncated'
+    """
 
     def __init__(self, path, problem):
         super().__init__(f"{path}: {problem}")

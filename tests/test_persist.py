@@ -437,3 +437,76 @@ def test_non_string_dict_keys_survive_in_headers():
     doc = persist._to_json(header, "h")
     back = json.loads(json.dumps(doc), object_hook=persist._from_json_object)
     assert back == header and list(back["counts"]) == [1, "1", 2.5]
+
+
+# a saved set never shadows a recipe, and scaling is recorded (issue 15) -----------------
+
+def raw_set(name="raw", nvalid=4):
+    x = np.tile(np.arange(0.0, 256.0, 17.0), (20, 1))  # 0 ... 255, like raw pixels
+    return synaptic.training_set(x, [i % 2 for i in range(20)], nvalid=nvalid, name=name, seed=0)
+
+
+@pytest.mark.parametrize("name", ["mnist10k", "mnist5k"])
+def test_a_recipe_name_is_refused_at_save_time(data, name):
+    with pytest.raises(ValueError, match=f"'{name}' is the name of a built-in recipe"):
+        synaptic.save_training_set(raw_set(name))  # the header's name
+    with pytest.raises(ValueError, match="save this set under another name"):
+        synaptic.save_training_set(raw_set(), name)
+    assert not data.exists()
+
+
+def test_scale_true_is_idempotent_through_a_save(data):
+    synaptic.save_training_set(raw_set())
+    assert synaptic.load_training_set_header("raw")["scaled"] is False
+    scaled = synaptic.load_training_set("raw", scale=True)
+    assert scaled.header["scaled"] is True and scaled.x.max() == 1.0 and scaled.valid.x.max() == 1.0
+    assert scaled.source == f"the saved file {data / 'trainingset.raw'}"
+    synaptic.save_training_set(scaled, "raw-scaled")
+    assert synaptic.load_training_set_header("raw-scaled")["scaled"] is True
+    again = synaptic.load_training_set("raw-scaled", scale=True, dtype=np.float32)
+    np.testing.assert_allclose(again.x, scaled.x, rtol=1e-7)  # not divided by 255 twice
+    np.testing.assert_allclose(again.valid.x, scaled.valid.x, rtol=1e-7)
+    assert again.x.dtype == np.float32 and again.header["scaled"] is True
+    np.testing.assert_array_equal(synaptic.load_training_set("raw-scaled").x, scaled.x)
+
+
+def legacy(data, name, trset):
+    """``trset`` saved as synaptic 0.1 did: no 'scaled' in the header, any name."""
+    synaptic.save_training_set(trset, "tmp")
+    rewrite(data / "trainingset.tmp", meta=lambda d: [d["header"].pop("scaled"),
+                                                       d["header"].update(name=name)])
+    os.replace(data / "trainingset.tmp", data / f"trainingset.{name}")
+    os.replace(data / "trainingset-header.tmp", data / f"trainingset-header.{name}")
+
+
+def test_files_without_the_scaled_field_still_load(data):
+    legacy(data, "old-raw", raw_set())
+    loaded = synaptic.load_training_set("old-raw", scale=True)
+    assert loaded.x.max() == 1.0 and loaded.header["scaled"] is True  # raw pixels: divided
+    assert synaptic.load_training_set("old-raw").header["scaled"] is False
+    scaled = synaptic.load_training_set("old-raw", scale=True)
+    legacy(data, "old-scaled", scaled)
+    with pytest.warns(synaptic.datasets.DataWarning, match=r"all in \[0, 1\], so scale=True leaves"):
+        again = synaptic.load_training_set("old-scaled", scale=True)
+    np.testing.assert_array_equal(again.x, scaled.x)
+    assert again.header["scaled"] is True
+
+
+def test_a_saved_set_under_a_recipe_name_is_ignored_with_a_warning(data, tmp_path, monkeypatch):
+    from test_datasets import fake_mnist
+    monkeypatch.setenv("SYNAPTIC_MNIST_DIR", str(fake_mnist(tmp_path / "mnist")))
+    poison = synaptic.load_training_set("mnist10k", scale=True)
+    legacy(data, "mnist10k", poison)  # what the README's save_training_set(trset) used to write
+    with pytest.warns(synaptic.datasets.DataWarning, match="trainingset.mnist10k is ignored"):
+        trset = synaptic.load_training_set("mnist10k", scale=True)
+    assert trset.source == f"the mnist10k recipe, from {tmp_path / 'mnist'}"
+    assert trset.x.max() == 1.0 and trset.header["scaled"] is True  # once, not twice
+    path = data / "trainingset.mnist10k"
+    np.testing.assert_array_equal(persist.load_training_set_file(path).x, poison.x)
+
+
+def test_a_bad_scaled_field_is_a_format_error(data):
+    synaptic.save_training_set(raw_set())
+    rewrite(data / "trainingset.raw", meta=lambda d: d["header"].update(scaled="yes"))
+    with pytest.raises(persist.FileFormatError, match="'header.scaled' must be true or false"):
+        synaptic.load_training_set("raw")

@@ -9,16 +9,9 @@ import os
 
 cdef extern from "c/cpu.h":
     int SYN_N_LEVELS
+    int SYN_COMPILED_LEVELS
     const char *syn_level_names[3]
     int syn_cpu_supports(int level)
-
-cdef extern from *:
-    """
-    #ifndef SYN_COMPILED_LEVELS
-    #define SYN_COMPILED_LEVELS 1
-    #endif
-    """
-    int SYN_COMPILED_LEVELS
 
 LEVELS = tuple(syn_level_names[i].decode() for i in range(SYN_N_LEVELS))
 # the levels built into this package's kernel modules (1 on non-x86 machines: baseline)

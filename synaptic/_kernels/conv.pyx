@@ -50,7 +50,7 @@ import numpy as np
 from ._common cimport *
 from ._convpool cimport *
 from ._convsimd cimport *
-from .reference_conv import check_geom, check_pool
+from .checks import check_geom, check_pool
 
 cnp.import_array()
 

@@ -71,36 +71,8 @@ cdef inline void _update_dense(floating* w, floating* g, floating* dw, floating*
     _sgd_block(w, g, dw, gain, 0, rows * cols, p)
 
 
-cdef extern from *:
-    """
-    #include <sched.h>
-    /* A sense-reversing spin barrier for the threads of one parallel region: they spin
-       (with pause) and only yield the core after a while, so a barrier costs well under a
-       microsecond on idle cores, and never a futex sleep and wake-up (libgomp's own barriers
-       sleep at once when more threads exist than cores, e.g. when two Python threads have
-       each run an OpenMP region: measured 2x slower W1 epochs). */
-    typedef struct { int count; int sense; } syn_bar;
-    static inline void syn_bar_init(syn_bar* b) { b->count = 0; b->sense = 0; }
-    static inline void syn_bar_wait(syn_bar* b, int team, int* local) {
-        int s = !*local;
-        unsigned long spins = 0;
-        *local = s;
-        if (__atomic_add_fetch(&b->count, 1, __ATOMIC_ACQ_REL) == team) {
-            __atomic_store_n(&b->count, 0, __ATOMIC_RELAXED);
-            __atomic_store_n(&b->sense, s, __ATOMIC_RELEASE);
-            return;
-        }
-        while (__atomic_load_n(&b->sense, __ATOMIC_ACQUIRE) != s) {
-            if (++spins < 1000) {
-    #if defined(__x86_64__) || defined(__i386__)
-                __builtin_ia32_pause();
-    #endif
-            } else {
-                sched_yield();
-            }
-        }
-    }
-    """
+# the threads' spin barrier (c/barrier.h)
+cdef extern from "barrier.h":
     ctypedef struct syn_bar:
         pass
     void syn_bar_init(syn_bar* b) noexcept nogil

@@ -272,6 +272,5 @@ def packed_objective(p, w1, w2, t, int act1, int act2, int kind, int err, y, g1,
         return error
     # non-finite values, a wide output layer, no rows: the twin's three steps, on the native
     # kernels
-    from . import native, reference_packed
-    return reference_packed._packed_objective_steps(native, p, w1, w2, t, act1, act2, kind, err,
-                                                    y, g1, g2)
+    from . import native
+    return packed_objective_steps(native, p, w1, w2, t, act1, act2, kind, err, y, g1, g2)

@@ -22,7 +22,7 @@ cimport openmp
 
 from ._common cimport *
 from ._convpool cimport *
-from .reference_conv import check_map_shape
+from .checks import check_map_shape
 
 cnp.import_array()
 

@@ -2,6 +2,8 @@
 
 Same names, same signatures, same results (within a stated tolerance) as the compiled
 kernels; ``reference.py`` re-exports everything here, so both backends expose one API.
+The argument checks ``check_geom``, ``check_pool``, ``check_map_shape`` and the POOL_* codes
+are those of ``checks.py`` (shared with the compiled kernels), re-exported here.
 
 Geometry (SYNAPTIC.md §2.2, §3):
 * ``geom = (c, h, w, fh, fw)``: ``c`` input channels of ``h`` rows by ``w`` columns and an
@@ -27,12 +29,9 @@ None lets the kernel allocate it).  The twin checks it and does not use it.
 """
 import numpy as np
 
-from .reference import ACT_LINEAR, _check_2d, _check_shape, activate, derivative
-
-POOL_NONE = 0
-POOL_MAX = 1
-POOL_AVG = 2
-N_POOL = 3
+from .checks import (N_POOL, POOL_AVG, POOL_MAX, POOL_NONE, check_geom,  # noqa: F401
+                     check_map_shape, check_pool)
+from .reference_dense import ACT_LINEAR, _check_2d, _check_shape, activate, derivative
 
 # conv_work_size layout (elements of the data's dtype): the compiled kernels split a batch
 # into at most WG_CHUNKS fixed chunks whose partial weight gradients are added in chunk
@@ -44,50 +43,6 @@ _MAX_INDEX = 2**31 - 1
 
 def _round(v, m=PAD):
     return (v + m - 1) // m * m
-
-
-def check_geom(geom):
-    """``geom`` as 5 positive ints ``(c, h, w, fh, fw)`` with the kernel inside the field."""
-    try:
-        c, h, w, fh, fw = (int(v) for v in geom)
-        bad = any(int(v) != v for v in geom)
-    except (TypeError, ValueError):
-        raise ValueError(f"geom must be (c, h, w, fh, fw), got {geom!r}") from None
-    if bad or min(c, h, w, fh, fw) < 1:
-        raise ValueError(f"geom must hold 5 positive ints (c, h, w, fh, fw), got {geom!r}")
-    if fh > h or fw > w:
-        raise ValueError(f"a {fh}x{fw} kernel does not fit a {h}x{w} field")
-    return c, h, w, fh, fw
-
-
-def check_pool(pool, hc, wc):
-    """``pool = (kind, ph, pw)``: kind POOL_NONE/POOL_MAX/POOL_AVG; the window must divide
-    the map.  Returns (kind, ph, pw, ho, wo)."""
-    try:
-        kind, ph, pw = (int(v) for v in pool)
-    except (TypeError, ValueError):
-        raise ValueError(f"pool must be (kind, ph, pw), got {pool!r}") from None
-    if not 0 <= kind < N_POOL:
-        raise ValueError(f"unknown pooling kind {kind}")
-    if kind == POOL_NONE:
-        return kind, 1, 1, hc, wc
-    if ph < 1 or pw < 1 or hc % ph or wc % pw:
-        raise ValueError(f"a {ph}x{pw} pool window must divide the {hc}x{wc} map")
-    return kind, ph, pw, hc // ph, wc // pw
-
-
-def check_map_shape(shape, ph, pw):
-    """``shape = (K, hc, wc)`` and a window that divides it; returns (K, hc, wc, ho, wo)."""
-    try:
-        k, hc, wc = (int(v) for v in shape)
-    except (TypeError, ValueError):
-        raise ValueError(f"shape must be (K, hc, wc), got {shape!r}") from None
-    ph, pw = int(ph), int(pw)
-    if min(k, hc, wc) < 1:
-        raise ValueError(f"shape must hold 3 positive ints (K, hc, wc), got {shape!r}")
-    if ph < 1 or pw < 1 or hc % ph or wc % pw:
-        raise ValueError(f"a {ph}x{pw} pool window must divide the {hc}x{wc} map")
-    return k, hc, wc, hc // ph, wc // pw
 
 
 def conv_work_size(geom, k, threads=1):

@@ -2,7 +2,7 @@
 net, batch after batch, with the per-layer twins in the order of training/backprop.py."""
 import numpy as np
 
-from . import reference as _r
+from . import reference_dense as _r
 
 
 def sgd_epoch(x, t, bounds, weights, deltaw, gain, acts, delta_kind, lr, alphas, has_prev,

@@ -3,3 +3,73 @@ from .gradients import error_derivatives
 from .loop import stop_training, train
 from .params import Stats, Training, training
 from .stats import accuracy, training_error
+
+# The public docstrings of the loop's two entry points, with the package's other numpydoc
+# docstrings; loop.py keeps its one-line summaries for readers of that module.
+train.__doc__ = """Train ``net`` on ``trset`` for ``epochs`` more epochs in a background thread.
+
+The loop follows the original (SYNAPTIC.md §6): the state is ``training`` before ``train``
+returns, the batches are trained in order (no reshuffle), the stats are computed at each
+epoch's end with the kinds of ``params["stats"]["errorkinds"]``, every transition notifies the
+watches, and the training set's labels and name are stored on the net.  Without a watch that
+wants every batch, a dense backprop net on batches of up to 256 rows trains each epoch in one
+kernel call.
+
+Parameters
+----------
+net : Net
+    A net with a training (see :func:`training`), idle.
+trset : TrainingSet
+    Labeled, with as many values per sample as the net has inputs and as many classes as it
+    has outputs (converted once to the net's dtype).
+epochs : int
+    The number of epochs to add (stats accumulate across calls).
+
+Returns
+-------
+concurrent.futures.Future
+    Its result is the net; an exception raised by the training is re-raised by
+    ``future.result()``, and the net is left usable (state reset, the weights of the last
+    whole batch).
+
+Raises
+------
+ValueError
+    No training, a negative ``epochs``, data that does not fit the net, params the algorithm
+    cannot use.
+TypeError
+    ``trset`` is not a TrainingSet.
+RuntimeError
+    The net is already training.
+
+Examples
+--------
+>>> import synaptic as syn
+>>> trset = syn.training_set([[0, 0], [0, 1], [1, 0], [1, 1]] * 10, [0, 1, 1, 0] * 10, seed=0)
+>>> net = syn.mlp([2, 4, 2], ["tanh", "softmax"], syn.training("rprop"), seed=1)
+>>> future = syn.train(net, trset, 50)
+>>> future.result() is net, net.stats.epochs
+(True, 50)
+"""
+
+stop_training.__doc__ = """Ask a training net to stop before its next batch.
+
+L-BFGS stops before its next function evaluation and keeps the best weights evaluated.  The
+Future of :func:`train` then completes normally.
+
+Parameters
+----------
+net : Net
+    The net.
+
+Returns
+-------
+Net or None
+    The net when it was training (its state becomes ``stopping``), else None.
+
+Examples
+--------
+>>> import synaptic as syn
+>>> syn.stop_training(syn.mlp([2, 1], "sigmoid")) is None  # idle: nothing to stop
+True
+"""

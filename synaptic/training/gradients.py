@@ -162,6 +162,33 @@ def labelled(net, dset, who):
 
 
 def error_derivatives(net, dset):
-    """Σ dE/dW over the samples of ``dset`` (a DataSet): one array per weight matrix."""
+    """Σ dE/dW over the samples of ``dset``: one array per weight matrix (summed, not averaged,
+    as the original).
+
+    Parameters
+    ----------
+    net : Net
+        With a training (its ``error_fn``) or without (cross-entropy).
+    dset : DataSet
+        Labeled samples.
+
+    Returns
+    -------
+    list of numpy.ndarray
+        Shaped as ``net.weights``, the bias gradient in column 0.
+
+    Raises
+    ------
+    ValueError
+        Unlabeled data or the wrong number of values or classes.
+
+    Examples
+    --------
+    >>> import numpy as np, synaptic as syn
+    >>> net = syn.mlp([2, 3, 2], ["sigmoid", "softmax"], seed=1)
+    >>> grads = syn.error_derivatives(net, syn.dataset([[0, 1], [1, 0]], [[1, 0], [0, 1]]))
+    >>> [g.shape for g in grads]
+    [(3, 3), (2, 4)]
+    """
     x, t = labelled(net, dset, "error_derivatives")
     return [g.copy() for g in Gradients(net, losses.check_error_fn(error_fn_of(net))).compute(x, t)]

@@ -40,10 +40,11 @@ from scipy.optimize import minimize
 
 from .. import _kernels, losses
 from .gradients import Gradients, labelled
+from .params import IMPLIED
 from .regularization import Regularizer
 from .stats import evaluate, update_stats
 
-M, EPS, MAXLS = 5, 0.1, 20
+M, EPS, MAXLS = (IMPLIED["lbfgs"][k] for k in ("m", "eps", "maxls"))
 PACK_MIN_ROWS, PACK_SAMPLE_ROWS, PACK_MIN_ZEROS, PACK_BLOCK_BYTES = 256, 256, 0.5, 28672
 
 

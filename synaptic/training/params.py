@@ -19,6 +19,7 @@ algorithm but the perceptron's, and its penalty to the L-BFGS objective (see reg
 """
 import copy
 import math
+import textwrap
 from dataclasses import dataclass, field
 from numbers import Integral, Real
 
@@ -46,6 +47,17 @@ SCHEMA = {
     "lbfgs": {"m": INT, "eps": NUMBER, "maxls": INT},
     "weight_decay": NUMBER,
 }
+# The defaults the algorithms apply to keys left out (not merged into the params, so a saved
+# net's params stay as the user gave them); the extensions' defaults live here, beside the
+# original's DEFAULTS, and rprop.py, rmsprop.py and lbfgs.py read them.
+IMPLIED = {
+    "learning_rate": {"adaptive": False},
+    "momentum": {"nesterov": False},
+    "rprop": {"eta_plus": 1.2, "eta_minus": 0.5, "step_init": 0.01, "variant": "rprop-"},
+    "rmsprop": {"eps": 0.0},
+    "lbfgs": {"m": 5, "eps": 0.1, "maxls": 20},
+    "regularization": {"lambda": 0.0},
+}
 REGULARIZATION_KINDS = ("l1", "l2")
 RPROP_VARIANTS = ("rprop-", "rprop+", "irprop-", "irprop+")
 # The options each algorithm reads (besides error_fn, stats, regularization); any other section
@@ -63,7 +75,25 @@ SECTIONS = ("learning_rate", "momentum", "weight_decay", "rprop", "rmsprop", "lb
 
 @dataclass
 class Stats:
-    """Per-epoch records; they persist across train calls (epochs accumulate)."""
+    """Per-epoch records; they persist across train calls (epochs accumulate).
+
+    Parameters
+    ----------
+    epochs : int, default 0
+        The epochs trained.
+    tr_err : dict, default {}
+        ``{kind: [value per epoch]}`` on the training set.
+    val_err : dict, default {}
+        The same on the validation set (empty without one).
+    seconds : list, default []
+        The training time of each epoch.
+
+    Examples
+    --------
+    >>> import synaptic as syn
+    >>> syn.Stats(1, {"accuracy": [0.9]}, {}, [0.1]).tr_err["accuracy"][-1]
+    0.9
+    """
     epochs: int = 0
     tr_err: dict = field(default_factory=dict)   # kind -> [value per epoch]
     val_err: dict = field(default_factory=dict)  # kind -> [value per epoch] (empty without a validation set)
@@ -72,7 +102,26 @@ class Stats:
 
 @dataclass
 class Training:
-    """``algo``, ``params`` (defaults deep-merged with the user's), the optimiser ``state`` and ``stats``."""
+    """``algo``, ``params`` (defaults deep-merged with the user's), the optimiser ``state`` and
+    ``stats``.  Build one with :func:`training`, which validates the params.
+
+    Parameters
+    ----------
+    algo : str
+        One of perceptron, backprop, rprop, rmsprop, lbfgs.
+    params : dict
+        The merged params.
+    state : dict, default {}
+        The optimiser state (``deltaw``, ``lr_gain``, ...), saved with the net.
+    stats : Stats, optional
+        Created when training starts.
+
+    Examples
+    --------
+    >>> import synaptic as syn
+    >>> syn.training("rprop").params["rprop"]
+    {'mins': 1e-06, 'maxs': 50.0}
+    """
     algo: str
     params: dict
     state: dict = field(default_factory=dict)
@@ -199,34 +248,198 @@ def _validate_combination(algo, params):
 
 
 def _validate_rprop(rp):
-    variant = rp.get("variant", "rprop-")
+    rp = {**DEFAULTS["rprop"]["rprop"], **IMPLIED["rprop"], **rp}
+    variant = rp["variant"]
     _require(variant in RPROP_VARIANTS,
              f"rprop.variant must be one of {RPROP_VARIANTS}, got {variant!r}")
-    mins, maxs = rp.get("mins", 1e-6), rp.get("maxs", 50.0)
+    mins, maxs = rp["mins"], rp["maxs"]
     _require(0 < mins <= maxs, f"rprop needs 0 < mins <= maxs, got {mins}, {maxs}")
-    _require(rp.get("eta_plus", 1.2) > 1, f"rprop.eta_plus must be > 1, got {rp.get('eta_plus')}")
-    _require(0 < rp.get("eta_minus", 0.5) < 1,
-             f"rprop.eta_minus must be in (0, 1), got {rp.get('eta_minus')}")
-    _require(rp.get("step_init", 0.01) > 0, f"rprop.step_init must be > 0, got {rp.get('step_init')}")
+    _require(rp["eta_plus"] > 1, f"rprop.eta_plus must be > 1, got {rp['eta_plus']}")
+    _require(0 < rp["eta_minus"] < 1, f"rprop.eta_minus must be in (0, 1), got {rp['eta_minus']}")
+    _require(rp["step_init"] > 0, f"rprop.step_init must be > 0, got {rp['step_init']}")
 
 
 def _validate_rmsprop(rms):
-    _require(0 <= rms.get("alpha", 0.9) < 1,
-             f"rmsprop.alpha must be in [0, 1), got {rms.get('alpha')}")
-    _require(rms.get("eps", 0.0) >= 0, f"rmsprop.eps must be >= 0, got {rms.get('eps')}")
+    rms = {**DEFAULTS["rmsprop"]["rmsprop"], **IMPLIED["rmsprop"], **rms}
+    _require(0 <= rms["alpha"] < 1, f"rmsprop.alpha must be in [0, 1), got {rms['alpha']}")
+    _require(rms["eps"] >= 0, f"rmsprop.eps must be >= 0, got {rms['eps']}")
 
 
 def _validate_lbfgs(lb):
-    _require(lb.get("m", 5) >= 1, f"lbfgs.m (the history size) must be >= 1, got {lb.get('m')}")
-    _require(lb.get("eps", 0.1) >= 0, f"lbfgs.eps must be >= 0, got {lb.get('eps')}")
-    _require(lb.get("maxls", 20) >= 1, f"lbfgs.maxls must be >= 1, got {lb.get('maxls')}")
+    lb = {**IMPLIED["lbfgs"], **lb}
+    _require(lb["m"] >= 1, f"lbfgs.m (the history size) must be >= 1, got {lb['m']}")
+    _require(lb["eps"] >= 0, f"lbfgs.eps must be >= 0, got {lb['eps']}")
+    _require(lb["maxls"] >= 1, f"lbfgs.maxls must be >= 1, got {lb['maxls']}")
 
 
 def training(algo, params=None):
-    """A :class:`Training` for ``algo`` with ``params`` deep-merged over its defaults."""
     if not isinstance(algo, str) or algo.lstrip(":") not in ALGOS:
         raise ValueError(f"unknown training algorithm {algo!r}; known: {', '.join(ALGOS)}")
     algo = algo.lstrip(":")
     merged = deep_merge(DEFAULTS[algo], normalize(params or {}))
     validate(algo, merged)
     return Training(algo, merged)
+
+
+# The docstring of training(), generated from ALGOS, SCHEMA, DEFAULTS, IMPLIED and USES -------
+
+ALGO_DOCS = {
+    "perceptron": "A single layer of binary-threshold units trained by the perceptron rule "
+                  "(the raw sum of the misclassified samples).",
+    "backprop": "Gradient descent on the summed gradient divided by the batch size, with "
+                "optional adaptive per-weight gains (+0.05 / x0.95), momentum and Nesterov.",
+    "rprop": "R-prop: per-weight steps driven by the sign of the gradient; variants rprop- "
+             "(the original's), rprop+ (weight backtracking), irprop-, irprop+.",
+    "rmsprop": "RMSprop: the gradient divided by the root of its running mean square, then "
+               "the learning rate (fixed or adaptive) and momentum.",
+    "lbfgs": "SciPy's L-BFGS-B on the whole training set in float64; one epoch is one "
+             "iteration, one stats entry per function evaluation.",
+}
+KEY_DOCS = {  # key -> (what it is, what happens when it is left out and has no default value)
+    "error_fn": ("the error function: cross-entropy, sum-of-squares or misclassification", None),
+    "learning_rate": ("the learning rate section", None),
+    "learning_rate.epsilon": ("the learning rate (> 0)", "required by Nesterov momentum"),
+    "learning_rate.adaptive": ("per-weight adaptive gains", None),
+    "learning_rate.ming": ("the smallest gain (the original suggests 0.01)",
+                           "required with adaptive"),
+    "learning_rate.maxg": ("the largest gain (the original suggests 10.0)",
+                           "required with adaptive"),
+    "momentum": ("momentum; allowed with backprop, rprop (- variants) and rmsprop", "no momentum"),
+    "momentum.alpha": ("the momentum coefficient, in [0, 1)", "required with momentum"),
+    "momentum.alpha_start": ("a schedule's first alpha (needs alpha_step)", "alpha from the start"),
+    "momentum.alpha_step": ("the schedule's increase per step, capped at alpha", "no schedule"),
+    "momentum.nesterov": ("Nesterov's method (gradient descent, whatever the algorithm)", None),
+    "regularization": ("a penalty whose derivative is added to the summed gradient "
+                       "(the bias column exempt); not for the perceptron", "none"),
+    "regularization.kind": ("l1 (derivative lambda*sign(w)) or l2 (lambda*w)",
+                            "required with regularization"),
+    "regularization.lambda": ("the strength (>= 0)", None),
+    "stats": ("what is recorded at each epoch's end", None),
+    "stats.errorkinds": ("the error kinds recorded on the training and validation sets: "
+                         "misclassification, argmax-misclassification, accuracy, "
+                         "sum-of-squares, cross-entropy; [] records none", "[error_fn]"),
+    "rprop": ("the R-prop section", None),
+    "rprop.mins": ("the smallest step", None),
+    "rprop.maxs": ("the largest step", None),
+    "rprop.eta_plus": ("the step growth (> 1)", None),
+    "rprop.eta_minus": ("the step shrink, in (0, 1)", None),
+    "rprop.step_init": ("the first batch's step (> 0)", None),
+    "rprop.variant": (f"one of {', '.join(RPROP_VARIANTS)}", None),
+    "rmsprop": ("the RMSprop section", None),
+    "rmsprop.alpha": ("the decay of the running mean square, in [0, 1)", None),
+    "rmsprop.eps": ("added inside the square root (0: the original's rule)", None),
+    "lbfgs": ("the L-BFGS section", None),
+    "lbfgs.m": ("the history size (>= 1)", None),
+    "lbfgs.eps": ("the stop test: ||g|| / max(1, ||w||) <= eps", None),
+    "lbfgs.maxls": ("the line-search budget per iteration (>= 1)", None),
+    "weight_decay": ("decoupled weight decay: W <- (1 - epsilon * weight_decay) W before each "
+                     "update (epsilon 1 for rprop), the bias column exempt", "none"),
+}
+
+
+def _schema_keys(schema=SCHEMA, prefix=""):
+    """Every key of the schema, sections first: ("learning_rate", "learning_rate.epsilon", ...)."""
+    for key, kind in schema.items():
+        yield prefix + key
+        if isinstance(kind, dict):
+            yield from _schema_keys(kind, f"{prefix}{key}.")
+
+
+def _lookup(tree, path):
+    for part in path.split("."):
+        if not isinstance(tree, dict) or part not in tree:
+            return None
+        tree = tree[part]
+    return tree
+
+
+def _readers(path):
+    section = path.split(".")[0]
+    return [a for a in ALGOS
+            if section in USES[a] or section in ("error_fn", "stats", "regularization")]
+
+
+def _key_default(path):
+    """What applies when ``path`` is left out, in words: the usual value, and the exceptions."""
+    readers = _readers(path)
+    values = {a: _lookup(deep_merge(IMPLIED, DEFAULTS[a]), path) for a in readers}
+    values = {a: v for a, v in values.items() if v is not None}
+    if not values:
+        absent = KEY_DOCS[path][1]
+        return absent if absent.startswith("required") else f"left out: {absent}"
+    reprs = [repr(v) for v in values.values()]
+    usual = max(reprs, key=reprs.count)
+    others = [f"{v!r} for {a}" for a, v in values.items() if repr(v) != usual]
+    where = "" if len(readers) == len(ALGOS) else f" ({', '.join(readers)})"
+    return f"default {usual}{where}" + (f", {', '.join(others)}" if others else "")
+
+
+def _wrapped(text):
+    return textwrap.fill(text, 92, initial_indent="    ", subsequent_indent="    ")
+
+
+def _training_doc():
+    kinds = {NUMBER: "number", INT: "int", BOOL: "bool", STR: "str", LIST: "list"}
+    algos = []
+    for algo in ALGOS:
+        reads = ", ".join(sorted(USES[algo])) or "no options besides error_fn and stats"
+        algos += [f"``{algo!r}``", _wrapped(f"{ALGO_DOCS[algo]} Reads: {reads}; error_fn "
+                                            f"default {DEFAULTS[algo]['error_fn']!r}.")]
+    keys = []
+    for path in _schema_keys():
+        kind = _lookup(SCHEMA, path)
+        what, absent = KEY_DOCS[path]
+        if isinstance(kind, dict):
+            keys += [f"``{path}`` : section",
+                     _wrapped(what + (f"; left out: {absent}." if absent else "."))]
+        else:
+            keys += [f"``{path}`` : {kinds[kind]}, {_key_default(path)}", _wrapped(what + ".")]
+    return _TRAINING_DOC.format(algos="\n".join(algos), keys="\n".join(keys),
+                                names=", ".join(map(repr, ALGOS)))
+
+
+_TRAINING_DOC = """A training record for ``algo``: ``params`` deep-merged over the algorithm's defaults.
+
+Parameters
+----------
+algo : str
+    The training algorithm, one of {names} (a leading ``:`` is allowed, as the
+    original's keywords).
+params : dict, optional
+    Nested options (below), deep-merged over ``algo``'s defaults: ``{{"learning_rate":
+    {{"adaptive": True, "ming": 0.01, "maxg": 10}}}}`` keeps the default epsilon.  Keys may be
+    spelled ``learning-rate`` or ``learning_rate``.
+
+Returns
+-------
+Training
+    ``algo``, the merged ``params``, an empty optimiser ``state`` and no ``stats`` yet.
+
+Raises
+------
+ValueError
+    An unknown algorithm or key, a missing required value, a value out of range, or a
+    combination that cannot work (an option the algorithm would ignore, Nesterov without a
+    learning rate, momentum with R-prop's backtracking variants).
+TypeError
+    A value of the wrong type.
+
+Notes
+-----
+Algorithms:
+
+{algos}
+
+Keys (``section.key``, with what applies when the key is left out):
+
+{keys}
+
+Examples
+--------
+>>> import synaptic as syn
+>>> t = syn.training("backprop", {{"learning_rate": {{"epsilon": 0.5}}, "momentum": {{"alpha": 0.9}}}})
+>>> t.params["learning_rate"], t.params["error_fn"]
+({{'epsilon': 0.5}}, 'cross-entropy')
+"""
+
+training.__doc__ = _training_doc()

@@ -15,6 +15,7 @@ import numpy as np
 from .. import _kernels, losses
 from .backprop import momentum_alpha
 from .gradients import Gradients
+from .params import DEFAULTS, IMPLIED
 from .regularization import Regularizer
 
 
@@ -24,8 +25,9 @@ class RMSprop:
         rms = params.get("rmsprop", {})
         lr = params["learning_rate"]
         self.net = net
-        self.decay = float(rms.get("alpha", 0.9))
-        self.eps = float(rms.get("eps", 0.0))
+        rms = {**DEFAULTS["rmsprop"]["rmsprop"], **IMPLIED["rmsprop"], **rms}
+        self.decay = float(rms["alpha"])
+        self.eps = float(rms["eps"])
         self.epsilon = float(lr["epsilon"])
         self.adaptive = bool(lr.get("adaptive", False))
         self.ming = lr.get("ming")

@@ -29,13 +29,13 @@ import numpy as np
 from .. import _kernels, losses
 from .._kernels import reference as _codes
 from .backprop import momentum_alpha
+from . import params
 from .gradients import Gradients
 from .regularization import Regularizer
 
 VARIANTS = {"rprop-": _codes.RPROP_ORIGINAL, "rprop+": _codes.RPROP_PLUS,
             "irprop-": _codes.IRPROP_MINUS, "irprop+": _codes.IRPROP_PLUS}
-DEFAULTS = {"mins": 1e-6, "maxs": 50.0, "eta_plus": 1.2, "eta_minus": 0.5, "step_init": 0.01,
-            "variant": "rprop-"}
+DEFAULTS = {**params.DEFAULTS["rprop"]["rprop"], **params.IMPLIED["rprop"]}
 
 
 class Rprop:

@@ -56,14 +56,64 @@ def update_stats(net, trset, seconds):
 
 
 def training_error(kind, net, trset):
-    """The mean error of ``kind`` on the training part of ``trset`` with the current weights."""
+    """The mean per-sample error of ``kind`` on the training part of ``trset`` with the
+    current weights.
+
+    Parameters
+    ----------
+    kind : str
+        misclassification (the original's per-unit rounding), argmax-misclassification,
+        accuracy, sum-of-squares or cross-entropy (resolved to -binary or -multivariate by the
+        output activation).
+    net : Net
+        The net.
+    trset : TrainingSet
+        Labeled.
+
+    Returns
+    -------
+    float
+
+    Raises
+    ------
+    ValueError
+        An unknown kind.
+
+    Examples
+    --------
+    >>> import synaptic as syn
+    >>> trset = syn.training_set([[0, 0], [1, 1]], [0, 1], rand=False)
+    >>> net = syn.mlp([2, 2], "softmax", seed=1)
+    >>> 0 <= syn.training_error("argmax-misclassification", net, trset) <= 1
+    True
+    """
     kind = losses.specific_kind(kind, net.layers[-1].act)
     data = trset.validate().astype(net.dtype).validate()
     return evaluate(net, data.x, data.y, [kind])[kind]
 
 
 def accuracy(net, dset):
-    """Argmax accuracy of ``net`` on a labelled DataSet (or the validation set of a TrainingSet)."""
+    """The argmax accuracy of ``net`` on a labeled DataSet.
+
+    Parameters
+    ----------
+    net : Net
+        The net.
+    dset : DataSet
+        Labeled samples, e.g. ``trset.valid``.
+
+    Returns
+    -------
+    float
+        The fraction of samples whose largest output is their one-hot target's.
+
+    Examples
+    --------
+    >>> import synaptic as syn
+    >>> net = syn.mlp([2, 2], "softmax", seed=1)
+    >>> 0 <= syn.accuracy(net, syn.dataset([[0, 1], [1, 0]], [[1, 0], [0, 1]])) <= 1
+    True
+    """
     dset.validate()
     if dset.y is None:
         raise ValueError("accuracy needs a labelled data set")

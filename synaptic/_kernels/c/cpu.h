@@ -15,6 +15,12 @@
 
 #define SYN_N_LEVELS 3
 
+/* How many levels, from the baseline, the kernel modules were compiled for: setup.py
+ * defines it when it compiles _cpu.pyx (1 when it is not given: the baseline only). */
+#ifndef SYN_COMPILED_LEVELS
+#define SYN_COMPILED_LEVELS 1
+#endif
+
 static const char *const syn_level_names[SYN_N_LEVELS] = {"baseline", "avx2", "avx512"};
 
 /* Whether this CPU runs code of ``level``. */

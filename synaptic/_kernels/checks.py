@@ -1,0 +1,183 @@
+"""What the NumPy twins and the compiled kernels share: argument checks, the PackedInput
+container, and the two step sequences that a twin runs on its own kernels and a compiled
+kernel runs, as its fallback, on the native ones.
+
+Neutral ground, so that no compiled module imports a twin and no twin imports another
+above it: this module imports NumPy only, and is imported by the twins (which re-export
+these names: ``reference_conv.check_geom``, ``reference_packed.PackedInput`` ...) and by
+dense.pyx, conv.pyx and pool.pyx.
+"""
+import numpy as np
+
+# Pooling kinds (conv_forward's ``pool``; the values of _convpool.pxd's enum).
+POOL_NONE = 0
+POOL_MAX = 1
+POOL_AVG = 2
+N_POOL = 3
+
+
+# Convolution geometry and pooling windows (conv.pyx, pool.pyx, reference_conv.py).
+
+def check_geom(geom):
+    """``geom`` as 5 positive ints ``(c, h, w, fh, fw)`` with the kernel inside the field."""
+    try:
+        c, h, w, fh, fw = (int(v) for v in geom)
+        bad = any(int(v) != v for v in geom)
+    except (TypeError, ValueError):
+        raise ValueError(f"geom must be (c, h, w, fh, fw), got {geom!r}") from None
+    if bad or min(c, h, w, fh, fw) < 1:
+        raise ValueError(f"geom must hold 5 positive ints (c, h, w, fh, fw), got {geom!r}")
+    if fh > h or fw > w:
+        raise ValueError(f"a {fh}x{fw} kernel does not fit a {h}x{w} field")
+    return c, h, w, fh, fw
+
+
+def check_pool(pool, hc, wc):
+    """``pool = (kind, ph, pw)``: kind POOL_NONE/POOL_MAX/POOL_AVG; the window must divide
+    the map.  Returns (kind, ph, pw, ho, wo)."""
+    try:
+        kind, ph, pw = (int(v) for v in pool)
+    except (TypeError, ValueError):
+        raise ValueError(f"pool must be (kind, ph, pw), got {pool!r}") from None
+    if not 0 <= kind < N_POOL:
+        raise ValueError(f"unknown pooling kind {kind}")
+    if kind == POOL_NONE:
+        return kind, 1, 1, hc, wc
+    if ph < 1 or pw < 1 or hc % ph or wc % pw:
+        raise ValueError(f"a {ph}x{pw} pool window must divide the {hc}x{wc} map")
+    return kind, ph, pw, hc // ph, wc // pw
+
+
+def check_map_shape(shape, ph, pw):
+    """``shape = (K, hc, wc)`` and a window that divides it; returns (K, hc, wc, ho, wo)."""
+    try:
+        k, hc, wc = (int(v) for v in shape)
+    except (TypeError, ValueError):
+        raise ValueError(f"shape must be (K, hc, wc), got {shape!r}") from None
+    ph, pw = int(ph), int(pw)
+    if min(k, hc, wc) < 1:
+        raise ValueError(f"shape must hold 3 positive ints (K, hc, wc), got {shape!r}")
+    if ph < 1 or pw < 1 or hc % ph or wc % pw:
+        raise ValueError(f"a {ph}x{pw} pool window must divide the {hc}x{wc} map")
+    return k, hc, wc, hc // ph, wc // pw
+
+
+# Packed inputs (dense_packed.pxi, reference_packed.py: the layout).
+
+PACK_BLOCK_MAX = 64
+
+
+class PackedInput:
+    """The packed nonzeros of ``x`` (the layout: reference_packed.py); built by ``pack_input``.
+
+    The constructor checks that the arrays agree with each other (shapes, dtypes, offsets
+    against the masks' bit counts) and makes them read-only, so a kernel can trust them."""
+
+    FIELDS = ("rmask", "rval", "roff", "cmask", "cval", "coff")
+
+    def __init__(self, x, block, rmask, rval, roff, cmask, cval, coff, *, _owned=False):
+        if not isinstance(x, np.ndarray) or x.ndim != 2 or x.dtype not in (np.float32, np.float64):
+            raise TypeError("x must be a 2-D float32 or float64 array")
+        if not x.flags.c_contiguous:
+            raise ValueError("x must be C-contiguous")
+        block = int(block)
+        if not 1 <= block <= PACK_BLOCK_MAX:
+            raise ValueError(f"block must be in 1..{PACK_BLOCK_MAX}, got {block}")
+        n, d = x.shape
+        nw, nb = (d + 31) // 32, (n + block - 1) // block
+        expected = {"rmask": (np.uint32, (n, nw)), "roff": (np.int64, (n + 1,)),
+                    "cmask": (np.uint64, (nb, d)), "coff": (np.int64, (nb + 1,))}
+        arrays = dict(rmask=rmask, rval=rval, roff=roff, cmask=cmask, cval=cval, coff=coff)
+        for name, (dtype, shape) in expected.items():
+            a = arrays[name]
+            if not isinstance(a, np.ndarray) or a.dtype != dtype or a.shape != shape:
+                raise ValueError(f"{name} must be a {np.dtype(dtype).name} array of shape {shape}")
+        nnz = int(roff[-1])
+        for name in ("rval", "cval"):
+            a = arrays[name]
+            if not isinstance(a, np.ndarray) or a.dtype != x.dtype or a.shape != (nnz,):
+                raise ValueError(f"{name} must be a {x.dtype.name} array of shape ({nnz},)")
+        if not _owned:  # pack_input's own arrays agree by construction (tested)
+            self._check_counts(x, block, rmask, roff, cmask, coff, nnz)
+        object.__setattr__(self, "x", x)
+        object.__setattr__(self, "block", block)
+        for name, a in arrays.items():
+            if not _owned:          # the caller's arrays stay theirs (and writable)
+                a = a.copy()
+            a.flags.writeable = False
+            object.__setattr__(self, name, a)
+
+    @staticmethod
+    def _check_counts(x, block, rmask, roff, cmask, coff, nnz):
+        """The offsets and counts against the masks' bits (what the kernels' walks rely on)."""
+        n, d = x.shape
+        nb = (n + block - 1) // block
+        if roff[0] != 0 or not np.array_equal(np.diff(roff),
+                                              np.bitwise_count(rmask).sum(axis=1, dtype=np.int64)):
+            raise ValueError("roff does not match the bit counts of rmask")
+        if (coff[0] != 0 or coff[-1] != nnz
+                or not np.array_equal(np.diff(coff),
+                                      np.bitwise_count(cmask).sum(axis=1, dtype=np.int64))):
+            raise ValueError("coff does not match the bit counts of cmask")
+        if d % 32 and n and (rmask[:, -1] >> np.uint32(d % 32)).any():
+            raise ValueError("rmask has bits beyond the last column")
+        if n % block and nb and (cmask[-1] >> np.uint64(n % block)).any():
+            raise ValueError("cmask has bits beyond the last row")
+
+    def __setattr__(self, name, value):
+        raise AttributeError("a PackedInput cannot be changed (pack x again)")
+
+    @property
+    def shape(self):
+        return self.x.shape
+
+    @property
+    def dtype(self):
+        return self.x.dtype
+
+    @property
+    def nnz(self):
+        return self.rval.shape[0]
+
+    def __repr__(self):
+        n, d = self.x.shape
+        return f"PackedInput({n} x {d} {self.x.dtype.name}, {self.nnz} nonzeros, block {self.block})"
+
+
+def check_pack_args(x, block):
+    if not isinstance(x, np.ndarray) or x.ndim != 2:
+        raise TypeError("x must be a 2-D numpy array")
+    if x.dtype not in (np.float32, np.float64):
+        raise TypeError(f"x must be float32 or float64, got {x.dtype}")
+    if not x.flags.c_contiguous:
+        raise ValueError("x must be C-contiguous")
+    if isinstance(block, bool) or not isinstance(block, (int, np.integer)):
+        raise TypeError(f"block must be an int, got {type(block).__name__}")
+    if not 1 <= block <= PACK_BLOCK_MAX:
+        raise ValueError(f"block must be in 1..{PACK_BLOCK_MAX}, got {block}")
+
+
+# The step sequences: ``kern`` is the backend whose kernels run them (the twin's module;
+# ``native`` for the compiled kernels' fallbacks).
+
+def output_backprop_steps(kern, h, w, t, act, kind, err, hact, y, dz, g, dh):
+    """output_backprop as the separate kernels of the backend ``kern`` (the twin; the native
+    kernel's fallback)."""
+    kern.dense_forward(h, w, act, y)
+    kern.output_delta(y, t, act, kind, dz)
+    kern.weight_grad(dz, h, g)
+    if dh is not None:
+        kern.hidden_delta(dz, w, h, hact, dh)
+    return kern.error_sum(y, t, err)
+
+
+def packed_objective_steps(kern, p, w1, w2, t, act1, act2, kind, err, y, g1, g2):
+    """packed_objective as three calls into the backend ``kern`` (the twin; the native
+    kernel's fallback)."""
+    h = np.empty((p.x.shape[0], w1.shape[0]), dtype=p.x.dtype)
+    dh = np.empty_like(h)
+    dz = np.empty((p.x.shape[0], w2.shape[0]), dtype=p.x.dtype)
+    kern.packed_forward(p, w1, act1, h)
+    error = kern.output_backprop(h, w2, t, act2, kind, err, act1, y, dz, g2, dh)
+    kern.packed_weight_grad(dh, p, g1)
+    return error
