@@ -104,3 +104,10 @@ cdef inline int check_int32(object a, str name, Py_ssize_t n0, Py_ssize_t n1,
     if writable and not cnp.PyArray_ISWRITEABLE(arr):
         raise ValueError(f"{name} is read-only")
     return 0
+
+
+cdef inline cnp.ndarray private_int32(object a, str name, Py_ssize_t n0, Py_ssize_t n1):
+    """A private copy of the index array ``a`` (checked as by check_int32): the kernel
+    validates and uses the copy, which no other thread can change in between."""
+    check_int32(a, name, n0, n1, False)
+    return cnp.PyArray_NewCopy(<cnp.ndarray>a, cnp.NPY_CORDER)

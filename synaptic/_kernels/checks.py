@@ -64,6 +64,21 @@ def check_map_shape(shape, ph, pw):
 
 # Packed inputs (dense_packed.pxi, reference_packed.py: the layout).
 
+def frozen(a):
+    """An immutable copy of ``a``: its memory is a ``bytes`` object, so not even
+    ``a.flags.writeable = True`` can make it writable again."""
+    return np.frombuffer(np.ascontiguousarray(a).tobytes(), dtype=a.dtype).reshape(a.shape)
+
+
+def is_frozen(a):
+    """True if ``a`` is (a view of) an array made by :func:`frozen`."""
+    while isinstance(a, np.ndarray):
+        if a.flags.writeable:
+            return False
+        a = a.base
+    return isinstance(a, bytes)
+
+
 PACK_BLOCK_MAX = 64
 
 
@@ -71,7 +86,8 @@ class PackedInput:
     """The packed nonzeros of ``x`` (the layout: reference_packed.py); built by ``pack_input``.
 
     The constructor checks that the arrays agree with each other (shapes, dtypes, offsets
-    against the masks' bit counts) and makes them read-only, so a kernel can trust them."""
+    against the masks' bit counts) and keeps immutable copies of them (:func:`frozen`), so a
+    kernel can trust them: the caller's arrays stay theirs."""
 
     FIELDS = ("rmask", "rval", "roff", "cmask", "cval", "coff")
 
@@ -102,10 +118,7 @@ class PackedInput:
         object.__setattr__(self, "x", x)
         object.__setattr__(self, "block", block)
         for name, a in arrays.items():
-            if not _owned:          # the caller's arrays stay theirs (and writable)
-                a = a.copy()
-            a.flags.writeable = False
-            object.__setattr__(self, name, a)
+            object.__setattr__(self, name, frozen(a))
 
     @staticmethod
     def _check_counts(x, block, rmask, roff, cmask, coff, nnz):

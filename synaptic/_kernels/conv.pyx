@@ -542,19 +542,20 @@ cdef int _conv_weight_grad(const floating* dz, const int* idx, const floating* x
     return 0
 
 
-cdef Py_ssize_t _check_grad_args(object dz, object idx, Geo* g, Py_ssize_t n) except -1:
-    """Check ``dz``/``idx`` against the geometry; sets g.Qo (the columns per map of dz)."""
+cdef object _check_grad_args(object dz, object idx, Geo* g, Py_ssize_t n):
+    """Check ``dz``/``idx`` against the geometry; sets g.Qo (the columns per map of dz).
+    Returns the private copy of ``idx`` the kernel uses (None without pooling)."""
     if idx is None:
         check_shape(dz, "dz", n, g.K * g.Q)
         g.Qo = g.Q
-        return 0
+        return None
     if dim(dz, 1) % g.K:
         raise ValueError(f"dz has {dim(dz, 1)} columns, not a multiple of K = {g.K}")
     check_shape(dz, "dz", n, dim(dz, 1))
     g.Qo = dim(dz, 1) // g.K
-    check_int32(idx, "idx", n, dim(dz, 1), False)
+    idx = private_int32(idx, "idx", n, dim(dz, 1))
     _check_idx(<int*>_data(idx), n, g)
-    return 0
+    return idx
 
 
 def conv_weight_grad(dz, idx, x, geom, out, work=None):
@@ -574,7 +575,7 @@ def conv_weight_grad(dz, idx, x, geom, out, work=None):
         raise ValueError(f"out has shape {out.shape}, expected (K, {1 + g.P})")
     if dim(dz, 0) != n:
         raise ValueError(f"dz has {dim(dz, 0)} rows, x has {n}")
-    _check_grad_args(dz, idx, &g, n)
+    idx = _check_grad_args(dz, idx, &g, n)
     check_disjoint(out, "out", dz, "dz")
     check_disjoint(out, "out", x, "x")
     cdef int nthreads = 1
@@ -706,7 +707,7 @@ def conv_input_grad(dz, idx, w, geom, y, int act, out, work=None):
         check_disjoint(out, "out", y, "y")
     else:
         y = None
-    _check_grad_args(dz, idx, &g, n)
+    idx = _check_grad_args(dz, idx, &g, n)
     check_disjoint(out, "out", dz, "dz")
     check_disjoint(out, "out", w, "w")
     cdef int nthreads = 1

@@ -477,13 +477,13 @@ def sgd_epoch(x, t, bounds, weights, deltaw, gain, acts, int delta_kind, double 
         raise ValueError(f"unknown output-delta kind {delta_kind}")
     if reg_kind not in (REG_NONE, REG_L1, REG_L2):
         raise ValueError(f"unknown regularization kind {reg_kind}")
-    bnd = np.ascontiguousarray(bounds, dtype=np.int64)
+    bnd = np.array(bounds, dtype=np.int64, copy=True)  # private: checked, then trusted
     if bnd.ndim != 1 or bnd.shape[0] < 1:
         raise ValueError("bounds must be a 1-D array of batch starts and the end")
     nb = bnd.shape[0] - 1
     if bnd[0] < 0 or bnd[nb] > n or (nb > 0 and (np.diff(bnd) <= 0).any()):
         raise ValueError(f"bounds must increase strictly within [0, {n}], got {bnd[:8]}...")
-    alp = np.ascontiguousarray(alphas, dtype=np.float64)
+    alp = np.array(alphas, dtype=np.float64, copy=True)
     if alp.ndim != 1 or alp.shape[0] != nb:
         raise ValueError(f"alphas must hold one value per batch ({nb}), got shape {alp.shape}")
     if not isinstance(stop, np.ndarray) or stop.dtype != np.int32 or stop.size < 1 \

@@ -68,10 +68,9 @@ cdef object _packed_x(object p, _Packed* pk):
     x = p.x
     n, d = x.shape
     nb = (n + p.block - 1) // p.block
-    # cheap re-checks of what the pointers below rely on (the object is frozen, the arrays
-    # read-only: these only fail if someone forced them writable and resized nothing -- or
-    # built the object around the constructor)
-    if (p.rmask.shape != (n, (d + 31) // 32) or p.roff.shape != (n + 1,)
+    # cheap re-checks of what the pointers below rely on (the object is frozen, its arrays
+    # immutable copies: these only fail for an object built around the constructor)
+    if not all([is_frozen(getattr(p, f)) for f in PackedInput.FIELDS]) or (p.rmask.shape != (n, (d + 31) // 32) or p.roff.shape != (n + 1,)
             or p.cmask.shape != (nb, d) or p.coff.shape != (nb + 1,)
             or p.rval.shape != (p.roff[n],) or p.cval.shape != (p.roff[n],)
             or p.rval.dtype != x.dtype or p.cval.dtype != x.dtype):

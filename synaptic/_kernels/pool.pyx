@@ -160,10 +160,11 @@ def max_pool_backward(g, idx, out):
     cdef int kind = check_float(g, "g", 2, False)
     check_int32(idx, "idx", dim(g, 0), dim(g, 1), False)
     check_same(kind, g, "g", check_float(out, "out", 2, True), out, "out")
+    check_disjoint(out, "out", idx, "idx")
+    idx = private_int32(idx, "idx", dim(g, 0), dim(g, 1))
     if dim(out, 0) != dim(g, 0):
         raise ValueError(f"out has {dim(out, 0)} rows, g has {dim(g, 0)}")
     check_disjoint(out, "out", g, "g")
-    check_disjoint(out, "out", idx, "idx")
     if kind == 0:
         _max_backward[float](<float*>_data(g), <int*>_data(idx), dim(g, 0), dim(g, 1),
                              dim(out, 1), <float*>_data(out))
