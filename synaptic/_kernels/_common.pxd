@@ -235,29 +235,90 @@ cdef inline void mul_deriv_row(floating* r, const floating* y, Py_ssize_t m,
 # ---------------------------------------------------------------------------------------
 # BLAS on the fused type (column-major, as Fortran BLAS sees our row-major arrays).
 
-cdef inline void gemm(char ta, char tb, int m, int n, int k, const floating* a, int lda,
-                      const floating* b, int ldb, floating* c, int ldc) noexcept nogil:
-    """c = op(a) . op(b) (alpha 1, beta 0); every dimension must be > 0."""
+# The sizes are 64-bit: a product whose m, n or k exceeds BLAS's 32-bit int is done in pieces
+# of at most BLAS_CHUNK (the pieces of k added with beta = 1).  Leading dimensions are row
+# lengths, which check_float holds to INT_MAX.
+
+cdef enum:
+    BLAS_CHUNK = 1 << 30
+    # a row length (a BLAS leading dimension, 1 + d included) must fit an int
+    BLAS_MAX_ROW = 2147483647
+
+
+cdef inline void _gemm32(char ta, char tb, int m, int n, int k, const floating* a, int lda,
+                         const floating* b, int ldb, floating beta, floating* c,
+                         int ldc) noexcept nogil:
     cdef floating alpha = 1
-    cdef floating beta = 0
     if floating is float:
         sgemm(&ta, &tb, &m, &n, &k, &alpha, <float*>a, &lda, <float*>b, &ldb, &beta, c, &ldc)
     else:
         dgemm(&ta, &tb, &m, &n, &k, &alpha, <double*>a, &lda, <double*>b, &ldb, &beta, c, &ldc)
 
 
-cdef inline void gemv(char ta, int m, int n, const floating* a, int lda, const floating* x,
-                      floating* y) noexcept nogil:
-    """y = op(a) . x with unit strides; y is zeroed first (beta = 0 must not see stale NaN)."""
-    cdef floating alpha = 1
-    cdef floating beta = 0
-    cdef int inc = 1
-    cdef int ny = n if ta == c'T' else m
-    memset(y, 0, ny * sizeof(floating))
-    if floating is float:
-        sgemv(&ta, &m, &n, &alpha, <float*>a, &lda, <float*>x, &inc, &beta, y, &inc)
+cdef inline void gemm(char ta, char tb, Py_ssize_t m, Py_ssize_t n, Py_ssize_t k,
+                      const floating* a, Py_ssize_t lda, const floating* b, Py_ssize_t ldb,
+                      floating* c, Py_ssize_t ldc) noexcept nogil:
+    """c = op(a) . op(b) (alpha 1, beta 0); every dimension must be > 0."""
+    if m <= BLAS_CHUNK and n <= BLAS_CHUNK and k <= BLAS_CHUNK:
+        _gemm32(ta, tb, <int>m, <int>n, <int>k, a, <int>lda, b, <int>ldb, 0, c, <int>ldc)
     else:
-        dgemv(&ta, &m, &n, &alpha, <double*>a, &lda, <double*>x, &inc, &beta, y, &inc)
+        gemm_pieces(ta, tb, m, n, k, a, lda, b, ldb, c, ldc, BLAS_CHUNK)
+
+
+cdef inline void gemm_pieces(char ta, char tb, Py_ssize_t m, Py_ssize_t n, Py_ssize_t k,
+                             const floating* a, Py_ssize_t lda, const floating* b,
+                             Py_ssize_t ldb, floating* c, Py_ssize_t ldc,
+                             Py_ssize_t chunk) noexcept nogil:
+    """gemm in pieces of at most ``chunk`` in m, n and k (tested with small chunks)."""
+    cdef Py_ssize_t i = 0, j, p, mi, nj, kp
+    while i < m:
+        mi = m - i if m - i < chunk else chunk
+        j = 0
+        while j < n:
+            nj = n - j if n - j < chunk else chunk
+            p = 0
+            while p < k:
+                kp = k - p if k - p < chunk else chunk
+                _gemm32(ta, tb, <int>mi, <int>nj, <int>kp,
+                        a + (i + p * lda if ta == c'N' else i * lda + p), <int>lda,
+                        b + (p + j * ldb if tb == c'N' else p * ldb + j), <int>ldb,
+                        0 if p == 0 else 1, c + i + j * ldc, <int>ldc)
+                p += kp
+            j += nj
+        i += mi
+
+
+cdef inline void gemv(char ta, Py_ssize_t m, Py_ssize_t n, const floating* a, Py_ssize_t lda,
+                      const floating* x, floating* y) noexcept nogil:
+    """y = op(a) . x with unit strides; y is zeroed first (beta = 0 must not see stale NaN)."""
+    gemv_pieces(ta, m, n, a, lda, x, y, BLAS_CHUNK)
+
+
+cdef inline void gemv_pieces(char ta, Py_ssize_t m, Py_ssize_t n, const floating* a,
+                             Py_ssize_t lda, const floating* x, floating* y,
+                             Py_ssize_t chunk) noexcept nogil:
+    """gemv in pieces of at most ``chunk`` in m and n (the pieces of the sum with beta 1)."""
+    cdef floating alpha = 1
+    cdef floating beta
+    cdef int inc = 1, mi, nj, ld = <int>lda
+    cdef Py_ssize_t i = 0, j
+    memset(y, 0, (n if ta == c'T' else m) * sizeof(floating))
+    while i < m:
+        mi = <int>(m - i if m - i < chunk else chunk)
+        j = 0
+        while j < n:
+            nj = <int>(n - j if n - j < chunk else chunk)
+            beta = 0 if (i if ta == c'T' else j) == 0 else 1   # the first piece of the sum
+            if floating is float:
+                sgemv(&ta, &mi, &nj, &alpha, <float*>a + i + j * lda, &ld,
+                      <float*>x + (i if ta == c'T' else j), &inc, &beta,
+                      y + (j if ta == c'T' else i), &inc)
+            else:
+                dgemv(&ta, &mi, &nj, &alpha, <double*>a + i + j * lda, &ld,
+                      <double*>x + (i if ta == c'T' else j), &inc, &beta,
+                      y + (j if ta == c'T' else i), &inc)
+            j += nj
+        i += mi
 
 
 # ---------------------------------------------------------------------------------------
@@ -283,6 +344,9 @@ cdef inline int check_float(object a, str name, int ndim, bint writable) except 
                          f"for shape {a.shape}")
     if writable and not cnp.PyArray_ISWRITEABLE(arr):
         raise ValueError(f"{name} is read-only")
+    if ndim > 1 and cnp.PyArray_DIM(arr, ndim - 1) >= BLAS_MAX_ROW:
+        raise ValueError(f"{name} has rows of {cnp.PyArray_DIM(arr, ndim - 1)} values; the "
+                         f"kernels' BLAS takes rows of at most {BLAS_MAX_ROW - 1}")
     return 0 if t == cnp.NPY_FLOAT32 else 1
 
 

@@ -261,8 +261,8 @@ cdef void _fwd_sample(const floating* xs, const floating* w, Geo* g, int act, in
         _im2col(xp, col, g)
         if mode == MODE_BLAS:
             # column-major: z^T (Qp x K) = col^T (Qp x P) . W[:, 1:]^T (P x K)
-            gemm(c'N', c'N', <int>g.Qp, <int>g.K, <int>g.P, col, <int>g.Qp, w + 1, <int>ldw,
-                 z, <int>g.Qp)
+            gemm(c'N', c'N', g.Qp, g.K, g.P, col, g.Qp, w + 1, ldw,
+                 z, g.Qp)
         elif floating is float:
             syn_fwd_f(<int>g.K, g.Qp // SYN_VLF, g.P, w + 1, ldw, col, off, z, g.Qp)
         else:

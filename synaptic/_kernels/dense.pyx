@@ -70,6 +70,45 @@ def _set_gemm_threshold(macs):
     return old
 
 
+def _blas_pieces(str ta, str tb, a, b, Py_ssize_t chunk):
+    """Testing hook: the column-major product op(A) . op(B) (A = a.T and B = b.T as BLAS sees
+    the C-contiguous ``a`` and ``b``; ``b`` 1-D: gemv) done in pieces of at most ``chunk``,
+    as a product whose sizes exceed BLAS's int is.  Returns C (m x n), or y."""
+    cdef int kind = check_float(a, "a", 2, False)
+    cdef char cta = ord(ta), ctb = ord(tb)
+    cdef Py_ssize_t ra = dim(a, 1), ca = dim(a, 0), m, n, k
+    cdef void* pa = cnp.PyArray_DATA(<cnp.ndarray>a)
+    cdef void* pb
+    cdef void* pc
+    m, k = (ra, ca) if ta == "N" else (ca, ra)
+    check_same(kind, a, "a", check_float(b, "b", b.ndim, False), b, "b")
+    if chunk < 1 or m < 1 or k < 1 or ta not in "NT" or tb not in "NT":
+        raise ValueError("bad _blas_pieces arguments")
+    pb = cnp.PyArray_DATA(<cnp.ndarray>b)
+    if b.ndim == 1:
+        if b.shape[0] != k:
+            raise ValueError(f"b has {b.shape[0]} values, op(A) has {k} columns")
+        y = np.empty(m, dtype=a.dtype)
+        pc = cnp.PyArray_DATA(<cnp.ndarray>y)
+        if kind == 0:
+            gemv_pieces[float](cta, ra, ca, <float*>pa, ra, <float*>pb, <float*>pc, chunk)
+        else:
+            gemv_pieces[double](cta, ra, ca, <double*>pa, ra, <double*>pb, <double*>pc, chunk)
+        return y
+    if (dim(b, 1) if tb == "N" else dim(b, 0)) != k:
+        raise ValueError(f"op(B) has not the {k} rows op(A) has columns")
+    n = dim(b, 0) if tb == "N" else dim(b, 1)
+    c = np.empty((n, m), dtype=a.dtype)         # C-contiguous n x m: column-major m x n
+    pc = cnp.PyArray_DATA(<cnp.ndarray>c)
+    if kind == 0:
+        gemm_pieces[float](cta, ctb, m, n, k, <float*>pa, ra, <float*>pb, dim(b, 1),
+                           <float*>pc, m, chunk)
+    else:
+        gemm_pieces[double](cta, ctb, m, n, k, <double*>pa, ra, <double*>pb, dim(b, 1),
+                            <double*>pc, m, chunk)
+    return c.T
+
+
 cdef inline Py_ssize_t gemm_threads(Py_ssize_t macs, Py_ssize_t extent) noexcept nogil:
     """Threads for a GEMM of ``macs`` multiply-adds split along a dimension of ``extent``."""
     cdef Py_ssize_t nt = extent // GEMM_MIN_PART
@@ -475,11 +514,11 @@ cdef void _forward_part(const floating* xp, const floating* wp, const floating* 
     cdef Py_ssize_t rb = block_rows(o), b
     if r1 - r0 == 1:
         # out(o) = W[:, 1:] (o x d) . x: column-major W[:, 1:] is d x o, lda 1 + d
-        gemv(c'T', <int>d, <int>o, wp + 1, <int>ldw, xp + r0 * d, op + r0 * o)
+        gemv(c'T', d, o, wp + 1, ldw, xp + r0 * d, op + r0 * o)
     else:
         # column-major: out^T (o x n) = (W[:, 1:])^T' . x^T, W[:, 1:] seen as d x o
-        gemm(c'T', c'N', <int>o, <int>(r1 - r0), <int>d, wp + 1, <int>ldw, xp + r0 * d,
-             <int>d, op + r0 * o, <int>o)
+        gemm(c'T', c'N', o, (r1 - r0), d, wp + 1, ldw, xp + r0 * d,
+             d, op + r0 * o, o)
     b = r0
     while b < r1:
         _bias_act_rows(op, bias, b, min(r1, b + rb), o, act)
@@ -527,11 +566,11 @@ cdef int _dense_forward(const floating[:, ::1] x, const floating[:, ::1] w, int 
                 c1 = min(o, c0 + chunk)
                 if c1 > c0:
                     if n == 1:
-                        gemv(c'T', <int>d, <int>(c1 - c0), wp + c0 * ldw + 1, <int>ldw, xp,
+                        gemv(c'T', d, (c1 - c0), wp + c0 * ldw + 1, ldw, xp,
                              op + c0)
                     else:
-                        gemm(c'T', c'N', <int>(c1 - c0), <int>n, <int>d, wp + c0 * ldw + 1,
-                             <int>ldw, xp, <int>d, op + c0, <int>o)
+                        gemm(c'T', c'N', (c1 - c0), n, d, wp + c0 * ldw + 1,
+                             ldw, xp, d, op + c0, o)
             for b in range(nb):
                 _bias_act_rows(op, bias, b * rb, min(n, b * rb + rb), o, act)
         else:
@@ -610,12 +649,12 @@ cdef void _hidden_part(const floating* dzp, const floating* wp, const floating* 
     cdef Py_ssize_t i
     if r1 - r0 == 1:
         # out(h) = W[:, 1:]^T (h x o) . dz: column-major W[:, 1:] is h x o, lda 1 + h
-        gemv(c'N', <int>(c1 - c0), <int>o, wp + 1 + c0, <int>ldw, dzp + r0 * o,
+        gemv(c'N', (c1 - c0), o, wp + 1 + c0, ldw, dzp + r0 * o,
              op + r0 * h + c0)
     else:
         # column-major: out^T (h x n) = W[:, 1:] (seen as h x o) . dz^T (o x n)
-        gemm(c'N', c'N', <int>(c1 - c0), <int>(r1 - r0), <int>o, wp + 1 + c0, <int>ldw,
-             dzp + r0 * o, <int>o, op + r0 * h + c0, <int>h)
+        gemm(c'N', c'N', (c1 - c0), (r1 - r0), o, wp + 1 + c0, ldw,
+             dzp + r0 * o, o, op + r0 * h + c0, h)
     if c0 == 0 and c1 == h:
         mul_deriv_row(op + r0 * h, yp + r0 * h, (r1 - r0) * h, act)
     else:
@@ -720,8 +759,8 @@ cdef void _grad_part(const floating* dzp, const floating* xp, floating* op, Py_s
         _outer(dzp, xp + c0, o, c1 - c0, op + c0, ldo)
     else:
         # column-major: out[:, 1:]^T (d x o, ld 1 + d) = x^T (d x n) . dz (n x o)
-        gemm(c'N', c'T', <int>(c1 - c0), <int>o, <int>n, xp + c0, <int>d, dzp, <int>o,
-             op + 1 + c0, <int>ldo)
+        gemm(c'N', c'T', (c1 - c0), o, n, xp + c0, d, dzp, o,
+             op + 1 + c0, ldo)
 
 
 cdef int _weight_grad(const floating[:, ::1] dz, const floating[:, ::1] x,

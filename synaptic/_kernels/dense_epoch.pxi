@@ -375,7 +375,7 @@ cdef void _first_forward(_Slice* sl, const floating* xb, Py_ssize_t m, Py_ssize_
             b = e
     else:
         # column-major: out^T (o x m, ld o1) = Wt^T (Wt seen as vw x d, its first o rows) . x^T
-        gemm(c'N', c'N', <int>sl.o, <int>m, <int>d, wt, <int>sl.vw, xb, <int>d, o_, <int>o1)
+        gemm(c'N', c'N', sl.o, m, d, wt, sl.vw, xb, d, o_, o1)
         for i in range(m):
             for b in range(sl.o):
                 o_[i * o1 + b] = o_[i * o1 + b] + bias[b]
@@ -407,8 +407,8 @@ cdef void _first_update(_Slice* sl, const floating* xb, Py_ssize_t m, Py_ssize_t
                                     <floating*>sl.gscr)
     if not ok:
         # column-major: S (vw x d, its first o rows) = dz^T (o x m, ld o1) . x (m x d)
-        gemm(c'N', c'T', <int>sl.o, <int>d, <int>m, dz + sl.k0, <int>o1, xb, <int>d, s,
-             <int>sl.vw)
+        gemm(c'N', c'T', sl.o, d, m, dz + sl.k0, o1, xb, d, s,
+             sl.vw)
     if reg_kind != REG_NONE:
         _reg_part(s, wt, 0, n, reg_kind, lam)
     if decay != 1:

@@ -45,8 +45,8 @@ cdef void _top_chunk(const floating* hp, const floating* wp, const floating* bia
     _delta_row(yp + r0 * o, tp + r0 * o, dzp + r0 * o, (r1 - r0) * o, act, kind)
     _colsum_chunk(dzp, r0, r1, o, o, bsum)
     # part (o x d, row-major) = dz[r0:r1]^T . h[r0:r1]; column-major: part^T = h^T . dz
-    gemm(c'N', c'T', <int>d, <int>o, <int>(r1 - r0), hp + r0 * d, <int>d, dzp + r0 * o, <int>o,
-         part, <int>d)
+    gemm(c'N', c'T', d, o, (r1 - r0), hp + r0 * d, d, dzp + r0 * o, o,
+         part, d)
     if dhp != NULL:
         _hidden_part(dzp, wp, hp, dhp, r0, r1, 0, d, o, d, ldw, hact)
 
