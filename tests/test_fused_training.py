@@ -1,8 +1,10 @@
 """The trainer's whole-epoch path (Backprop.epoch -> sgd_epoch) against its per-batch path.
 
-With nobody watching, a dense backprop net trains each epoch in one kernel call; with a watch
-it goes batch by batch through the per-layer kernels (the "weights" event of every batch).
-Same seed, same data, same options: the two paths must give the same net -- bit for bit on
+A dense backprop net trains each epoch in one kernel call (with a watch that wants every
+batch: one call per batch, so watched or not gives the same bits, test_determinism.py); the
+per-batch path through the per-layer kernels is what every other net takes (here forced by
+FUSED_MAX_ROWS = 0).  Same seed, same data, same options: the two paths must give the same
+net -- bit for bit on
 the NumPy backend (the twin of sgd_epoch runs the per-layer twins in the trainer's order),
 within float rounding on the native one (its sums run in another order).
 """
@@ -53,11 +55,12 @@ def run(net, trset, epochs, watched):
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
 @pytest.mark.parametrize("option", list(OPTIONS))
-def test_whole_epoch_path_equals_the_per_batch_path(backend, dtype, option):
+def test_whole_epoch_path_equals_the_per_batch_path(backend, dtype, option, monkeypatch):
     x, labels = data()
     trset = synaptic.training_set(x, labels, batch=7, rand=False, nvalid=10, dtype=dtype)
     with using(backend):
         fused = run(build(OPTIONS[option], dtype), trset, 3, watched=False)
+        monkeypatch.setattr(backprop, "FUSED_MAX_ROWS", 0)
         plain = run(build(OPTIONS[option], dtype), trset, 3, watched=True)
     assert fused._batches == plain._batches == 3 * trset.nbatches
     exact = backend == "numpy"
@@ -87,8 +90,9 @@ def test_the_epoch_path_is_taken_only_when_it_applies(monkeypatch):
     small = synaptic.training_set(x, labels, batch=5, rand=False)
     synaptic.train(build({}, np.float64), small, 1).result(timeout=60)
     assert len(calls) == 1
-    run(build({}, np.float64), small, 1, watched=True)   # watched: batch by batch
-    assert len(calls) == 1
+    run(build({}, np.float64), small, 1, watched=True)   # watched: a call per batch
+    assert len(calls) == 1 + small.nbatches
+    del calls[1:]
     big = synaptic.training_set(np.tile(x, (6, 1)), np.tile(labels, 6),
                                 batch=backprop.FUSED_MAX_ROWS + 1, rand=False)
     synaptic.train(build({}, np.float64), big, 1).result(timeout=60)

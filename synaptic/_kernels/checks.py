@@ -62,6 +62,12 @@ def check_map_shape(shape, ph, pw):
     return k, hc, wc, hc // ph, wc // pw
 
 
+def x_zeros(x):
+    """The fraction of zeros of ``x``, sampled on about 256 rows (sgd_epoch's ``zeros``)."""
+    sample = x[:: max(1, x.shape[0] // 256)]
+    return 1.0 - np.count_nonzero(sample) / max(1, sample.size)
+
+
 # Packed inputs (dense_packed.pxi, reference_packed.py: the layout).
 
 def frozen(a):

@@ -35,11 +35,12 @@ from ._step cimport *
 
 import numpy as np
 
-from .checks import PackedInput, is_frozen, check_pack_args, output_backprop_steps, packed_objective_steps
+from .checks import PackedInput, is_frozen, x_zeros, check_pack_args, output_backprop_steps, packed_objective_steps
 
 cdef enum:
     GEMM_MIN_MACS = 4194304
     GEMM_MIN_PART = 8
+    GEMM_MAX_PARTS = 16
 
 cnp.import_array()
 
@@ -50,9 +51,10 @@ cdef inline bint _parallel(Py_ssize_t elems, bint heavy) noexcept nogil:
     return _num_threads > 1 and elems >= (_par_heavy if heavy else _par_light)
 
 
-# A GEMM of m*n*k multiply-adds splits over the threads (each calling SciPy's BLAS, kept at
-# one thread by synaptic.set_num_threads) from GEMM_MIN_MACS multiply-adds, in parts of at
-# least GEMM_MIN_PART rows or columns.  Measured on this 2-core machine (784 x 100 layer,
+# A GEMM of m*n*k multiply-adds splits into parts (gemm_parts: fixed by the shape, so the
+# bits do not depend on the thread count) shared by the threads (each calling SciPy's BLAS,
+# kept at one thread by synaptic.set_num_threads) from GEMM_MIN_MACS multiply-adds, in parts
+# of at least GEMM_MIN_PART rows or columns.  Measured on this 2-core machine (784 x 100 layer,
 # f32): one GEMM on 2 BLAS threads 31 / 23 / 18 ms per epoch at batch 10 / 100 / 1000,
 # split over 2 OpenMP threads 19 / 21 / 17.5 ms for the products alone.  In the training loop,
 # though, the whole W1 epoch at batch 10 / 20 took 92-97 / 73-77 ms split from 262,144
@@ -109,12 +111,24 @@ def _blas_pieces(str ta, str tb, a, b, Py_ssize_t chunk):
     return c.T
 
 
-cdef inline Py_ssize_t gemm_threads(Py_ssize_t macs, Py_ssize_t extent) noexcept nogil:
-    """Threads for a GEMM of ``macs`` multiply-adds split along a dimension of ``extent``."""
-    cdef Py_ssize_t nt = extent // GEMM_MIN_PART
-    if _num_threads <= 1 or macs < _gemm_min_macs or nt < 2:
+cdef inline Py_ssize_t gemm_parts(Py_ssize_t macs, Py_ssize_t extent) noexcept nogil:
+    """The parts a GEMM of ``macs`` multiply-adds is split into along a dimension of
+    ``extent``: a function of the shape only, never of the thread count, so that the same
+    BLAS calls -- and the same rounding -- happen with any number of threads (the threads
+    share the parts; one thread runs them in turn).  A power of two up to GEMM_MAX_PARTS
+    (even shares for 2, 4, 8, 16 threads), parts of at least GEMM_MIN_PART rows or columns
+    and a quarter of the split threshold in multiply-adds."""
+    cdef Py_ssize_t p = 1
+    if macs < _gemm_min_macs:
         return 1
-    return nt if nt < _num_threads else _num_threads
+    while (p * 2 <= GEMM_MAX_PARTS and extent // (p * 2) >= GEMM_MIN_PART
+           and macs // (p * 2) >= _gemm_min_macs // 4):
+        p *= 2
+    return p
+
+
+cdef inline int part_threads(Py_ssize_t parts) noexcept nogil:
+    return <int>(parts if parts < _num_threads else _num_threads)
 
 
 # ---------------------------------------------------------------------------------------
@@ -548,20 +562,20 @@ cdef int _dense_forward(const floating[:, ::1] x, const floating[:, ::1] w, int 
             memset(op, 0, n * o * sizeof(floating))
             for b in range(nb):
                 _bias_act_rows(op, bias, b * rb, min(n, b * rb + rb), o, act)
-        elif n >= GEMM_MIN_PART * 2 and gemm_threads(n * o * d, n) > 1:
-            # rows split over the threads, each with its GEMM and its epilogue
-            nt = gemm_threads(n * o * d, n)
+        elif n >= GEMM_MIN_PART * 2 and gemm_parts(n * o * d, n) > 1:
+            # rows in parts shared by the threads, each with its GEMM and its epilogue
+            nt = gemm_parts(n * o * d, n)
             chunk = (n + nt - 1) // nt
-            for t in prange(nt, schedule='static', num_threads=nt):
+            for t in prange(nt, schedule='static', num_threads=part_threads(nt)):
                 r0 = t * chunk
                 r1 = min(n, r0 + chunk)
                 if r1 > r0:
                     _forward_part(xp, wp, bias, op, r0, r1, d, o, ldw, act)
-        elif gemm_threads(n * o * d, o) > 1:
-            # few rows: the output units split over the threads, then one epilogue
-            nt = gemm_threads(n * o * d, o)
+        elif gemm_parts(n * o * d, o) > 1:
+            # few rows: the output units in parts, then one epilogue
+            nt = gemm_parts(n * o * d, o)
             chunk = (o + nt - 1) // nt
-            for t in prange(nt, schedule='static', num_threads=nt):
+            for t in prange(nt, schedule='static', num_threads=part_threads(nt)):
                 c0 = t * chunk
                 c1 = min(o, c0 + chunk)
                 if c1 > c0:
@@ -676,18 +690,18 @@ cdef int _hidden_delta(const floating[:, ::1] dz, const floating[:, ::1] w,
         if o == 0:
             memset(op, 0, n * h * sizeof(floating))
             mul_deriv_row(op, yp, n * h, act)
-        elif n >= GEMM_MIN_PART * 2 and gemm_threads(n * o * h, n) > 1:
-            nt = gemm_threads(n * o * h, n)
+        elif n >= GEMM_MIN_PART * 2 and gemm_parts(n * o * h, n) > 1:
+            nt = gemm_parts(n * o * h, n)
             chunk = (n + nt - 1) // nt
-            for t in prange(nt, schedule='static', num_threads=nt):
+            for t in prange(nt, schedule='static', num_threads=part_threads(nt)):
                 a0 = t * chunk
                 a1 = min(n, a0 + chunk)
                 if a1 > a0:
                     _hidden_part(dzp, wp, yp, op, a0, a1, 0, h, o, h, ldw, act)
-        elif gemm_threads(n * o * h, h) > 1:
-            nt = gemm_threads(n * o * h, h)
+        elif gemm_parts(n * o * h, h) > 1:
+            nt = gemm_parts(n * o * h, h)
             chunk = (h + nt - 1) // nt
-            for t in prange(nt, schedule='static', num_threads=nt):
+            for t in prange(nt, schedule='static', num_threads=part_threads(nt)):
                 a0 = t * chunk
                 a1 = min(h, a0 + chunk)
                 if a1 > a0:
@@ -807,10 +821,10 @@ cdef int _weight_grad(const floating[:, ::1] dz, const floating[:, ::1] x,
             elif pk == NULL and n >= _sp_grad_rows and _sparse_grad(dzp, xp, op, n, o, d, ldo):
                 pass
             else:
-                nt = gemm_threads(n * o * d, d)
+                nt = gemm_parts(n * o * d, d)
                 chunk = (d + nt - 1) // nt
                 if nt > 1:
-                    for t in prange(nt, schedule='static', num_threads=nt):
+                    for t in prange(nt, schedule='static', num_threads=part_threads(nt)):
                         c0 = t * chunk
                         c1 = min(d, c0 + chunk)
                         if c1 > c0:

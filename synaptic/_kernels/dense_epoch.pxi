@@ -419,7 +419,7 @@ cdef void _first_update(_Slice* sl, const floating* xb, Py_ssize_t m, Py_ssize_t
 
 def sgd_epoch(x, t, bounds, weights, deltaw, gain, acts, int delta_kind, double lr, alphas,
               has_prev, has_gain, ming, maxg, nesterov, int reg_kind, double reg_lambda,
-              double decay, stop):
+              double decay, stop, zeros=None):
     """One epoch of backprop over the batches ``x[bounds[i]:bounds[i + 1]]`` (targets ``t``),
     weights, deltaw and gain (a list, or None) updated in place; returns the batches trained.
 
@@ -430,6 +430,9 @@ def sgd_epoch(x, t, bounds, weights, deltaw, gain, acts, int delta_kind, double 
     momentum ``alphas[i]`` (float64, one per batch; 0: none), ``ming`` / ``maxg``.
     ``has_prev`` / ``has_gain``: deltaw / gain hold a previous step's values (then always).
     ``stop`` (int32, one element) is read before every batch: nonzero stops the epoch.
+    ``zeros``: the fraction of zeros of ``x`` (None: sampled here), which picks the sparse
+    kernels; a caller that trains one epoch in several calls passes the same value to each,
+    so that the calls compute as one call does.
     """
     cdef int k = check_float(x, "x", 2, False)
     cdef Py_ssize_t n = dim(x, 0), d = dim(x, 1), L, l, nb, i
@@ -506,7 +509,8 @@ def sgd_epoch(x, t, bounds, weights, deltaw, gain, acts, int delta_kind, double 
         if maxg is not None:
             p.maxg = maxg
     # mostly-zero inputs: the sparse kernels (the per-layer kernels' rule, on sampled rows)
-    zeros = 1.0 - np.count_nonzero(x[:: max(1, n // 256)]) / max(1, x[:: max(1, n // 256)].size)
+    if zeros is None:
+        zeros = x_zeros(x)
     sp = zeros >= _sp_fwd_zeros and _sp_applies(max(n, 1), d, units[1],
                                                  _sp_ldt(units[1], k == 1),
                                                  8 if k == 1 else 4, 1, _sp_fwd_zeros)

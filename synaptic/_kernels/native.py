@@ -9,6 +9,7 @@ from .update import (add_scaled, decay_weights, perceptron_error, regularize,  #
                      rmsprop_update, rprop_update, sgd_update)
 from .conv import conv_forward, conv_input_grad, conv_weight_grad  # noqa: F401
 from .pool import avg_pool, avg_pool_backward, max_pool, max_pool_backward  # noqa: F401
+from .checks import x_zeros  # noqa: F401
 from . import conv, dense, loss, pool, update
 
 _MODULES = (dense, loss, update, conv, pool)

@@ -3,10 +3,11 @@ net, batch after batch, with the per-layer twins in the order of training/backpr
 import numpy as np
 
 from . import reference_dense as _r
+from .checks import x_zeros  # noqa: F401  (sgd_epoch's zeros, the same for both backends)
 
 
 def sgd_epoch(x, t, bounds, weights, deltaw, gain, acts, delta_kind, lr, alphas, has_prev,
-              has_gain, ming, maxg, nesterov, reg_kind, reg_lambda, decay, stop):
+              has_gain, ming, maxg, nesterov, reg_kind, reg_lambda, decay, stop, zeros=None):
     """One epoch of backprop over the batches ``x[bounds[i]:bounds[i + 1]]`` (targets ``t``),
     weights, deltaw and gain (a list, or None) updated in place; returns the batches trained.
 
@@ -17,6 +18,7 @@ def sgd_epoch(x, t, bounds, weights, deltaw, gain, acts, delta_kind, lr, alphas,
     momentum ``alphas[i]`` (float64, one per batch; 0: none), ``ming`` / ``maxg``.
     ``has_prev`` / ``has_gain``: deltaw / gain hold a previous step's values (then always).
     ``stop`` (int32, one element) is read before every batch: nonzero stops the epoch.
+    ``zeros`` (the compiled kernel's choice of its sparse path) changes nothing here.
     """
     _r._check_2d("x", x)
     _r._check_2d("t", t)

@@ -58,12 +58,20 @@ class Backprop:
         state = net.training.state
         self._deltaw = state.get("deltaw") or [np.zeros_like(w) for w in net.weights]
         self._gain = state.get("lr_gain") or [np.ones_like(w) for w in net.weights]
+        self._zeros_of = self._zeros_value = None
 
     def fusable(self, bounds):
         """True if an epoch over these batches runs in one ``sgd_epoch`` call: a dense net
         (backprop refuses stochastic units), batches of at most FUSED_MAX_ROWS rows."""
         return (all(isinstance(layer, FullyConnected) for layer in self.net.layers[1:])
                 and max(b - a for a, b in bounds) <= FUSED_MAX_ROWS)
+
+    def _zeros(self, x, kern):
+        """The fraction of zeros of ``x`` (sampled once per training set): every call of an
+        epoch, and every epoch, takes the same kernel path (watched or not: same bits)."""
+        if self._zeros_of is not x:
+            self._zeros_of, self._zeros_value = x, kern.x_zeros(x)
+        return self._zeros_value
 
     def _alphas(self, nb):
         """α of the next ``nb`` steps (0 without momentum), the schedule's state untouched."""
@@ -90,7 +98,8 @@ class Backprop:
                               [layer.act_code for layer in net.layers[1:]],
                               self.gradients.delta_kind, self.epsilon, alphas,
                               "deltaw" in state, "lr_gain" in state, self.ming, self.maxg,
-                              self.nesterov, self.reg_kind, self.reg_lambda, self.decay, stop)
+                              self.nesterov, self.reg_kind, self.reg_lambda, self.decay, stop,
+                              self._zeros(x, kern))
         if done:
             if self.momentum is not None and "alpha_start" in self.momentum:
                 state["alpha"] = float(alphas[done - 1])

@@ -162,7 +162,7 @@ def _train_epochs(net, trset, data, epochs):
     while stats.epochs < max_epochs:
         started = time.perf_counter()
         done = 0
-        if fused and not net.watched_every_batch:
+        if fused:
             done = _fused_epoch(net, algo, data, starts, kern)
         for batch in data.batches[done:]:  # views of data.x / data.y: C-contiguous
             if net.state == "stopping" or stats.epochs >= max_epochs:
@@ -174,10 +174,13 @@ def _train_epochs(net, trset, data, epochs):
 
 def _fused_epoch(net, algo, data, starts, kern):
     """The epoch through the whole-epoch kernel: one call, or FUSED_CALLS calls with a
-    "weights" event after each when a watch is content with that; stop_training reaches the
-    kernel through net._stop.  Returns the batches trained."""
+    "weights" event after each when a watch is content with that, or one call per batch
+    under the lock (as the per-batch path) when a watch wants every batch -- the same
+    arithmetic watched or not.  stop_training reaches the kernel through net._stop.
+    Returns the batches trained."""
     nb = len(starts) - 1
-    calls = FUSED_CALLS if net._watches else 1
+    every = net.watched_every_batch
+    calls = nb if every else FUSED_CALLS if net._watches else 1
     done = 0
     for k in range(calls):
         stop = nb * (k + 1) // calls
@@ -186,15 +189,19 @@ def _fused_epoch(net, algo, data, starts, kern):
         if net.state != "training":
             break
 
-        # the kernel runs outside the lock, so that stop_training is never held up
-        trained = algo.epoch(data.x, data.y, starts[done:stop + 1], net._stop, kern)
-
-        def count(n, trained=trained):
+        def count(n, trained):
             n._batches += trained
-        if net._watches:
-            net.swap(count, "weights")
+            return trained
+        if every:
+            trained = net.swap(lambda n, a=done, b=stop: count(
+                n, algo.epoch(data.x, data.y, starts[a:b + 1], n._stop, kern)), "weights")
         else:
-            count(net)
+            # the kernel runs outside the lock, so that stop_training is never held up
+            trained = algo.epoch(data.x, data.y, starts[done:stop + 1], net._stop, kern)
+            if net._watches:
+                net.swap(lambda n, t=trained: count(n, t), "weights")
+            else:
+                count(net, trained)
         done += trained
         if done < stop:
             break
