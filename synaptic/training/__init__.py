@@ -1,4 +1,5 @@
 """Training: params, the loop, and one module per algorithm."""
+from .divergence import TrainingDiverged
 from .gradients import error_derivatives
 from .loop import stop_training, train
 from .params import Stats, Training, training
