@@ -11,6 +11,7 @@ import pytest
 
 import synaptic
 from synaptic import DataSet, TrainingDiverged, TrainingSet
+from synaptic.training import divergence
 
 from helpers import BACKENDS, using
 
@@ -293,3 +294,28 @@ def test_the_error():
     copy = pickle.loads(pickle.dumps(TrainingDiverged(1, 2, "weights of layer 1", "custom")))
     assert (copy.epoch, copy.batch, copy.what, str(copy)) == (1, 2, "weights of layer 1", "custom")
     assert synaptic.TrainingDiverged is TrainingDiverged and "TrainingDiverged" in synaptic.__all__
+
+
+@PATHS
+@pytest.mark.parametrize("case", ["backprop", "rprop"])
+def test_a_copy_kept_for_several_epochs_gives_the_same_result(monkeypatch, path, case):
+    """Tiny nets keep the epoch's copy for a few epochs (its cost against the epoch's time):
+    a divergence then replays the epochs since the copy first.  Copied once for the whole run
+    or at every epoch, the same error and the same net."""
+    if case == "backprop":
+        x = np.random.default_rng(0).normal(size=(200, 5))
+        trset = synaptic.training_set(x, (x[:, 0] > 0).astype(int), rand=False)
+        params = {**SSE, "learning_rate": {"epsilon": 5.0}, "momentum": {"alpha": 0.5}}
+    else:
+        trset, params = batches(bad=BAD, scale=1e154), dict(SSE)
+    results = []
+    for budget in (1e9, 1e-9):  # every epoch / once (MAX_EVERY epochs)
+        monkeypatch.setattr(divergence, "COPY_BUDGET", budget)
+        net = synaptic.mlp([5, 8, 2], ["relu", "linear"], synaptic.training(case, params), seed=1)
+        if path == "watched":
+            net.add_watch("every batch", lambda *a: None)
+        results.append((diverges(net, trset, 30), net))
+    (first, net), (second, again) = results
+    assert (first.epoch, first.batch, first.what) == (second.epoch, second.batch, second.what)
+    assert first.epoch >= 1 and str(first) == str(second)
+    assert_same_net(again, net)

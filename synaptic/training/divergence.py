@@ -18,7 +18,8 @@ count the epoch that diverged in the stats (as a stopped epoch); they also refus
 The epoch-based algorithms (perceptron, backprop, rprop, rmsprop) are checked once an epoch,
 not after every batch (which the speed benchmarks would show): :class:`Guard` copies the
 weights, the optimiser state (``net.training.state``), the batch count and the random state
-of stochastic units when an epoch starts, and when it ends (or stops) checks that every
+of stochastic units when an epoch starts (for a tiny net, whose epochs take microseconds, at
+the start of every few epochs: see Guard), and when an epoch ends (or stops) checks that every
 weight is finite and then that each training error of the stats is.  If not, it restores the
 copy and replays the epoch batch by batch with the kernels of the first pass -- a batch the
 whole-epoch kernel trained is replayed by one call of that kernel on that batch, the same
@@ -35,6 +36,7 @@ gradient; its "epoch" is the iteration (counted from 0 in the run), its batch No
 """
 import copy
 import math
+import time
 import warnings
 
 import numpy as np
@@ -44,6 +46,8 @@ from .params import IMPLIED
 from .stats import evaluate
 
 TRANSIENT = "state"  # net.training.state["state"]: training / stopping, never copied back
+COPY_BUDGET = 0.01  # the share of an epoch's time the copy of its start may take, on average
+MAX_EVERY = 64  # epochs a copy is kept at most (a divergence replays them)
 
 
 class TrainingDiverged(ArithmeticError):
@@ -117,25 +121,29 @@ def finish(net, error):
                   stacklevel=2)
 
 
+_IMMUTABLE = (float, int, bool, str, type(None))
+
+
 def _copy_into(buf, value):
-    """A copy of ``value`` (an array, a list of arrays, a scalar), in ``buf`` when it fits."""
-    if isinstance(value, np.ndarray):
-        if isinstance(buf, np.ndarray) and buf.shape == value.shape and buf.dtype == value.dtype:
+    """A copy of ``value`` (an array, a list of arrays, a scalar), in ``buf`` when it fits.
+    (Exact type tests: this runs at every epoch's start, and tiny nets feel it.)"""
+    kind = type(value)
+    if kind is np.ndarray:
+        if type(buf) is np.ndarray and buf.shape == value.shape and buf.dtype == value.dtype:
             np.copyto(buf, value)
             return buf
         return value.copy()
-    if isinstance(value, list) and all(isinstance(v, np.ndarray) for v in value):
-        bufs = buf if isinstance(buf, list) and len(buf) == len(value) else [None] * len(value)
-        return [_copy_into(b, v) for b, v in zip(bufs, value)]
+    if kind is list:
+        if type(buf) is not list or len(buf) != len(value):
+            buf = [None] * len(value)
+        return [_copy_into(b, v) for b, v in zip(buf, value)]
+    if kind in _IMMUTABLE:
+        return value
     return copy.deepcopy(value)
 
 
 def _fresh(value):
-    if isinstance(value, np.ndarray):
-        return value.copy()
-    if isinstance(value, list) and all(isinstance(v, np.ndarray) for v in value):
-        return [v.copy() for v in value]
-    return copy.deepcopy(value)
+    return _copy_into(None, value)
 
 
 class _Copy:
@@ -177,36 +185,55 @@ class Guard:
     """The once-an-epoch check of an epoch-based training (see the module docstring).
 
     ``make`` builds an algorithm from the net's training (loop.make_algorithm); ``starts`` are
-    the batch starts and the end, as the whole-epoch kernel takes them."""
+    the batch starts and the end, as the whole-epoch kernel takes them.
+
+    The copy is taken at the start of an epoch, and kept for the next ``every`` epochs when
+    taking it would cost more than COPY_BUDGET of an epoch's time (tiny nets, whose epochs
+    take microseconds): a divergence then replays the whole epochs since the copy first (each
+    one passed its check, so its replay does too), then the offending epoch batch by batch."""
 
     def __init__(self, net, data, starts, kern, make):
         self.net, self.data, self.starts, self.kern, self.make = net, data, starts, kern, make
         self.kinds = list(net.training.stats.tr_err)
         self.start, self.before = _Copy(net), _Copy(net)
         self.no_stop = np.zeros(1, dtype=np.int32)  # a replay runs to its end
+        self.since = None  # the epochs trained since the copy: their batches through algo.epoch
+        self.every, self.cost = 1, 0.0
 
     def begin(self):
-        """An epoch starts: copy what it will change."""
-        self.start.take()
+        """An epoch starts: copy what it will change, unless the copy is recent enough."""
+        if self.since is None or len(self.since) >= self.every:
+            started = time.perf_counter()
+            self.start.take()
+            self.cost = time.perf_counter() - started
+            self.since = []
 
-    def end(self, algo, fused, done, complete):
+    def end(self, algo, fused, done, complete, seconds=0.0):
         """After ``done`` batches of the epoch (the first ``fused`` of them through
-        ``algo.epoch``), all of them if ``complete``: returns ``(algo, errors, diverged)``,
-        the algorithm to go on with, the training errors of the stats ({kind: value}; None
-        when the epoch is not complete) and None, or, when something is not finite, the
-        :class:`TrainingDiverged` to end with, the net then as before the offending batch."""
+        ``algo.epoch``), all of them if ``complete``, trained in ``seconds``: returns
+        ``(algo, errors, diverged)``, the algorithm to go on with, the training errors of the
+        stats ({kind: value}; None when the epoch is not complete) and None, or, when something
+        is not finite, the :class:`TrainingDiverged` to end with, the net then as before the
+        offending batch."""
         net = self.net
         layer = bad_layer(net.weights)
         errors = None
         if layer is None:
-            if not complete or not self.kinds:
+            if not complete:
                 return algo, None, None
-            with net.lock:
-                errors = evaluate(net, self.data.x, self.data.y, self.kinds, self.kern)
-            if not bad_kinds(errors):
+            if self.kinds:
+                with net.lock:
+                    errors = evaluate(net, self.data.x, self.data.y, self.kinds, self.kern)
+            if not self.kinds or not bad_kinds(errors):
+                self.since.append(fused)
+                self.every = (1 if self.cost <= COPY_BUDGET * seconds else
+                              min(MAX_EVERY, math.ceil(self.cost / (COPY_BUDGET * seconds)))
+                              if seconds > 0 else MAX_EVERY)
                 return algo, errors, None
         epoch = net.training.stats.epochs
         algo, error = net.swap(lambda n: self._replay(epoch, fused, done), "weights")
+        if error is None:  # not found again (cannot happen with deterministic kernels)
+            self.since = None
         return algo, None, error
 
     def _replay(self, epoch, fused, done):
@@ -241,9 +268,20 @@ class Guard:
         return algo, error
 
     def _restart(self):
-        """The net as the epoch started; a new algorithm on its state."""
+        """The net as this epoch started: the copy put back, a new algorithm on its state, the
+        whole epochs since the copy trained again as the first pass did.  Returns the
+        algorithm."""
         self.start.restore()
-        return self.make(self.net)
+        algo = self.make(self.net)
+        nb = len(self.starts) - 1
+        for fused in self.since:
+            if fused:
+                algo.epoch(self.data.x, self.data.y, self.starts[:fused + 1], self.no_stop,
+                           self.kern)
+            for batch in self.data.batches[fused:]:
+                algo.step(batch.x, batch.y, self.kern)
+            self.net._batches += nb
+        return algo
 
     def _batch(self, algo, i, fused):
         """Train batch i as the first pass did (through algo.epoch if ``i < fused``), after

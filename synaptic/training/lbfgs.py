@@ -23,7 +23,11 @@ line searches need several evaluations).  Unlike the original, ``stop_training``
 checked before each evaluation, and the run ends at once.  Whatever ends the run (the epochs,
 the eps test, a stop, a failed line search -- which the original threw on), the net gets the
 best point evaluated (the lowest C), and ``state["lbfgs_status"]`` says why it ended.  An
-exception raised by the objective also leaves the best weights in place.
+exception raised by the objective also leaves the best weights in place.  Unless
+``on_nonfinite`` is "ignore", each evaluation's point (as the net holds it), C and ∇C are
+checked: one not finite ends the run with TrainingDiverged (or, "stop", a RuntimeWarning),
+naming the iteration as its epoch (divergence.py), the best weights kept; the stats get no
+entry for that evaluation.
 
 Speed: every evaluation reads the same training set, so on the native kernels a mostly-zero
 input (MNIST pixels) is packed once per run (:func:`pack`: its nonzeros and their bit masks,

@@ -180,7 +180,7 @@ def _train_epochs(net, trset, data, epochs):
         seconds = time.perf_counter() - started
         errors = None
         if guard is not None:
-            algo, errors, diverged = guard.end(algo, through_kernel, done, not stopped)
+            algo, errors, diverged = guard.end(algo, through_kernel, done, not stopped, seconds)
             if diverged is not None:
                 return finish(net, diverged)
         if stopped:

@@ -16,6 +16,8 @@ weight decay, ``W <- (1 - eta lambda) W`` per update with the bias column exempt
 learning rate epsilon; 1 for rprop, which has none): the original's To-Do.
 ``regularization {kind l1|l2, lambda}`` adds its derivative to the summed gradient of every
 algorithm but the perceptron's, and its penalty to the L-BFGS objective (see regularization.py).
+``on_nonfinite`` ("raise", "stop" or "ignore"; default "raise", every algorithm) says what a NaN
+or infinite weight or training loss does (see divergence.py).
 """
 import copy
 import math
