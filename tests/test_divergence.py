@@ -185,24 +185,28 @@ def test_the_batch_is_named_and_the_net_is_as_after_the_batches_before_it(backen
 
 
 @DTYPES
-def test_the_perceptron(dtype):
+@pytest.mark.parametrize("act", ["binary-threshold", "binary-stochastic"])
+def test_the_perceptron(dtype, act):
+    """Stochastic units too: the replay draws their random numbers as the first pass did."""
     rng = np.random.default_rng(0)
     x = rng.normal(size=(NBATCHES * ROWS, 2))
     x[BAD * ROWS:(BAD + 1) * ROWS] = [np.finfo(dtype).max / 4, -np.finfo(dtype).max / 4]
     y = np.eye(2)[(x[:, 0] > 0).astype(int)]
     y[BAD * ROWS:(BAD + 1) * ROWS] = [1, 0]  # misclassified: their sum overflows
 
-    def net_and_set(keep):
-        net = synaptic.mlp([2, 2], "binary-threshold", synaptic.training("perceptron"),
-                           dtype=dtype, seed=1)
+    def net_and_set(keep, kinds=None):
+        params = {} if kinds is None else {"stats": {"errorkinds": kinds}}
+        net = synaptic.mlp([2, 2], act, synaptic.training("perceptron", params), dtype=dtype,
+                           seed=1)
         return net, TrainingSet({"labels": [0, 1]}, [DataSet(x[i:i + ROWS], y[i:i + ROWS])
                                                      for i in range(0, keep * ROWS, ROWS)])
     net, trset = net_and_set(NBATCHES)
     err = diverges(net, trset, 2)
     assert (err.epoch, err.batch, err.what) == (0, BAD, "weights of layer 1")
-    ref, part = net_and_set(BAD)
+    ref, part = net_and_set(BAD, kinds=[])  # no stats: no draws after the batches
     train(ref, part, 1)
     assert_same_net(net, ref)
+    assert net.rng.bit_generator.state == ref.rng.bit_generator.state
 
 
 def test_a_stop_after_the_offending_batch_still_finds_it():

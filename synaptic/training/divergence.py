@@ -295,8 +295,13 @@ class Guard:
         self.net._batches += 1
 
     def _loss_error(self, epoch, batch):
-        """A TrainingDiverged if a training error is not finite at the net's weights."""
+        """A TrainingDiverged if a training error is not finite at the net's weights.  (The
+        random state of stochastic units is left as it was: the replay draws as the first
+        pass did.)"""
+        rng = self.net.rng.bit_generator.state if self.start.stochastic else None
         errors = evaluate(self.net, self.data.x, self.data.y, self.kinds, self.kern)
+        if rng is not None:
+            self.net.rng.bit_generator.state = rng
         bad = bad_kinds(errors)
         if not bad:
             return None
