@@ -24,8 +24,8 @@ from .datasets import (DataSet, DataWarning, TrainingSet, dataset, load_training
                        read_labeledsamples_csv, read_labels_idx, read_samples_csv,
                        read_samples_idx, test_set, training_set)
 from .net import Net, NetState
-from .training import (Stats, Training, accuracy, error_derivatives, stop_training, train,
-                       training, training_error)
+from .training import (Stats, Training, TrainingDiverged, accuracy, error_derivatives,
+                       stop_training, train, training, training_error)
 from .utils import histogram, weight_histograms
 from .persist import (FileFormatError, load_neural_net, load_training_set_header,
                       save_neural_net, save_training_set)
@@ -35,8 +35,8 @@ __version__ = "0.1.0"
 
 __all__ = [
     "DataSet", "DataWarning", "FileFormatError", "Net", "NetState", "Stats", "Training",
-    "TrainingSet", "TrainingStats", "accuracy", "backend", "dataset", "error_derivatives",
-    "estimate", "get_backend", "get_num_threads", "histogram", "load_neural_net",
+    "TrainingDiverged", "TrainingSet", "TrainingStats", "accuracy", "backend", "dataset",
+    "error_derivatives", "estimate", "get_backend", "get_num_threads", "histogram", "load_neural_net",
     "load_training_set", "load_training_set_header", "mlp", "mnist10k", "mnist5k",
     "net_activities", "neural_net", "num_threads", "read_labeledsamples_csv", "read_labels_idx",
     "read_samples_csv", "read_samples_idx", "save_neural_net", "save_training_set",

@@ -527,7 +527,7 @@ def save_neural_net(net, name=None):
             arrays.update(state_arrays)
             stats = None if t.stats is None else {
                 "epochs": t.stats.epochs, "tr_err": t.stats.tr_err, "val_err": t.stats.val_err,
-                "seconds": t.stats.seconds}
+                "seconds": t.stats.seconds, "diverged": t.stats.diverged}
             training = {"algo": t.algo, "params": t.params, "stats": stats,
                         "state": scalars, "state_arrays": layout}
         document = _to_json({"format": NET, "version": VERSION, "dtype": net.dtype.name,
@@ -672,7 +672,22 @@ def _load_stats(sdoc, path):
         errs[part] = {k: _number_list(v, path, f"{where}{part}.{k}") for k, v in table.items()}
     epochs = _field(sdoc, "epochs", int, path, where, minimum=0)
     seconds = _number_list(_field(sdoc, "seconds", list, path, where), path, where + "seconds")
-    return Stats(epochs, errs["tr_err"], errs["val_err"], seconds)
+    return Stats(epochs, errs["tr_err"], errs["val_err"], seconds, _load_diverged(sdoc, path))
+
+
+def _load_diverged(sdoc, path):
+    """``stats.diverged``: None or {"epoch": int, "batch": int or None, "what": str}; a file
+    without it (synaptic 0.1) has None."""
+    where = "training.stats.diverged."
+    doc = sdoc.get("diverged")
+    if doc is None:
+        return None
+    if not isinstance(doc, dict) or set(doc) != {"epoch", "batch", "what"}:
+        raise FileFormatError(path, "'training.stats.diverged' must be null or an object of "
+                                    "epoch, batch and what")
+    return {"epoch": _field(doc, "epoch", int, path, where, minimum=0),
+            "batch": _field(doc, "batch", int, path, where, optional=True, minimum=0),
+            "what": _field(doc, "what", str, path, where)}
 
 
 def _load_rng(state, path):

@@ -1,4 +1,5 @@
 """Training: params, the loop, and one module per algorithm."""
+from .divergence import TrainingDiverged
 from .gradients import error_derivatives
 from .loop import stop_training, train
 from .params import Stats, Training, training
@@ -30,7 +31,11 @@ Returns
 concurrent.futures.Future
     Its result is the net; an exception raised by the training is re-raised by
     ``future.result()``, and the net is left usable (state reset, the weights of the last
-    whole batch).
+    whole batch).  A NaN or infinite weight or training loss raises
+    :class:`TrainingDiverged` there (naming the epoch and the batch; the net keeps the
+    weights from before that batch), or with ``params["on_nonfinite"]`` "stop" ends the
+    training with a RuntimeWarning and ``stats.diverged``; "ignore" checks nothing.  Each
+    epoch is checked once, at its end (see synaptic/training/divergence.py).
 
 Raises
 ------
@@ -41,6 +46,9 @@ TypeError
     ``trset`` is not a TrainingSet.
 RuntimeError
     The net is already training.
+
+Unless ``on_nonfinite`` is "ignore", a net whose weights hold NaN or infinity is refused
+(ValueError).
 
 Examples
 --------

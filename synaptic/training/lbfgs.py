@@ -23,7 +23,11 @@ line searches need several evaluations).  Unlike the original, ``stop_training``
 checked before each evaluation, and the run ends at once.  Whatever ends the run (the epochs,
 the eps test, a stop, a failed line search -- which the original threw on), the net gets the
 best point evaluated (the lowest C), and ``state["lbfgs_status"]`` says why it ended.  An
-exception raised by the objective also leaves the best weights in place.
+exception raised by the objective also leaves the best weights in place.  Unless
+``on_nonfinite`` is "ignore", each evaluation's point (as the net holds it), C and ∇C are
+checked: one not finite ends the run with TrainingDiverged (or, "stop", a RuntimeWarning),
+naming the iteration as its epoch (divergence.py), the best weights kept; the stats get no
+entry for that evaluation.
 
 Speed: every evaluation reads the same training set, so on the native kernels a mostly-zero
 input (MNIST pixels) is packed once per run (:func:`pack`: its nonzeros and their bit masks,
@@ -39,6 +43,8 @@ import numpy as np
 from scipy.optimize import minimize
 
 from .. import _kernels, losses
+from . import divergence
+from .divergence import TrainingDiverged, bad_layer, policy
 from .gradients import Gradients, labelled
 from .params import IMPLIED
 from .regularization import Regularizer
@@ -114,6 +120,10 @@ class LBFGS:
             status = str(result.message)
         except _Done as done:
             status = str(done)
+        except TrainingDiverged as diverged:
+            self.net.swap(lambda net: search.keep_best(net, diverged), "weights")
+            divergence.finish(self.net, diverged)  # raises unless on_nonfinite is "stop"
+            status = f"diverged: {diverged}"
         except BaseException:
             self.net.swap(search.keep_best, "weights")
             raise
@@ -153,6 +163,8 @@ class _Search:
         self.best_cost, self.best = math.inf, flatten(self.net.weights)
         self.last, self.last_g = None, None
         self.packed = pack(lbfgs.gradients, data.x, kern)
+        self.check = policy(self.net) != "ignore"
+        self.iterations = self.evaluations = 0
 
     def objective(self, w):
         """C(w) and ∇C(w): one function evaluation, one "weights" and one "stats" swap."""
@@ -169,6 +181,9 @@ class _Search:
 
         self.net.swap(evaluate, "weights")
         cost, g = result
+        self.evaluations += 1
+        if self.check:
+            self._check(cost, g)
         self.last, self.last_g = w.copy(), g     # never changed after; last may become best
         if cost < self.best_cost:
             self.best_cost, self.best = cost, self.last
@@ -177,8 +192,27 @@ class _Search:
         self.net.swap(lambda net: _record(net, out, t, self.data, seconds, self.kern), "stats")
         return cost, g
 
+    def _check(self, cost, g):
+        """Raise TrainingDiverged if the point (as the net holds it), the cost or the gradient
+        of this evaluation is not finite."""
+        weights = self.net.weights
+        layer = bad_layer(weights)
+        what = None if layer is None else f"weights of layer {layer}"
+        if what is None and not math.isfinite(cost):
+            what = "loss"
+        if what is None and not np.isfinite(g).all():
+            sizes = np.cumsum([w.size for w in weights])
+            first = int(np.flatnonzero(~np.isfinite(g))[0])
+            what = f"gradient of layer {int(np.searchsorted(sizes, first, side='right')) + 1}"
+        if what is not None:
+            raise TrainingDiverged(self.iterations, None, what, (
+                f"training diverged in L-BFGS iteration {self.iterations} (counted from 0), at "
+                f"function evaluation {self.evaluations - 1} of this run: the {what} became NaN "
+                f"or infinite; the net keeps the best weights evaluated"))
+
     def callback(self, intermediate_result):
         """After each iteration: the original's stop test at the new point (the last evaluated)."""
+        self.iterations += 1
         if self.last is not None and self._ratio_at_most(self.lbfgs.eps) \
                 and np.array_equal(intermediate_result.x, self.last):
             raise _Done(f"converged: |g| / max(1, |x|) <= {self.lbfgs.eps}")
@@ -191,8 +225,11 @@ class _Search:
             return True
         return gnorm <= eps * math.sqrt(np.einsum("i,i->", self.last, self.last))
 
-    def keep_best(self, net):
+    def keep_best(self, net, diverged=None):
         unflatten(self.best, net.weights)
+        if diverged is not None:
+            net.training.stats.diverged = diverged.record()
+            net.training.state["lbfgs_status"] = f"diverged: {diverged}"
 
 
 def _record(net, out, t, data, seconds, kern):

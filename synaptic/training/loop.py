@@ -19,6 +19,7 @@ import numpy as np
 from .. import _kernels, _workers
 from ..datasets import TrainingSet
 from .backprop import Backprop
+from .divergence import Guard, finish, policy
 from .lbfgs import LBFGS
 from .perceptron import Perceptron
 from .rmsprop import RMSprop
@@ -82,6 +83,8 @@ def train(net, trset, epochs):
     if isinstance(epochs, bool) or not isinstance(epochs, Integral) or epochs < 0:
         raise ValueError(f"epochs must be a non-negative integer, got {epochs!r}")
     data = check_training_data(net, trset)
+    if policy(net) != "ignore":
+        net.check_weights()  # divergence detection needs finite weights to start from
     make_algorithm(net)  # configuration errors surface here, in the caller's thread
     future = concurrent.futures.Future()
     future.set_running_or_notify_cancel()
@@ -152,8 +155,9 @@ def _train_epochs(net, trset, data, epochs):
     fusable = getattr(algo, "fusable", None)
     fused = fusable is not None and fusable(bounds)
     starts = np.array([a for a, _ in bounds] + [bounds[-1][1]], dtype=np.int64)
+    guard = None if policy(net) == "ignore" else Guard(net, data, starts, kern, make_algorithm)
 
-    def step(x, y):
+    def step(x, y, algo):
         def apply(n):
             algo.step(x, y, kern)
             n._batches += 1
@@ -161,15 +165,27 @@ def _train_epochs(net, trset, data, epochs):
 
     while stats.epochs < max_epochs:
         started = time.perf_counter()
-        done = 0
+        if guard is not None:
+            guard.begin()
+        done = through_kernel = 0
         if fused:
-            done = _fused_epoch(net, algo, data, starts, kern)
+            done = through_kernel = _fused_epoch(net, algo, data, starts, kern)
+        stopped = False
         for batch in data.batches[done:]:  # views of data.x / data.y: C-contiguous
             if net.state == "stopping" or stats.epochs >= max_epochs:
-                return
-            net.swap(step(batch.x, batch.y), "weights")
+                stopped = True
+                break
+            net.swap(step(batch.x, batch.y, algo), "weights")
+            done += 1
         seconds = time.perf_counter() - started
-        net.swap(lambda n: update_stats(n, data, seconds), "stats")
+        errors = None
+        if guard is not None:
+            algo, errors, diverged = guard.end(algo, through_kernel, done, not stopped, seconds)
+            if diverged is not None:
+                return finish(net, diverged)
+        if stopped:
+            return
+        net.swap(lambda n: update_stats(n, data, seconds, errors), "stats")
 
 
 def _fused_epoch(net, algo, data, starts, kern):

@@ -16,6 +16,8 @@ weight decay, ``W <- (1 - eta lambda) W`` per update with the bias column exempt
 learning rate epsilon; 1 for rprop, which has none): the original's To-Do.
 ``regularization {kind l1|l2, lambda}`` adds its derivative to the summed gradient of every
 algorithm but the perceptron's, and its penalty to the L-BFGS objective (see regularization.py).
+``on_nonfinite`` ("raise", "stop" or "ignore"; default "raise", every algorithm) says what a NaN
+or infinite weight or training loss does (see divergence.py).
 """
 import copy
 import math
@@ -46,6 +48,7 @@ SCHEMA = {
     "rmsprop": {"alpha": NUMBER, "eps": NUMBER},
     "lbfgs": {"m": INT, "eps": NUMBER, "maxls": INT},
     "weight_decay": NUMBER,
+    "on_nonfinite": STR,
 }
 # The defaults the algorithms apply to keys left out (not merged into the params, so a saved
 # net's params stay as the user gave them); the extensions' defaults live here, beside the
@@ -57,9 +60,11 @@ IMPLIED = {
     "rmsprop": {"eps": 0.0},
     "lbfgs": {"m": 5, "eps": 0.1, "maxls": 20},
     "regularization": {"lambda": 0.0},
+    "on_nonfinite": "raise",
 }
 REGULARIZATION_KINDS = ("l1", "l2")
 RPROP_VARIANTS = ("rprop-", "rprop+", "irprop-", "irprop+")
+NONFINITE_POLICIES = ("raise", "stop", "ignore")  # on_nonfinite: see divergence.py
 # The options each algorithm reads (besides error_fn, stats, regularization); any other section
 # would be silently ignored, so it is refused.  Nesterov momentum replaces the algorithm by
 # gradient descent (SYNAPTIC.md §5), which then reads learning_rate.
@@ -87,6 +92,10 @@ class Stats:
         The same on the validation set (empty without one).
     seconds : list, default []
         The training time of each epoch.
+    diverged : dict, optional
+        Where the last training that diverged did (``on_nonfinite`` "raise" or "stop"):
+        ``{"epoch": int, "batch": int or None, "what": str}``, as the attributes of
+        :class:`TrainingDiverged`; None if none did.
 
     Examples
     --------
@@ -98,6 +107,7 @@ class Stats:
     tr_err: dict = field(default_factory=dict)   # kind -> [value per epoch]
     val_err: dict = field(default_factory=dict)  # kind -> [value per epoch] (empty without a validation set)
     seconds: list = field(default_factory=list)  # wall time of each epoch's training
+    diverged: dict = None  # {"epoch", "batch", "what"} of the last divergence (divergence.py)
 
 
 @dataclass
@@ -209,6 +219,10 @@ def validate(algo, params):
         _require(reg.get("kind") in REGULARIZATION_KINDS,
                  f"regularization.kind must be one of {REGULARIZATION_KINDS}, got {reg.get('kind')!r}")
         _require(reg.get("lambda", 0) >= 0, f"regularization.lambda must be >= 0, got {reg.get('lambda')}")
+    if "on_nonfinite" in params:
+        _require(params["on_nonfinite"] in NONFINITE_POLICIES,
+                 f"on_nonfinite must be one of {', '.join(map(repr, NONFINITE_POLICIES))}, "
+                 f"got {params['on_nonfinite']!r}")
     _validate_rprop(params.get("rprop", {}))
     _validate_rmsprop(params.get("rmsprop", {}))
     _validate_lbfgs(params.get("lbfgs", {}))
@@ -334,6 +348,10 @@ KEY_DOCS = {  # key -> (what it is, what happens when it is left out and has no 
     "lbfgs.maxls": ("the line-search budget per iteration (>= 1)", None),
     "weight_decay": ("decoupled weight decay: W <- (1 - epsilon * weight_decay) W before each "
                      "update (epsilon 1 for rprop), the bias column exempt", "none"),
+    "on_nonfinite": ("what a NaN or infinite weight or training loss does: 'raise' (the Future "
+                     "raises TrainingDiverged naming the epoch and batch; the net keeps the "
+                     "last finite weights), 'stop' (the same weights, training ends with a "
+                     "RuntimeWarning and stats.diverged), 'ignore' (no check)", None),
 }
 
 
@@ -356,7 +374,8 @@ def _lookup(tree, path):
 def _readers(path):
     section = path.split(".")[0]
     return [a for a in ALGOS
-            if section in USES[a] or section in ("error_fn", "stats", "regularization")]
+            if section in USES[a] or section in ("error_fn", "stats", "regularization",
+                                                  "on_nonfinite")]
 
 
 def _key_default(path):

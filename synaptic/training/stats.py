@@ -41,14 +41,17 @@ def evaluate(net, x, y, kinds, kern=None):
     return means
 
 
-def update_stats(net, trset, seconds):
-    """One epoch ends: count it, and append each kind's error on the training and validation sets."""
+def update_stats(net, trset, seconds, errors=None):
+    """One epoch ends: count it, and append each kind's error on the training and validation
+    sets (``errors``: the training errors when already computed, {kind: value})."""
     stats = net.training.stats
     kinds = list(stats.tr_err)
     stats.epochs += 1
     stats.seconds.append(seconds)
     if kinds:
-        for kind, value in evaluate(net, trset.x, trset.y, kinds).items():
+        if errors is None:
+            errors = evaluate(net, trset.x, trset.y, kinds)
+        for kind, value in errors.items():
             stats.tr_err[kind].append(value)
         if trset.valid is not None and len(trset.valid) > 0:
             for kind, value in evaluate(net, trset.valid.x, trset.valid.y, kinds).items():
