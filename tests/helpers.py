@@ -22,12 +22,12 @@ def set_weights(net, *weights):
 
 @contextlib.contextmanager
 def forced_threads(n):
-    """``n`` threads; the native dense / loss / update / conv / pool kernels run their OpenMP
-    loops and split their GEMMs into parts at every size (so that small test shapes exercise
-    them; with one thread the same parts run in turn)."""
+    """``n`` threads; with n > 1 the native dense / loss / update / conv / pool kernels run
+    their OpenMP loops and split their GEMMs at every size (so that small test shapes
+    exercise them)."""
     native = _kernels.native
     with synaptic.num_threads(n):
-        if native is None:
+        if n == 1 or native is None:
             yield
             return
         mods = (native.dense, native.loss, native.update)

@@ -4,15 +4,32 @@ watch attached or not, for every training path, in both dtypes (README: "Determi
 The native kernels split work over outputs (units, rows, samples, fixed chunks) and never
 split one sum between threads in a thread-count-dependent way; a dense backprop epoch runs
 through the same whole-epoch kernel watched or not (one call per batch under an every-batch
-watch).  The thresholds below which a kernel stays on one thread are set to zero
-(helpers.forced_threads), so that these small nets take the parallel paths; the MNIST-sized
-case runs with the default thresholds.
+watch).  The element-wise, loss, convolution and pooling kernels run on the threads at every
+size here (their thresholds set to zero); the GEMMs keep their default threshold (parts of at
+least 1M multiply-adds: smaller ones would reach OpenBLAS's small-matrix kernels, whose order
+differs), and the dense layers are wide enough (200 -> 120 -> 60 at 300-600 rows) to split.
 """
+import contextlib
+
 import numpy as np
 import pytest
 
 import synaptic as syn
+from synaptic import _kernels
 from helpers import forced_threads
+
+
+@contextlib.contextmanager
+def threads(n):
+    """``n`` threads, the parallel thresholds at zero except the GEMMs'."""
+    with forced_threads(n):
+        native = _kernels.native
+        old = native.dense._set_gemm_threshold(4194304) if native and n > 1 else None
+        try:
+            yield
+        finally:
+            if old is not None:
+                native.dense._set_gemm_threshold(old)
 
 DTYPES = [pytest.param(np.float32, id="f32"), pytest.param(np.float64, id="f64")]
 BP = {"learning_rate": {"epsilon": 0.02}, "momentum": {"alpha": 0.9}}
@@ -41,26 +58,26 @@ CASES = {
 
 def _data(kind, dtype):
     rng = np.random.default_rng(7)
-    n, d = (600, 40) if kind == "dense" else (120, 144)
+    n, d = (600, 200) if kind == "dense" else (120, 144)
     x = rng.standard_normal((n, d))
     if kind == "dense":
         x[:, ::3] *= rng.random((n, (d + 2) // 3)) < 0.3   # some zeros: sparse paths
     return x.astype(dtype), rng.integers(0, 3, n)
 
 
-def _train(case, dtype, threads, watch):
+def _train(case, dtype, nthreads, watch):
     kind, algo, params, batch = CASES[case]
     x, y = _data(kind, dtype)
     ts = syn.training_set(x, y, batch=batch, seed=3, dtype=dtype)
     if kind == "dense":
-        net = syn.mlp([x.shape[1], 30, 20, 3], ["sigmoid", "relu", "softmax"],
+        net = syn.mlp([x.shape[1], 120, 60, 3], ["sigmoid", "relu", "softmax"],
                       syn.training(algo, params), dtype=dtype, seed=5)
     else:
         net = syn.neural_net(CONV, syn.training(algo, params), dtype=dtype, seed=5)
     seen = []
     if watch:
         net.add_watch("w", lambda key, n, old, new: seen.append(new.batches))
-    with forced_threads(threads):
+    with threads(nthreads):
         syn.train(net, ts, 3 if algo != "lbfgs" else 4).result(timeout=300)
     assert not watch or seen, "the watch was never called"
     return [w.copy() for w in net.weights]

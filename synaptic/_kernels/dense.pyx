@@ -40,7 +40,6 @@ from .checks import PackedInput, is_frozen, x_zeros, check_pack_args, output_bac
 cdef enum:
     GEMM_MIN_MACS = 4194304
     GEMM_MIN_PART = 8
-    GEMM_MAX_PARTS = 16
 
 cnp.import_array()
 
@@ -51,10 +50,9 @@ cdef inline bint _parallel(Py_ssize_t elems, bint heavy) noexcept nogil:
     return _num_threads > 1 and elems >= (_par_heavy if heavy else _par_light)
 
 
-# A GEMM of m*n*k multiply-adds splits into parts (gemm_parts: fixed by the shape, so the
-# bits do not depend on the thread count) shared by the threads (each calling SciPy's BLAS,
-# kept at one thread by synaptic.set_num_threads) from GEMM_MIN_MACS multiply-adds, in parts
-# of at least GEMM_MIN_PART rows or columns.  Measured on this 2-core machine (784 x 100 layer,
+# A GEMM of m*n*k multiply-adds splits over the threads (gemm_parts; each calling SciPy's
+# BLAS, kept at one thread by synaptic.set_num_threads) from GEMM_MIN_MACS multiply-adds, in
+# parts of at least GEMM_MIN_PART rows or columns.  Measured on this 2-core machine (784 x 100 layer,
 # f32): one GEMM on 2 BLAS threads 31 / 23 / 18 ms per epoch at batch 10 / 100 / 1000,
 # split over 2 OpenMP threads 19 / 21 / 17.5 ms for the products alone.  In the training loop,
 # though, the whole W1 epoch at batch 10 / 20 took 92-97 / 73-77 ms split from 262,144
@@ -112,19 +110,24 @@ def _blas_pieces(str ta, str tb, a, b, Py_ssize_t chunk):
 
 
 cdef inline Py_ssize_t gemm_parts(Py_ssize_t macs, Py_ssize_t extent) noexcept nogil:
-    """The parts a GEMM of ``macs`` multiply-adds is split into along a dimension of
-    ``extent``: a function of the shape only, never of the thread count, so that the same
-    BLAS calls -- and the same rounding -- happen with any number of threads (the threads
-    share the parts; one thread runs them in turn).  A power of two up to GEMM_MAX_PARTS
-    (even shares for 2, 4, 8, 16 threads), parts of at least GEMM_MIN_PART rows or columns
-    and a quarter of the split threshold in multiply-adds."""
-    cdef Py_ssize_t p = 1
-    if macs < _gemm_min_macs:
+    """The parts (one per thread) a GEMM of ``macs`` multiply-adds is split into along a
+    dimension of ``extent``: from GEMM_MIN_MACS multiply-adds, parts of at least
+    GEMM_MIN_PART rows or columns and GEMM_PART_MACS multiply-adds.
+
+    Determinism: each element of a product is one dot product that BLAS runs in the same
+    order however the product is split along its rows or columns (OpenBLAS's GEMM kernels
+    walk k in fixed blocks), so 1 and 2 threads give the same bits -- as long as no part is
+    so small that OpenBLAS takes its small-matrix kernels (another order): hence parts of at
+    least a quarter of the threshold (1M multiply-adds), far above their bound.  Splitting into more parts than threads
+    instead costs each part a repacking of the weights (measured: 8 parts of a 1000 x 3072 x
+    256 product on one thread, 30 % slower than one GEMM)."""
+    cdef Py_ssize_t nt = extent // GEMM_MIN_PART, floor = _gemm_min_macs // 4, most
+    if _num_threads <= 1 or macs < _gemm_min_macs:
         return 1
-    while (p * 2 <= GEMM_MAX_PARTS and extent // (p * 2) >= GEMM_MIN_PART
-           and macs // (p * 2) >= _gemm_min_macs // 4):
-        p *= 2
-    return p
+    most = macs // floor if floor > 0 else nt     # no floor when the tests force splits
+    nt = nt if nt < most else most
+    nt = nt if nt < _num_threads else _num_threads
+    return nt if nt > 1 else 1
 
 
 cdef inline int part_threads(Py_ssize_t parts) noexcept nogil:
