@@ -13,10 +13,17 @@ $(PY):
 	$(PIP) install -U pip
 
 # Build deps first, then an editable install without build isolation (no re-download of
-# numpy/scipy into a throwaway build env on every install).
-install-%: $(PY)
+# numpy/scipy into a throwaway build env on every install).  A stamp per extra: the install
+# (and the compilation of the kernels) runs again only when the build inputs changed.
+BUILD_INPUTS := setup.py pyproject.toml $(wildcard synaptic/_kernels/*.pyx synaptic/_kernels/*.pxd \
+    synaptic/_kernels/*.pxi synaptic/_kernels/c/*.h)
+install-%: $(VENV)/.installed-%
+	@true
+$(VENV)/.installed-%: $(BUILD_INPUTS) | $(PY)
 	$(PIP) install $(BUILD_DEPS)
 	$(PIP) install --no-build-isolation -e ".[$*]"
+	touch $@
+.PRECIOUS: $(VENV)/.installed-%
 
 demo: install-demo
 	SYNAPTIC_MNIST_DIR=$${SYNAPTIC_MNIST_DIR:-$(MNIST)} $(PY) -m synaptic demo
@@ -102,4 +109,4 @@ wheel-test:
 	    ../venv/bin/python -m pytest tests -q -p no:cacheprovider
 
 clean:
-	rm -rf build *.egg-info synaptic/_kernels/*.so
+	rm -rf build *.egg-info synaptic/_kernels/*.so $(VENV)/.installed-*
