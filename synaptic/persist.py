@@ -60,6 +60,7 @@ import numpy as np
 from . import layers as _layers
 from ._archive import MAX_META_BYTES, Archive, FileFormatError, loads_json
 from .datasets import RECIPES, DataSet, DataWarning, TrainingSet, data_dir
+from .losses import ACCURACY, KINDS as ERROR_KINDS
 from .net import Net, _check_dtype
 from .training.params import Stats, training as _training
 
@@ -71,7 +72,8 @@ ITEMS = "__items__"
 RNG_BIT_GENERATORS = ("PCG64", "PCG64DXSM", "Philox", "SFC64")
 TRSET_ARRAYS = {"x", "y", "valid_x", "valid_y"}
 TRANSIENT_STATE = "state"  # training / stopping: never saved
-NUMERIC_STATE = ("alpha", "rp_err")  # optimiser state scalars the algorithms compute with
+NUMERIC_STATE = ("alpha", "rp_err")
+STAT_KINDS = (*ERROR_KINDS, ACCURACY)  # the specific kinds stats record (stats.stat_kinds)  # optimiser state scalars the algorithms compute with
 # the temporary files of _atomic_write (mkstemp: 8 random characters)
 TEMPORARY = re.compile(r"\.(?:neuralnet|trainingset|trainingset-header)\..+\.[a-z0-9_]{8}\.tmp")
 STALE_SECONDS = 300  # a temporary file untouched this long is a killed save's: removed
@@ -669,6 +671,11 @@ def _load_stats(sdoc, path):
     errs = {}
     for part in ("tr_err", "val_err"):
         table = _field(sdoc, part, dict, path, where)
+        unknown = sorted(str(k) for k in table if k not in STAT_KINDS)
+        if unknown:  # the kinds the next epoch's stats are computed for (stats.update_stats)
+            raise FileFormatError(path, f"'{where}{part}' holds unknown error kinds "
+                                        f"{json.dumps(unknown)[:60]}; known: "
+                                        f"{', '.join(STAT_KINDS)}")
         errs[part] = {k: _number_list(v, path, f"{where}{part}.{k}") for k, v in table.items()}
     epochs = _field(sdoc, "epochs", int, path, where, minimum=0)
     seconds = _number_list(_field(sdoc, "seconds", list, path, where), path, where + "seconds")
