@@ -72,8 +72,12 @@ ITEMS = "__items__"
 RNG_BIT_GENERATORS = ("PCG64", "PCG64DXSM", "Philox", "SFC64")
 TRSET_ARRAYS = {"x", "y", "valid_x", "valid_y"}
 TRANSIENT_STATE = "state"  # training / stopping: never saved
-NUMERIC_STATE = ("alpha", "rp_err")
-STAT_KINDS = (*ERROR_KINDS, ACCURACY)  # the specific kinds stats record (stats.stat_kinds)  # optimiser state scalars the algorithms compute with
+NUMERIC_STATE = ("alpha", "rp_err")  # optimiser state scalars the algorithms compute with
+# the optimiser state each algorithm reads as one weight-shaped array per layer (Nesterov
+# momentum: backprop's, whatever the algorithm; see training/loop.make_algorithm)
+WEIGHT_STATE = {"backprop": ("deltaw", "lr_gain"), "rprop": ("deltaw", "rp_step", "rp_grad"),
+                "rmsprop": ("deltaw", "ms_grad", "lr_gain")}
+STAT_KINDS = (*ERROR_KINDS, ACCURACY)  # the specific kinds stats record (stats.stat_kinds)
 # the temporary files of _atomic_write (mkstemp: 8 random characters)
 TEMPORARY = re.compile(r"\.(?:neuralnet|trainingset|trainingset-header)\..+\.[a-z0-9_]{8}\.tmp")
 STALE_SECONDS = 300  # a temporary file untouched this long is a killed save's: removed
@@ -597,12 +601,19 @@ def load_neural_net_file(path):
         archive.expect(weights + state_names)
         for i, (name, layer) in enumerate(zip(weights, layers[1:]), start=1):
             archive.check(name, shape=layer.weight_shape, what=f"layer {i}: weights")
-        for i, (_, kind, _) in enumerate(layout):
+        for i, (key, kind, n) in enumerate(layout):
             if kind == "scalar":
                 archive.check(f"state_{i}", shape=())
+            elif training is not None and key in _weight_state(training):  # updated with the weights
+                if kind != "list" or n != len(weights):
+                    raise FileFormatError(path, f"'training.state_arrays[{i}]' ({key}) must be a "
+                                                f"list of {len(weights)} arrays, one per layer")
+                for j, layer in enumerate(layers[1:]):
+                    archive.check(f"state_{i}_{j}", shape=layer.weight_shape,
+                                  what=f"training state {key}[{j}]")
         arrays = {name: archive.read(name) for name in weights + state_names}
     if training is not None:
-        _fill_state(training.state, layout, arrays)
+        _fill_state(training, layout, arrays, dtype)
     try:
         net = Net(layers, [arrays[k] for k in weights], training, dtype=dtype, header=header)
     except (TypeError, ValueError) as err:
@@ -627,6 +638,10 @@ def _load_training(tdoc, path, max_arrays):
     for key in NUMERIC_STATE:
         if key in training.state:
             _field(training.state, key, (int, float), path, where + "state.")
+    for key in _weight_state(training):
+        if key in training.state:
+            raise FileFormatError(path, f"'{where}state.{key}' must be saved as arrays "
+                                        "(training.state_arrays), one per layer")
     sdoc = _field(tdoc, "stats", dict, path, where, optional=True)
     if sdoc is not None:
         training.stats = _load_stats(sdoc, path)
@@ -648,9 +663,20 @@ def _load_training(tdoc, path, max_arrays):
     return training, layout, names
 
 
-def _fill_state(state, layout, arrays):
+def _weight_state(training):
+    """The state keys ``training``'s algorithm reads as one weight-shaped array per layer."""
+    if (training.params.get("momentum") or {}).get("nesterov"):
+        return WEIGHT_STATE["backprop"]
+    return WEIGHT_STATE.get(training.algo, ())
+
+
+def _fill_state(training, layout, arrays, dtype):
+    state, weight_state = training.state, _weight_state(training)
     for i, (key, kind, n) in enumerate(layout):
-        if kind == "list":
+        if key in weight_state:  # in the net's dtype (and byte order), as its weights
+            state[key] = [np.require(arrays[f"state_{i}_{j}"], dtype=dtype,
+                                     requirements=["C", "W"]) for j in range(n)]
+        elif kind == "list":
             state[key] = [np.require(arrays[f"state_{i}_{j}"], requirements=["C", "W"])
                           for j in range(n)]
         elif kind == "array":
