@@ -426,8 +426,6 @@ def _frame_values(frame, what):
 def _as_matrix(samples, dtype, what="samples"):
     """Check ``samples`` (numeric, 2-D, non-empty, finite) and return a fresh C-contiguous copy."""
     dtype = _float_dtype(dtype)
-    if hasattr(samples, "__len__") and len(samples) == 0:
-        raise ValueError(f"{what} is empty: at least one sample is needed")
     if _is_frame(samples):
         arr = _frame_values(samples, what)
     else:
@@ -435,6 +433,11 @@ def _as_matrix(samples, dtype, what="samples"):
             arr = np.asarray(samples)
         except (ValueError, TypeError):
             arr = None
+    if arr is not None and arr.dtype.kind == "c":  # whatever its shape: a TypeError first
+        raise TypeError(f"{what} must be real numeric values, got complex ({arr.dtype}): take "
+                        ".real or abs() explicitly")
+    if (arr.ndim >= 1 and arr.shape[0] == 0) if arr is not None else len(samples) == 0:
+        raise ValueError(f"{what} is empty: at least one sample is needed")
     if arr is None or arr.dtype == object:
         _describe_rows(samples, what)
     if arr.ndim == 1:
