@@ -168,6 +168,23 @@ def _join(arrays):
     return np.concatenate(arrays) if block is None else block
 
 
+def _of_dtype(dtype, a):
+    """``a`` is None or of ``dtype``."""
+    return a is None or a.dtype == dtype
+
+
+def _converted(a, dtype):
+    with np.errstate(over="ignore"):  # an overflow shows up as inf: validate
+        return None if a is None else np.ascontiguousarray(a, dtype=dtype)
+
+
+def _same_data(key, valid):
+    """Whether ``valid`` is still the DataSet (and arrays) recorded in ``key``."""
+    if valid is None:
+        return key[0] is None
+    return key[0] is valid and key[1] is valid.x and key[2] is valid.y
+
+
 class TrainingSet:
     """A header dict, training batches (views of one block ``x``/``y``), optional ``valid``.
 
@@ -218,8 +235,12 @@ class TrainingSet:
         self._bounds = list(zip([0] + stops[:-1], stops))
         self.batches = [DataSet(self._x[a:b], None if self._y is None else self._y[a:b])
                         for a, b in self._bounds]
-        self._by_dtype = {self._x.dtype: self}
-        self._checked = False  # x and y passed the value checks (they cannot be replaced)
+        # the training part in each dtype (shared by the sets converted from each other); this
+        # set is its own only when y is of x's dtype
+        self._by_dtype = {self._x.dtype: self} if _of_dtype(self._x.dtype, self._y) else {}
+        self._as = {}  # dtype -> (the validation set converted, the set astype returned)
+        self._valids = {}  # validation sets converted (shared like _by_dtype): see _valid_as
+        self._check = [False]  # x and y passed the value checks (shared with sets of the same x, y)
         self.source = source  # what load_training_set read: a recipe and its files, or a file
 
     x = property(lambda self: self._x, doc="All training samples (the batches are views of it).")
@@ -249,9 +270,9 @@ class TrainingSet:
         empty = [i for i, (a, b) in enumerate(self._bounds) if a == b]
         if empty:
             raise ValueError(f"batch {empty[0]} is empty")
-        if not self._checked:
+        if not self._check[0]:
             _check_values(self._x, self._y, one_hot=True)
-            self._checked = True
+            self._check[0] = True
         valid = self.valid
         if valid is not None:
             if not isinstance(valid, DataSet):
@@ -268,7 +289,8 @@ class TrainingSet:
         return self
 
     def astype(self, dtype):
-        """This set with C-contiguous arrays of ``dtype`` (cached; self when already so).
+        """This set with C-contiguous arrays of ``dtype``, its validation set included (cached:
+        the same set again while ``valid`` is not replaced; self when already so).
 
         Parameters
         ----------
@@ -280,17 +302,46 @@ class TrainingSet:
         TrainingSet
         """
         dtype = _float_dtype(dtype)
-        if dtype not in self._by_dtype:
-            def conv(a):
-                with np.errstate(over="ignore"):  # an overflow shows up as inf: validate
-                    return None if a is None else np.ascontiguousarray(a, dtype=dtype)
-            x, y = conv(self._x), conv(self._y)
+        valid = self.valid
+        if valid is not None and not isinstance(valid, DataSet):
+            raise TypeError(f"valid must be a DataSet or None, got {type(valid).__name__}")
+        cached = self._as.get(dtype)
+        if cached is not None and _same_data(cached[0], valid):
+            return cached[1]
+        converted = self._valid_as(valid, dtype)
+        train = self._by_dtype.get(dtype)
+        if train is None:  # the training part converted, once per dtype for the whole family
+            x, y = _converted(self._x, dtype), _converted(self._y, dtype)
             batches = [DataSet(x[a:b], None if y is None else y[a:b]) for a, b in self._bounds]
-            valid = None if self.valid is None else DataSet(conv(self.valid.x), conv(self.valid.y))
-            other = TrainingSet(self.header, batches, valid, self.source)
-            other._by_dtype = self._by_dtype  # shared, so each dtype is converted once
-            self._by_dtype[dtype] = other
-        return self._by_dtype[dtype]
+            train = TrainingSet(self.header, batches, converted, self.source)
+            train._by_dtype = self._by_dtype  # shared, so each dtype is converted once
+            train._valids = self._valids
+            self._by_dtype[dtype] = train
+        if train.valid is converted:
+            result = train
+        else:  # the training part of ``train`` (no copy, checked once) with this validation set
+            result = TrainingSet(self.header, train.batches, converted, self.source)
+            result._by_dtype, result._valids, result._check = train._by_dtype, self._valids, \
+                train._check
+        self._as[dtype] = ((valid, None if valid is None else valid.x,
+                            None if valid is None else valid.y), result)
+        return result
+
+    def _valid_as(self, valid, dtype):
+        """The validation set ``valid`` in ``dtype``: itself when already so, else converted
+        once (for the sets converted from each other: back to its source, the source)."""
+        if valid is None or (_of_dtype(dtype, valid.x) and _of_dtype(dtype, valid.y)):
+            return valid
+        key = (id(valid), id(valid.x), id(valid.y), dtype)
+        hit = self._valids.get(key)
+        if hit is not None and _same_data(hit[0], valid):
+            return hit[1]
+        converted = DataSet(_converted(valid.x, dtype), _converted(valid.y, dtype))
+        self._valids[key] = ((valid, valid.x, valid.y), converted)
+        back = (id(converted), id(converted.x), id(converted.y), valid.x.dtype)
+        if _of_dtype(valid.x.dtype, valid.y):  # converting back gives the source again
+            self._valids[back] = ((converted, converted.x, converted.y), valid)
+        return converted
 
     def rebatch(self, batch):
         """This set with its training part in batches of ``batch`` rows (same rows, same order,
@@ -375,8 +426,6 @@ def _frame_values(frame, what):
 def _as_matrix(samples, dtype, what="samples"):
     """Check ``samples`` (numeric, 2-D, non-empty, finite) and return a fresh C-contiguous copy."""
     dtype = _float_dtype(dtype)
-    if hasattr(samples, "__len__") and len(samples) == 0:
-        raise ValueError(f"{what} is empty: at least one sample is needed")
     if _is_frame(samples):
         arr = _frame_values(samples, what)
     else:
@@ -384,6 +433,11 @@ def _as_matrix(samples, dtype, what="samples"):
             arr = np.asarray(samples)
         except (ValueError, TypeError):
             arr = None
+    if arr is not None and arr.dtype.kind == "c":  # whatever its shape: a TypeError first
+        raise TypeError(f"{what} must be real numeric values, got complex ({arr.dtype}): take "
+                        ".real or abs() explicitly")
+    if (arr.ndim >= 1 and arr.shape[0] == 0) if arr is not None else len(samples) == 0:
+        raise ValueError(f"{what} is empty: at least one sample is needed")
     if arr is None or arr.dtype == object:
         _describe_rows(samples, what)
     if arr.ndim == 1:

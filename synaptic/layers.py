@@ -302,7 +302,10 @@ def build(layer_specs):
                          f"got {len(layer_specs)} layer(s)")
     built = []
     for index, layer in enumerate(layer_specs):
-        kind = _key(layer.get("type", "")) if isinstance(layer, dict) else None
+        if not isinstance(layer, dict):
+            raise TypeError(f"layer {index} must be a dict, got {type(layer).__name__} "
+                            f"{layer!r:.60}")
+        kind = _key(layer.get("type", ""))
         if index == 0:
             if kind != "input":
                 raise ValueError(f"layer 0 must be of type 'input', got {layer!r}")

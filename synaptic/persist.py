@@ -60,6 +60,7 @@ import numpy as np
 from . import layers as _layers
 from ._archive import MAX_META_BYTES, Archive, FileFormatError, loads_json
 from .datasets import RECIPES, DataSet, DataWarning, TrainingSet, data_dir
+from .losses import ACCURACY, KINDS as ERROR_KINDS
 from .net import Net, _check_dtype
 from .training.params import Stats, training as _training
 
@@ -72,6 +73,11 @@ RNG_BIT_GENERATORS = ("PCG64", "PCG64DXSM", "Philox", "SFC64")
 TRSET_ARRAYS = {"x", "y", "valid_x", "valid_y"}
 TRANSIENT_STATE = "state"  # training / stopping: never saved
 NUMERIC_STATE = ("alpha", "rp_err")  # optimiser state scalars the algorithms compute with
+# the optimiser state each algorithm reads as one weight-shaped array per layer (Nesterov
+# momentum: backprop's, whatever the algorithm; see training/loop.make_algorithm)
+WEIGHT_STATE = {"backprop": ("deltaw", "lr_gain"), "rprop": ("deltaw", "rp_step", "rp_grad"),
+                "rmsprop": ("deltaw", "ms_grad", "lr_gain")}
+STAT_KINDS = (*ERROR_KINDS, ACCURACY)  # the specific kinds stats record (stats.stat_kinds)
 # the temporary files of _atomic_write (mkstemp: 8 random characters)
 TEMPORARY = re.compile(r"\.(?:neuralnet|trainingset|trainingset-header)\..+\.[a-z0-9_]{8}\.tmp")
 STALE_SECONDS = 300  # a temporary file untouched this long is a killed save's: removed
@@ -595,12 +601,19 @@ def load_neural_net_file(path):
         archive.expect(weights + state_names)
         for i, (name, layer) in enumerate(zip(weights, layers[1:]), start=1):
             archive.check(name, shape=layer.weight_shape, what=f"layer {i}: weights")
-        for i, (_, kind, _) in enumerate(layout):
+        for i, (key, kind, n) in enumerate(layout):
             if kind == "scalar":
                 archive.check(f"state_{i}", shape=())
+            elif training is not None and key in _weight_state(training):  # updated with the weights
+                if kind != "list" or n != len(weights):
+                    raise FileFormatError(path, f"'training.state_arrays[{i}]' ({key}) must be a "
+                                                f"list of {len(weights)} arrays, one per layer")
+                for j, layer in enumerate(layers[1:]):
+                    archive.check(f"state_{i}_{j}", shape=layer.weight_shape,
+                                  what=f"training state {key}[{j}]")
         arrays = {name: archive.read(name) for name in weights + state_names}
     if training is not None:
-        _fill_state(training.state, layout, arrays)
+        _fill_state(training, layout, arrays, dtype)
     try:
         net = Net(layers, [arrays[k] for k in weights], training, dtype=dtype, header=header)
     except (TypeError, ValueError) as err:
@@ -625,6 +638,10 @@ def _load_training(tdoc, path, max_arrays):
     for key in NUMERIC_STATE:
         if key in training.state:
             _field(training.state, key, (int, float), path, where + "state.")
+    for key in _weight_state(training):
+        if key in training.state:
+            raise FileFormatError(path, f"'{where}state.{key}' must be saved as arrays "
+                                        "(training.state_arrays), one per layer")
     sdoc = _field(tdoc, "stats", dict, path, where, optional=True)
     if sdoc is not None:
         training.stats = _load_stats(sdoc, path)
@@ -646,9 +663,20 @@ def _load_training(tdoc, path, max_arrays):
     return training, layout, names
 
 
-def _fill_state(state, layout, arrays):
+def _weight_state(training):
+    """The state keys ``training``'s algorithm reads as one weight-shaped array per layer."""
+    if (training.params.get("momentum") or {}).get("nesterov"):
+        return WEIGHT_STATE["backprop"]
+    return WEIGHT_STATE.get(training.algo, ())
+
+
+def _fill_state(training, layout, arrays, dtype):
+    state, weight_state = training.state, _weight_state(training)
     for i, (key, kind, n) in enumerate(layout):
-        if kind == "list":
+        if key in weight_state:  # in the net's dtype (and byte order), as its weights
+            state[key] = [np.require(arrays[f"state_{i}_{j}"], dtype=dtype,
+                                     requirements=["C", "W"]) for j in range(n)]
+        elif kind == "list":
             state[key] = [np.require(arrays[f"state_{i}_{j}"], requirements=["C", "W"])
                           for j in range(n)]
         elif kind == "array":
@@ -669,6 +697,11 @@ def _load_stats(sdoc, path):
     errs = {}
     for part in ("tr_err", "val_err"):
         table = _field(sdoc, part, dict, path, where)
+        unknown = sorted(str(k) for k in table if k not in STAT_KINDS)
+        if unknown:  # the kinds the next epoch's stats are computed for (stats.update_stats)
+            raise FileFormatError(path, f"'{where}{part}' holds unknown error kinds "
+                                        f"{json.dumps(unknown)[:60]}; known: "
+                                        f"{', '.join(STAT_KINDS)}")
         errs[part] = {k: _number_list(v, path, f"{where}{part}.{k}") for k, v in table.items()}
     epochs = _field(sdoc, "epochs", int, path, where, minimum=0)
     seconds = _number_list(_field(sdoc, "seconds", list, path, where), path, where + "seconds")

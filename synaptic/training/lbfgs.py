@@ -247,7 +247,7 @@ def _record(net, out, t, data, seconds, kern):
         stats.tr_err[kind].append(1.0 - value if kind == losses.ACCURACY else value)
     if data.valid is not None and len(data.valid) > 0:
         for kind, value in evaluate(net, data.valid.x, data.valid.y, kinds, kern).items():
-            stats.val_err[kind].append(value)
+            stats.val_err.setdefault(kind, []).append(value)  # as update_stats
 
 
 def cost_and_derivatives(net, dset):

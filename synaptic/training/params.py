@@ -25,6 +25,8 @@ import textwrap
 from dataclasses import dataclass, field
 from numbers import Integral, Real
 
+from .. import losses
+
 ALGOS = ("perceptron", "backprop", "rprop", "rmsprop", "lbfgs")
 
 DEFAULTS = {
@@ -195,6 +197,9 @@ def validate(algo, params):
     """Raise a clear error for anything the training would trip over later."""
     _check_types(params, SCHEMA)
     _validate_combination(algo, params)
+    losses.check_error_fn(params["error_fn"])
+    for kind in params.get("stats", {}).get("errorkinds", []):
+        losses.specific_kind(kind, None)  # a known name (cross-entropy resolves per output)
     lr = params.get("learning_rate", {})
     if "epsilon" in lr:
         _require(lr["epsilon"] > 0, f"learning_rate.epsilon must be > 0, got {lr['epsilon']}")

@@ -55,7 +55,8 @@ def update_stats(net, trset, seconds, errors=None):
             stats.tr_err[kind].append(value)
         if trset.valid is not None and len(trset.valid) > 0:
             for kind, value in evaluate(net, trset.valid.x, trset.valid.y, kinds).items():
-                stats.val_err[kind].append(value)
+                # setdefault: a Stats built (or loaded) without a validation set's tables
+                stats.val_err.setdefault(kind, []).append(value)
 
 
 def training_error(kind, net, trset):
