@@ -20,7 +20,9 @@ import sys
 import numpy as np
 from scipy.special import expit
 
-from .checks import check_adam as _check_adam
+from .checks import GAMMA as _GAMMA, MIX1 as _MIX1, MIX2 as _MIX2
+from .checks import check_adam as _check_adam, check_dropout as _check_dropout
+from .checks import dropout_key  # noqa: F401  (re-exported: layers.Dropout.key)
 from .checks import output_backprop_steps as _output_backprop_steps
 
 # Activation codes.  The derivative, where one exists, is a function of the output y.
@@ -325,6 +327,28 @@ def adam_update(w, g, m, v, vmax, lr, beta1, beta2, eps, step, scale, decay):
     denom = np.sqrt(vmax if vmax is not None else v) / dt(math.sqrt(1.0 - beta2 ** step))
     denom += dt(eps)
     w += dt(-(lr / (1.0 - beta1 ** step))) * (m / denom)
+
+
+def dropout(x, out, p, key):
+    """out = x * keep / (1 - p): inverted dropout with the mask of ``key`` (checks.dropout_key).
+
+    Element i of the row-major array is kept where the 53-bit draw ``SplitMix64(key + (i + 1)
+    * GAMMA) >> 11`` is at least ``p * 2^53`` (probability 1 - p); the dropped ones are 0.
+    ``out`` may be ``x``.  Applied to a delta with the same key it is the mask's backward pass.
+    """
+    _check_2d("x", x)
+    _check_update(x, out=out)
+    threshold, scale, key = _check_dropout(p, key)
+    dt = x.dtype.type
+    if threshold == 0:
+        out[...] = x
+        return
+    z = np.uint64(key) + (np.arange(1, x.size + 1, dtype=np.uint64) * np.uint64(_GAMMA))
+    z = (z ^ (z >> np.uint64(30))) * np.uint64(_MIX1)
+    z = (z ^ (z >> np.uint64(27))) * np.uint64(_MIX2)
+    z ^= z >> np.uint64(31)
+    keep = ((z >> np.uint64(11)) >= np.uint64(threshold)).reshape(x.shape)
+    out[...] = np.where(keep, x * dt(scale), dt(0))
 
 
 def perceptron_error(y, t, out):

@@ -57,7 +57,7 @@ class Backprop(Optimizer):
         """True if an epoch over these batches runs in one ``sgd_epoch`` call: a dense net
         (backprop refuses stochastic units), batches of at most FUSED_MAX_ROWS rows."""
         return (all(isinstance(layer, FullyConnected) for layer in self.net.layers[1:])
-                and max(b - a for a, b in bounds) <= FUSED_MAX_ROWS)
+                and not self.net.dropouts and max(b - a for a, b in bounds) <= FUSED_MAX_ROWS)
 
     def _zeros(self, x, kern):
         """The fraction of zeros of ``x`` (sampled once per training set): every call of an

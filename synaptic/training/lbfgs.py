@@ -103,6 +103,10 @@ class LBFGS(Optimizer):
             raise ValueError(f"lbfgs.maxls must be >= 1, got {lb['maxls']}")
 
     def __init__(self, net):
+        if net.dropouts:
+            raise ValueError("L-BFGS cannot train a net with dropout: its line search needs "
+                             "the same objective at every evaluation (use adam, backprop, "
+                             "rmsprop or rprop, or drop the dropout layers)")
         super().__init__(net)
         lb = self.params.get("lbfgs", {})
         self.m = int(lb.get("m", M))

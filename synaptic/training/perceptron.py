@@ -26,6 +26,9 @@ class Perceptron(Optimizer):
 
     def __init__(self, net):
         super().__init__(net)
+        if net.dropouts:
+            raise ValueError("the perceptron rule trains without dropout (it has no gradient "
+                             "to mask); use adam, backprop, rmsprop or rprop")
         if len(net.weights) != 1:
             raise ValueError(f"the perceptron rule trains a single layer of weights; this net "
                              f"has {len(net.weights)} (use backprop, rprop, rmsprop or lbfgs)")
