@@ -196,7 +196,8 @@ class TrainingSet:
     header : dict
         ``name``, ``timestamp``, ``type``, ``fieldsize``, ``batches`` (label counts of each
         batch), ``valid`` (those of the validation set), ``labels`` (sorted) and ``scaled``
-        (whether synaptic divided the samples by 255).
+        (whether synaptic divided the samples by 255); ``reshuffle`` and ``seed`` when each
+        epoch takes the rows in a new order (see :func:`training_set` and :meth:`for_epoch`).
     batches : list of DataSet
         The training batches, all labeled or all unlabeled (joined into one block ``x``).
     valid : DataSet, optional
@@ -248,13 +249,50 @@ class TrainingSet:
     batch_bounds = property(lambda self: list(self._bounds), doc="(start, stop) of each batch.")
     nbatches = property(lambda self: len(self._bounds), doc="The number of batches.")
     labels = property(lambda self: self.header.get("labels"), doc="The sorted unique labels.")
+    reshuffle = property(lambda self: self.header.get("reshuffle", False) is True,
+                         doc="Whether each epoch trains on the rows in a new order (for_epoch).")
+
+    def epoch_order(self, epoch):
+        """The order of the training rows in epoch ``epoch`` (counted from 0, as
+        ``stats.epochs``): None without reshuffle (the rows as stored), else
+        ``numpy.random.default_rng([seed, epoch]).permutation(n)`` -- a pure function of the
+        header's seed and the epoch, so a net saved and loaded resumes the same sequence."""
+        if not self.reshuffle:
+            return None
+        epoch = _check_int(epoch, "epoch", 0)
+        return np.random.default_rng([_header_seed(self.header), epoch]).permutation(len(self._x))
+
+    def for_epoch(self, epoch, out=None):
+        """The training part as epoch ``epoch`` trains on it: self without reshuffle; else a
+        TrainingSet of the same batch bounds (and no validation set) whose row ``i`` is row
+        ``epoch_order(epoch)[i]`` of this set -- batches of consecutive rows of the permuted
+        set, as PyTorch's ``DataLoader(shuffle=True)``.  Its arrays are ``out``'s, rewritten,
+        when ``out`` is a set this method returned for this set (a buffer reused from epoch
+        to epoch: its batches stay views of it)."""
+        order = self.epoch_order(epoch)
+        if order is None:
+            return self
+        if out is None or out.x.shape != self._x.shape or out.x.dtype != self._x.dtype \
+                or out.batch_bounds != self._bounds or (out.y is None) != (self._y is None) \
+                or (out.y is not None and (out.y.shape != self._y.shape
+                                           or out.y.dtype != self._y.dtype)):
+            x = np.empty_like(self._x)
+            y = None if self._y is None else np.empty_like(self._y)
+            out = TrainingSet(self.header, [DataSet(x[a:b], None if y is None else y[a:b])
+                                            for a, b in self._bounds], None, self.source)
+            out._check = self._check  # the same values, in another order
+        np.take(self._x, order, axis=0, out=out.x)
+        if self._y is not None:
+            np.take(self._y, order, axis=0, out=out.y)
+        return out
 
     def validate(self):
         """Check the whole set, as training and ``estimate`` do: a dict header whose labels
         (if any) are a list with one per target column; non-empty batches; finite real
         samples; one-hot targets (or a single column of 0s and 1s, the original's one-unit
-        case); the same in ``valid``, of the same widths.  Raises TypeError / ValueError, else returns self.  The value checks run once
-        per set (again only if ``valid`` is replaced).
+        case); the same in ``valid``, of the same widths; ``reshuffle`` (if any) a bool, with
+        an int seed.  Raises TypeError / ValueError, else returns self.  The value checks run
+        once per set (again only if ``valid`` is replaced).
         """
         if not isinstance(self.header, dict):
             raise TypeError(f"a TrainingSet's header must be a dict, got "
@@ -267,6 +305,7 @@ class TrainingSet:
             if self._y is not None and len(labels) != self._y.shape[1]:
                 raise ValueError(f"the header has {len(labels)} labels but y has "
                                  f"{self._y.shape[1]} columns")
+        _check_reshuffle(self.header.get("reshuffle", False), self.header.get("seed"))
         empty = [i for i, (a, b) in enumerate(self._bounds) if a == b]
         if empty:
             raise ValueError(f"batch {empty[0]} is empty")
@@ -522,8 +561,42 @@ def _check_int(value, what, lo, hi=None):
     return int(value)
 
 
-def training_set(samples, labels, *, name=None, type=None, fieldsize=None, nvalid=None,
-                 batch=None, online=False, rand=True, seed=None, dtype=np.float64):
+MAX_SEED = 2 ** 63  # a seed drawn for reshuffle=True without one is below this
+
+
+def _check_reshuffle(reshuffle, seed):
+    """``reshuffle`` a bool; with it, ``seed`` an int >= 0 (the one the set is reproduced from)."""
+    if not isinstance(reshuffle, (bool, np.bool_)):
+        raise TypeError(f"reshuffle must be True or False, got {type(reshuffle).__name__} "
+                        f"{reshuffle!r:.40}")
+    if reshuffle:
+        if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)):
+            raise TypeError(f"reshuffle needs an int seed (stored with the set, so that its "
+                            f"epoch orders can be drawn again), got {type(seed).__name__}")
+        if seed < 0:
+            raise ValueError(f"seed must be >= 0, got {seed}")
+
+
+def _header_seed(header):
+    _check_reshuffle(header.get("reshuffle", False), header.get("seed"))
+    return int(header["seed"])
+
+
+def _check_seed(seed, reshuffle):
+    """The seed to shuffle with: None, an int >= 0 or (without reshuffle, as before) a NumPy
+    Generator / SeedSequence; with reshuffle and no seed, one drawn now (so that it is stored)."""
+    if reshuffle and seed is None:
+        return int(np.random.default_rng().integers(MAX_SEED))
+    if seed is None or (not reshuffle and isinstance(
+            seed, (np.random.Generator, np.random.SeedSequence, np.random.BitGenerator))):
+        return seed
+    _check_reshuffle(True, seed)
+    return int(seed)
+
+
+def training_set(samples, labels=None, *, name=None, type=None, fieldsize=None, nvalid=None,
+                 batch=None, online=False, rand=True, seed=None, reshuffle=False,
+                 dtype=np.float64):
     """Build a TrainingSet: one-hot labels, optional seeded shuffle, batches and a validation set.
 
     The labels are sorted (natural order) and label ``i`` becomes the one-hot vector ``e_i``.
@@ -555,7 +628,21 @@ def training_set(samples, labels, *, name=None, type=None, fieldsize=None, nvali
     rand : bool, default True
         Shuffle the rows (with ``seed``) before the split.
     seed : int, optional
-        Seeds the shuffle.
+        Seeds the shuffle and, with ``reshuffle``, every epoch's order (an int >= 0; a NumPy
+        Generator is accepted without reshuffle).  ``reshuffle=True`` without a seed draws
+        one, once, and stores it in ``header["seed"]``: the set stays reproducible (pass
+        that seed again to rebuild it, or save the set).
+    reshuffle : bool, default False
+        Train each epoch on the training rows in a new order: epoch ``e`` (counted from 0,
+        as ``net.training.stats.epochs``) takes the rows in the order
+        ``numpy.random.default_rng([seed, e]).permutation(n)`` and cuts them into batches of
+        the same sizes (consecutive rows of the permuted set, as PyTorch's
+        ``DataLoader(shuffle=True)``; ``header["batches"]`` counts the stored order).  The
+        order depends on the seed and the epoch alone, so a net saved after epoch ``e`` and
+        loaded resumes the same sequence bit for bit.  The validation set is not reshuffled,
+        and neither is L-BFGS's data (it trains on the whole set at once).  Recorded in the
+        header (``reshuffle``, ``seed``) and saved with the set; False: the same fixed order
+        every epoch, as the original.
     dtype : numpy dtype, default numpy.float64
         The floating dtype of the arrays.
 
@@ -570,10 +657,11 @@ def training_set(samples, labels, *, name=None, type=None, fieldsize=None, nvali
         empty, NaN or infinite; labels of the wrong length, 2-D labels (pass
         ``y.argmax(axis=1)`` for one-hot rows), or labels that look continuous (more than 10
         distinct non-integer floats: continuous targets are planned but not supported yet);
-        ``nvalid`` >= n.
+        ``nvalid`` >= n; a negative seed.
     TypeError
         Non-numeric samples (a DataFrame's non-numeric column is named), labels that are not
-        a sequence or cannot be sorted together, a non-float dtype.
+        a sequence or cannot be sorted together, a non-float dtype; ``reshuffle`` not a bool,
+        a seed that is not an int.
 
     Examples
     --------
@@ -583,6 +671,8 @@ def training_set(samples, labels, *, name=None, type=None, fieldsize=None, nvali
     >>> trset.nbatches, len(trset.valid), trset.labels
     (4, 20, [0, 1])
     """
+    _check_reshuffle(reshuffle, 0)
+    seed = _check_seed(seed, reshuffle)
     x = _as_matrix(samples, dtype)
     n = len(x)
     if not hasattr(labels, "__len__") or isinstance(labels, (str, bytes)):
@@ -610,6 +700,8 @@ def training_set(samples, labels, *, name=None, type=None, fieldsize=None, nvali
     header.update(batches=[counts(idx[a:b]) for a, b in bounds],
                   valid=counts(idx[ntrain:]) if nvalid else {}, labels=uniq,
                   scaled=False)  # True once synaptic divides the samples by 255
+    if reshuffle:
+        header.update(reshuffle=True, seed=seed)
     return TrainingSet(header, batches, valid)
 
 

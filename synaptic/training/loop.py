@@ -145,17 +145,45 @@ def _train_lbfgs(net, trset, data, epochs):
     algo.run(data, epochs)
 
 
+def _epoch_sets(data, kern):
+    """(``epoch -> the data that epoch trains on``, ``net -> a new algorithm for it``).
+
+    Without reshuffle the data is ``data`` itself every epoch.  With it, the rows of the epoch's
+    order (TrainingSet.for_epoch) gathered into one buffer reused from epoch to epoch -- every
+    path (the per-batch steps, the whole-epoch kernel, the divergence Guard's replays) reads
+    the same permuted rows with the same batch bounds -- and the algorithms made sample their
+    sparse-path choice (Backprop's ``_zeros``) on the stored order, not on the epoch's, so
+    every epoch takes the kernel path an uninterrupted run takes, whichever epoch a training
+    resumes at."""
+    if not data.reshuffle:
+        return (lambda epoch: data), make_algorithm
+    last = [None, None]  # the epoch gathered last, its set (the buffer)
+
+    def of(epoch):
+        if last[0] != epoch:
+            last[1], last[0] = data.for_epoch(epoch, last[1]), epoch
+        return last[1]
+
+    def make(net):
+        algo = make_algorithm(net)
+        if hasattr(algo, "_zeros_of"):
+            algo._zeros_of, algo._zeros_value = of(net.training.stats.epochs).x, kern.x_zeros(data.x)
+        return algo
+    return of, make
+
+
 def _train_epochs(net, trset, data, epochs):
-    algo = make_algorithm(net)
     _start(net, trset)
     stats = net.training.stats
     max_epochs = stats.epochs + epochs
     kern = _kernels.get_backend()
+    epoch_data, make = _epoch_sets(data, kern)
+    algo = make(net)
     bounds = data.batch_bounds
     fusable = getattr(algo, "fusable", None)
     fused = fusable is not None and fusable(bounds)
     starts = np.array([a for a, _ in bounds] + [bounds[-1][1]], dtype=np.int64)
-    guard = None if policy(net) == "ignore" else Guard(net, data, starts, kern, make_algorithm)
+    guard = None if policy(net) == "ignore" else Guard(net, data, starts, kern, make, epoch_data)
 
     def step(x, y, algo):
         def apply(n):
@@ -168,10 +196,11 @@ def _train_epochs(net, trset, data, epochs):
         if guard is not None:
             guard.begin()
         done = through_kernel = 0
+        edata = epoch_data(stats.epochs)
         if fused:
-            done = through_kernel = _fused_epoch(net, algo, data, starts, kern)
+            done = through_kernel = _fused_epoch(net, algo, edata, starts, kern)
         stopped = False
-        for batch in data.batches[done:]:  # views of data.x / data.y: C-contiguous
+        for batch in edata.batches[done:]:  # views of edata.x / edata.y: C-contiguous
             if net.state == "stopping" or stats.epochs >= max_epochs:
                 stopped = True
                 break
