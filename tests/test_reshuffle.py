@@ -272,8 +272,8 @@ def test_a_sparse_set_takes_the_same_kernel_path_whatever_epoch_it_resumes_at(mo
         seen.append(args[-1])
         return real(*args)
     rng = np.random.default_rng(0)
-    x = rng.uniform(size=(300, 10)) * (rng.uniform(size=(300, 10)) > 0.6)
-    trset = synaptic.training_set(x, (x[:, 0] > 0.2).astype(int), batch=10, reshuffle=True,
+    x = rng.uniform(size=(2000, 10)) * (rng.uniform(size=(2000, 10)) > 0.6)  # sampled rows
+    trset = synaptic.training_set(x, (x[:, 0] > 0.2).astype(int), batch=100, reshuffle=True,
                                   seed=1)
     monkeypatch.setattr(kern, "sgd_epoch", spy)
     net = train(synaptic.mlp([10, 2], "softmax", synaptic.training("backprop"), seed=1), trset, 2)
