@@ -4,7 +4,8 @@ Future for its result, a stop between batches, stats at each epoch end, watchers
 Differences from the original, on purpose: the state is set to ``training`` before ``train``
 returns (so ``stop_training`` right after ``train`` always works); an exception reaches the
 Future and the state is reset (the original left it at ``training``); the training set's
-labels and name are stored on the net so ``estimate`` returns labels; ``stop_training`` also
+labels and name are stored on the net so ``estimate`` returns labels (continuous targets: their
+scaling, so that it returns values in the user's units); ``stop_training`` also
 stops L-BFGS (the original raised), which is not batch-based: see lbfgs.py.
 
 As the original, ``momentum.nesterov`` selects Nesterov's method (gradient descent, in
@@ -17,14 +18,14 @@ from numbers import Integral
 import numpy as np
 
 from .. import _kernels, _workers
-from ..datasets import TrainingSet
+from ..datasets import TrainingSet, check_target_scaling
 from .backprop import Backprop
 from .divergence import Guard, finish, policy
 from .lbfgs import LBFGS
 from .perceptron import Perceptron
 from .rmsprop import RMSprop
 from .rprop import Rprop
-from .stats import init_stats, update_stats
+from .stats import check_targets, init_stats, update_stats
 
 FUSED_CALLS = 16  # a watched epoch through sgd_epoch: this many calls, a "weights" event each
 
@@ -54,8 +55,10 @@ def check_training_data(net, trset):
         raise ValueError(f"the training samples have {trset.x.shape[1]} values, "
                          f"the net has {net.n_inputs} inputs")
     if trset.y.shape[1] != net.n_outputs:
-        raise ValueError(f"the training set has {trset.y.shape[1]} classes (labels "
-                         f"{trset.labels}), the net has {net.n_outputs} outputs")
+        what = "target columns" if trset.continuous else f"classes (labels {trset.labels})"
+        raise ValueError(f"the training set has {trset.y.shape[1]} {what}, the net has "
+                         f"{net.n_outputs} outputs")
+    check_targets(net, trset)  # continuous targets: sum-of-squares, no class-only kinds
     data = trset.astype(net.dtype)
     try:
         return data.validate()
@@ -132,9 +135,12 @@ def _run(net, trset, data, epochs):
 
 
 def _start(net, trset):
-    """Labels and name of the training set noted on the net; stats ready."""
+    """Labels (or the continuous targets' scaling) and name of the training set noted on the
+    net; stats ready."""
     if trset.labels is not None:
         net.header.setdefault("labels", list(trset.labels))
+    if trset.continuous:  # estimate undoes the scaling with it
+        net.header.setdefault("targets", check_target_scaling(trset.target_scaling))
     net.header.setdefault("name", trset.header.get("name"))
     net.swap(init_stats, "init-stats")
 
