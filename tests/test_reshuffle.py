@@ -251,6 +251,19 @@ def test_the_whole_epoch_kernel_and_the_per_batch_path_agree(backend, monkeypatc
 @pytest.mark.skipif("native" not in BACKENDS, reason="needs the compiled kernels")
 @pytest.mark.parametrize("algo, watched", [("backprop", False), ("backprop", True),
                                            ("rprop", False), ("rmsprop", False)])
+def test_the_kernels_and_their_numpy_twins_agree(algo, watched):
+    trset = toy(n=130)
+    nets = []
+    for backend in ("native", "numpy"):
+        with using(backend):
+            nets.append(train(build(algo, watched=watched), trset, 5))
+    for a, b in zip(nets[0].weights, nets[1].weights):
+        np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.skipif("native" not in BACKENDS, reason="needs the compiled kernels")
+@pytest.mark.parametrize("algo, watched", [("backprop", False), ("backprop", True),
+                                           ("rprop", False), ("rmsprop", False)])
 def test_one_and_two_threads_give_the_same_bits(algo, watched):
     trset = toy(n=300, d=20, batch=32, nvalid=20)
     nets = []

@@ -29,7 +29,8 @@ finite there (or, when the weights stayed finite, at the epoch's end), a second 
 evaluates the training loss after each batch (one evaluation of the training set a batch, on
 this rare path only) and stops before the first batch after which it is not finite.  Epochs and
 batches are counted from 0: epoch ``e`` is the one after ``e`` recorded epochs, batch ``b`` is
-``trset.batches[b]``.
+``trset.batches[b]`` (of a set that reshuffles: ``trset.for_epoch(e).batches[b]``, the epoch's
+order, which the replays train on too).
 
 L-BFGS (lbfgs.py) checks every function evaluation instead: the point, the cost, the
 gradient; its "epoch" is the iteration (counted from 0 in the run), its batch None.
