@@ -198,7 +198,9 @@ class TrainingSet:
         ``name``, ``timestamp``, ``type``, ``fieldsize``, ``batches`` (label counts of each
         batch), ``valid`` (those of the validation set), ``labels`` (sorted) and ``scaled``
         (whether synaptic divided the samples by 255); ``reshuffle`` and ``seed`` when each
-        epoch takes the rows in a new order (see :func:`training_set` and :meth:`for_epoch`).
+        epoch takes the rows in a new order (see :func:`training_set` and :meth:`for_epoch`);
+        for continuous targets ``targets`` (:attr:`target_scaling`) instead of ``labels``,
+        and row counts (``{"rows": k}``) in ``batches`` and ``valid``.
     batches : list of DataSet
         The training batches, all labeled or all unlabeled (joined into one block ``x``).
     valid : DataSet, optional
