@@ -64,6 +64,7 @@ from ._archive import MAX_META_BYTES, Archive, FileFormatError, loads_json
 from .datasets import RECIPES, DataSet, DataWarning, TrainingSet, check_target_scaling, data_dir
 from .losses import ACCURACY, KINDS as ERROR_KINDS, REGRESSION_KINDS
 from .net import Net, _check_dtype
+from .training import optimizer as _optimizer
 from .training.params import Stats, training as _training
 
 VERSION = 1
@@ -74,11 +75,11 @@ ITEMS = "__items__"
 RNG_BIT_GENERATORS = ("PCG64", "PCG64DXSM", "Philox", "SFC64")
 TRSET_ARRAYS = {"x", "y", "valid_x", "valid_y"}
 TRANSIENT_STATE = "state"  # training / stopping: never saved
-NUMERIC_STATE = ("alpha", "rp_err")  # optimiser state scalars the algorithms compute with
-# the optimiser state each algorithm reads as one weight-shaped array per layer (Nesterov
-# momentum: backprop's, whatever the algorithm; see training/loop.make_algorithm)
-WEIGHT_STATE = {"backprop": ("deltaw", "lr_gain"), "rprop": ("deltaw", "rp_step", "rp_grad"),
-                "rmsprop": ("deltaw", "ms_grad", "lr_gain")}
+# the optimiser state scalars the algorithms compute with, and the state each algorithm reads
+# as one weight-shaped array per layer (Nesterov momentum: backprop's, whatever the
+# algorithm; see training/loop.make_algorithm), as the algorithms declare them
+NUMERIC_STATE = _optimizer.SCALAR_STATE
+WEIGHT_STATE = _optimizer.WEIGHT_STATE
 STAT_KINDS = (*ERROR_KINDS, ACCURACY, *REGRESSION_KINDS)  # the kinds stats record (stats.stat_kinds)
 # the temporary files of _atomic_write (mkstemp: 8 random characters)
 TEMPORARY = re.compile(r"\.(?:neuralnet|trainingset|trainingset-header)\..+\.[a-z0-9_]{8}\.tmp")
@@ -535,7 +536,8 @@ def save_neural_net(net, name=None):
             arrays.update(state_arrays)
             stats = None if t.stats is None else {
                 "epochs": t.stats.epochs, "tr_err": t.stats.tr_err, "val_err": t.stats.val_err,
-                "seconds": t.stats.seconds, "diverged": t.stats.diverged}
+                "seconds": t.stats.seconds, "diverged": t.stats.diverged,
+                "learning_rate": t.stats.learning_rate, "early_stopping": t.stats.early_stopping}
             training = {"algo": t.algo, "params": t.params, "stats": stats,
                         "state": scalars, "state_arrays": layout}
         document = _to_json({"format": NET, "version": VERSION, "dtype": net.dtype.name,
@@ -676,7 +678,7 @@ def _weight_state(training):
     """The state keys ``training``'s algorithm reads as one weight-shaped array per layer."""
     if (training.params.get("momentum") or {}).get("nesterov"):
         return WEIGHT_STATE["backprop"]
-    return WEIGHT_STATE.get(training.algo, ())
+    return WEIGHT_STATE[training.algo]
 
 
 def _fill_state(training, layout, arrays, dtype):
@@ -714,7 +716,29 @@ def _load_stats(sdoc, path):
         errs[part] = {k: _number_list(v, path, f"{where}{part}.{k}") for k, v in table.items()}
     epochs = _field(sdoc, "epochs", int, path, where, minimum=0)
     seconds = _number_list(_field(sdoc, "seconds", list, path, where), path, where + "seconds")
-    return Stats(epochs, errs["tr_err"], errs["val_err"], seconds, _load_diverged(sdoc, path))
+    rates = _number_list(sdoc.get("learning_rate", []), path, where + "learning_rate")
+    return Stats(epochs, errs["tr_err"], errs["val_err"], seconds, _load_diverged(sdoc, path),
+                 rates, _load_early_stopping(sdoc, path))
+
+
+def _load_early_stopping(sdoc, path):
+    """``stats.early_stopping``: None or the record of early_stopping.py (files before it: None)."""
+    where = "training.stats.early_stopping."
+    doc = sdoc.get("early_stopping")
+    if doc is None:
+        return None
+    keys = {"stopped_epoch", "best_epoch", "best", "errorkind", "restored"}
+    if not isinstance(doc, dict) or set(doc) != keys:
+        raise FileFormatError(path, "'training.stats.early_stopping' must be null or an object "
+                                    f"of {', '.join(sorted(keys))}")
+    best = doc["best"]
+    if best is not None and (isinstance(best, bool) or not isinstance(best, (int, float))):
+        raise FileFormatError(path, f"'{where}best' must be a number or null")
+    return {"stopped_epoch": _field(doc, "stopped_epoch", int, path, where, minimum=0),
+            "best_epoch": _field(doc, "best_epoch", int, path, where, optional=True, minimum=0),
+            "best": None if best is None else float(best),
+            "errorkind": _field(doc, "errorkind", str, path, where),
+            "restored": _field(doc, "restored", bool, path, where)}
 
 
 def _load_diverged(sdoc, path):

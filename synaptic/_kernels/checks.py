@@ -62,6 +62,23 @@ def check_map_shape(shape, ph, pw):
     return k, hc, wc, hc // ph, wc // pw
 
 
+def check_adam(lr, beta1, beta2, eps, step, decay):
+    """adam_update's scalars checked; returns ``step`` as an int."""
+    if isinstance(step, bool) or not isinstance(step, (int, np.integer)):
+        raise TypeError(f"step must be an integer, got {step!r}")
+    if not 1 <= step < 2**62:
+        raise ValueError(f"step must be in [1, 2^62), got {step}")
+    for name, value in (("lr", lr), ("beta1", beta1), ("beta2", beta2), ("eps", eps),
+                        ("decay", decay)):
+        if not np.isfinite(value):
+            raise ValueError(f"{name} must be finite, got {value}")
+    if not (0 <= beta1 < 1 and 0 <= beta2 < 1):
+        raise ValueError(f"beta1 and beta2 must be in [0, 1), got {beta1}, {beta2}")
+    if lr < 0 or eps < 0 or not 0 <= decay <= 1:
+        raise ValueError(f"need lr >= 0, eps >= 0 and decay in [0, 1], got {lr}, {eps}, {decay}")
+    return int(step)
+
+
 def x_zeros(x):
     """The fraction of zeros of ``x``, sampled on about 256 rows (sgd_epoch's ``zeros``)."""
     sample = x[:: max(1, x.shape[0] // 256)]

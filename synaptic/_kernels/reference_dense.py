@@ -14,11 +14,13 @@ Conventions (SYNAPTIC.md §2.2, §4):
 All array arguments are C-contiguous and share one floating dtype (float32 or float64).
 Integer codes (``act``, ``kind``) are the module constants below.
 """
+import math
 import sys
 
 import numpy as np
 from scipy.special import expit
 
+from .checks import check_adam as _check_adam
 from .checks import output_backprop_steps as _output_backprop_steps
 
 # Activation codes.  The derivative, where one exists, is a function of the output y.
@@ -296,6 +298,33 @@ def decay_weights(w, factor):
     """w[:, 1:] *= factor: decoupled weight decay, W <- (1 - eta lambda) W; the bias is exempt."""
     _check_2d("w", w)
     w[:, 1:] *= w.dtype.type(factor)
+
+
+def adam_update(w, g, m, v, vmax, lr, beta1, beta2, eps, step, scale, decay):
+    """One Adam update, in place (Kingma & Ba 2015; PyTorch's order of operations).
+
+    ``g`` times ``scale`` is the gradient (the summed gradient and 1 / batch size).  First
+    ``w[:, 1:] *= decay`` (AdamW's decoupled decay, 1 - lr * weight_decay; 1 for none; the
+    bias column exempt).  Then m += (1 - beta1) (g - m); v = beta2 v + (1 - beta2) g²;
+    with ``vmax`` (AMSGrad, else None) vmax = max(vmax, v) is used in place of v;
+    w += -(lr / (1 - beta1^step)) * m / (sqrt(v) / sqrt(1 - beta2^step) + eps).
+    ``step`` is this update's number, from 1.
+    """
+    _check_2d("w", w)
+    _check_update(w, g=g, m=m, v=v, **({} if vmax is None else {"vmax": vmax}))
+    step = _check_adam(lr, beta1, beta2, eps, step, decay)
+    dt = w.dtype.type
+    if decay != 1.0:
+        w[:, 1:] *= dt(decay)
+    gt = g * dt(scale)
+    m += dt(1.0 - beta1) * (gt - m)
+    v *= dt(beta2)
+    v += dt(1.0 - beta2) * (gt * gt)
+    if vmax is not None:
+        np.maximum(vmax, v, out=vmax)
+    denom = np.sqrt(vmax if vmax is not None else v) / dt(math.sqrt(1.0 - beta2 ** step))
+    denom += dt(eps)
+    w += dt(-(lr / (1.0 - beta1 ** step))) * (m / denom)
 
 
 def perceptron_error(y, t, out):

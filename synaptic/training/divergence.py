@@ -43,7 +43,7 @@ import warnings
 import numpy as np
 
 from .. import activations
-from .params import IMPLIED
+from .optimizer import COMMON_IMPLIED
 from .stats import evaluate
 
 TRANSIENT = "state"  # net.training.state["state"]: training / stopping, never copied back
@@ -97,7 +97,7 @@ class TrainingDiverged(ArithmeticError):
 
 def policy(net):
     """The net's ``on_nonfinite``: "raise", "stop" or "ignore"."""
-    return net.training.params.get("on_nonfinite", IMPLIED["on_nonfinite"])
+    return net.training.params.get("on_nonfinite", COMMON_IMPLIED["on_nonfinite"])
 
 
 def bad_layer(weights):

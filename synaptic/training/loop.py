@@ -21,16 +21,13 @@ from .. import _kernels, _workers
 from ..datasets import TrainingSet, check_target_scaling
 from .backprop import Backprop
 from .divergence import Guard, finish, policy
-from .lbfgs import LBFGS
-from .perceptron import Perceptron
-from .rmsprop import RMSprop
-from .rprop import Rprop
+from .early_stopping import EarlyStopping
+from .optimizer import algorithms
 from .stats import check_targets, init_stats, update_stats
 
 FUSED_CALLS = 16  # a watched epoch through sgd_epoch: this many calls, a "weights" event each
 
-ALGORITHMS = {"perceptron": Perceptron, "backprop": Backprop, "rprop": Rprop,
-              "rmsprop": RMSprop, "lbfgs": LBFGS}
+ALGORITHMS = algorithms()  # {name: class}, see optimizer.py
 
 
 def make_algorithm(net):
@@ -89,6 +86,8 @@ def train(net, trset, epochs):
     if policy(net) != "ignore":
         net.check_weights()  # divergence detection needs finite weights to start from
     make_algorithm(net)  # configuration errors surface here, in the caller's thread
+    if "early_stopping" in net.training.params:
+        EarlyStopping(net, data)
     future = concurrent.futures.Future()
     future.set_running_or_notify_cancel()
     with net.lock:
@@ -190,6 +189,7 @@ def _train_epochs(net, trset, data, epochs):
     fused = fusable is not None and fusable(bounds)
     starts = np.array([a for a, _ in bounds] + [bounds[-1][1]], dtype=np.int64)
     guard = None if policy(net) == "ignore" else Guard(net, data, starts, kern, make, epoch_data)
+    stopping = EarlyStopping(net, data) if "early_stopping" in net.training.params else None
 
     def step(x, y, algo):
         def apply(n):
@@ -199,6 +199,7 @@ def _train_epochs(net, trset, data, epochs):
 
     while stats.epochs < max_epochs:
         started = time.perf_counter()
+        algo.begin_epoch(stats.epochs)
         if guard is not None:
             guard.begin()
         done = through_kernel = 0
@@ -220,7 +221,12 @@ def _train_epochs(net, trset, data, epochs):
                 return finish(net, diverged)
         if stopped:
             return
-        net.swap(lambda n: update_stats(n, data, seconds, errors), "stats")
+        rate = algo.epoch_record().get("learning_rate")
+        net.swap(lambda n: update_stats(n, data, seconds, errors, rate), "stats")
+        algo.end_epoch(stats)
+        if stopping is not None and stopping.after_epoch():
+            net.swap(lambda n: stopping.stop(), "weights")
+            return
 
 
 def _fused_epoch(net, algo, data, starts, kern):

@@ -10,7 +10,7 @@ samples, in the units the net computes in (sum-of-squares included: a loss, not 
 import numpy as np
 
 from .. import _kernels, losses
-from .params import Stats
+from .records import Stats
 
 
 def stat_kinds(net):
@@ -121,13 +121,16 @@ def check_targets(net, trset):
                          f"target_scaling=net.header['targets'] to train on")
 
 
-def update_stats(net, trset, seconds, errors=None):
+def update_stats(net, trset, seconds, errors=None, rate=None):
     """One epoch ends: count it, and append each kind's error on the training and validation
-    sets (``errors``: the training errors when already computed, {kind: value})."""
+    sets (``errors``: the training errors when already computed, {kind: value}) and the
+    learning rate in force (``rate``, if the algorithm has one)."""
     stats = net.training.stats
     kinds = list(stats.tr_err)
     stats.epochs += 1
     stats.seconds.append(seconds)
+    if rate is not None:
+        stats.learning_rate.append(float(rate))
     if kinds:
         if errors is None:
             errors = evaluate(net, trset.x, trset.y, kinds)  # the stored order
