@@ -23,7 +23,9 @@ Every JSON document carries ``"format"`` (what the file holds) and ``"version"``
 this reader; a field added later without that risk keeps the version, and a file without it
 is read with a rule stated where the field is read.  The training-set header's ``scaled``
 (whether synaptic divided the samples by 255) is such a field: a file without it (synaptic
-0.1) counts as scaled when all its samples lie in [0, 1].  Arrays are read with ``allow_pickle=False``, so nothing in a file can
+0.1) counts as scaled when all its samples lie in [0, 1].  So are the header's ``reshuffle``
+and ``seed`` (a file without them does not reshuffle) and ``targets`` (continuous targets and
+their scaling, on a training set and on a net trained on it; a file without it holds classes).  Arrays are read with ``allow_pickle=False``, so nothing in a file can
 execute code.  JSON keeps strings, ints, floats (NaN included), bools and None apart, so
 labels keep their type; a dict whose keys are not all strings (the per-batch label counts of
 int labels) is written as ``{"__items__": [[key, value], ...]}``.
@@ -59,8 +61,8 @@ import numpy as np
 
 from . import layers as _layers
 from ._archive import MAX_META_BYTES, Archive, FileFormatError, loads_json
-from .datasets import RECIPES, DataSet, DataWarning, TrainingSet, data_dir
-from .losses import ACCURACY, KINDS as ERROR_KINDS
+from .datasets import RECIPES, DataSet, DataWarning, TrainingSet, check_target_scaling, data_dir
+from .losses import ACCURACY, KINDS as ERROR_KINDS, REGRESSION_KINDS
 from .net import Net, _check_dtype
 from .training import optimizer as _optimizer
 from .training.params import Stats, training as _training
@@ -78,7 +80,7 @@ TRANSIENT_STATE = "state"  # training / stopping: never saved
 # algorithm; see training/loop.make_algorithm), as the algorithms declare them
 NUMERIC_STATE = _optimizer.SCALAR_STATE
 WEIGHT_STATE = _optimizer.WEIGHT_STATE
-STAT_KINDS = (*ERROR_KINDS, ACCURACY)  # the specific kinds stats record (stats.stat_kinds)
+STAT_KINDS = (*ERROR_KINDS, ACCURACY, *REGRESSION_KINDS)  # the kinds stats record (stats.stat_kinds)
 # the temporary files of _atomic_write (mkstemp: 8 random characters)
 TEMPORARY = re.compile(r"\.(?:neuralnet|trainingset|trainingset-header)\..+\.[a-z0-9_]{8}\.tmp")
 STALE_SECONDS = 300  # a temporary file untouched this long is a killed save's: removed
@@ -593,6 +595,13 @@ def load_neural_net_file(path):
         except (TypeError, ValueError) as err:
             raise FileFormatError(path, str(err)) from None
         header = _check_header(_field(doc, "header", dict, path), path, "header", layers[-1].n)
+        if header.get("targets") is not None:  # a net trained on continuous targets
+            if header.get("labels") is not None:
+                raise FileFormatError(path, "'header' holds labels and targets: one or the other")
+            try:
+                check_target_scaling(header["targets"], layers[-1].n, "'header.targets'")
+            except (TypeError, ValueError) as err:
+                raise FileFormatError(path, str(err)) from None
         tdoc = _field(doc, "training", dict, path, optional=True)
         rng = _load_rng(_field(doc, "rng", dict, path), path)
         batches = _field(doc, "batches", int, path, minimum=0)

@@ -47,7 +47,7 @@ from . import divergence
 from .divergence import TrainingDiverged, bad_layer, policy
 from .gradients import Gradients, labelled
 from .optimizer import INT, NUMBER, Optimizer, register
-from .stats import evaluate, update_stats
+from .stats import evaluate, output_errors, update_stats
 
 M, EPS, MAXLS = 5, 0.1, 20
 PACK_MIN_ROWS, PACK_SAMPLE_ROWS, PACK_MIN_ZEROS, PACK_BLOCK_BYTES = 256, 256, 0.5, 28672
@@ -262,11 +262,8 @@ def _record(net, out, t, data, seconds, kern):
     stats.seconds.append(seconds)
     if not kinds:
         return
-    n = out.shape[0]
-    for kind in kinds:
-        code = losses.KINDS["argmax-misclassification" if kind == losses.ACCURACY else kind]
-        value = kern.error_sum(out, t, code) / n
-        stats.tr_err[kind].append(1.0 - value if kind == losses.ACCURACY else value)
+    for kind, value in output_errors(net, out, t, kinds, kern).items():
+        stats.tr_err[kind].append(value)
     if data.valid is not None and len(data.valid) > 0:
         for kind, value in evaluate(net, data.valid.x, data.valid.y, kinds, kern).items():
             stats.val_err.setdefault(kind, []).append(value)  # as update_stats

@@ -241,7 +241,10 @@ KEY_DOCS = {  # key -> (what it is, what happens when it is left out and has no 
     "stats": ("what is recorded at each epoch's end", None),
     "stats.errorkinds": ("the error kinds recorded on the training and validation sets: "
                          "misclassification, argmax-misclassification, accuracy, "
-                         "sum-of-squares, cross-entropy; [] records none", "[error_fn]"),
+                         "sum-of-squares, cross-entropy, and mse, mae (mean squared / "
+                         "absolute error over samples and outputs, in the targets' own "
+                         "units); continuous targets refuse the kinds that need classes; "
+                         "[] records none", "[error_fn]"),
     "weight_decay": ("decoupled weight decay: W <- (1 - epsilon * weight_decay) W before each "
                      "update (epsilon 1 for rprop; with adam it is AdamW), the bias column "
                      "exempt", "none"),
