@@ -227,3 +227,23 @@ def test_adam_defaults_are_documented():
     assert "``adam.beta2`` : number, default 0.999 (adam)" in doc
     assert "0.01 (backprop, rmsprop), 0.001 for adam" in doc
     assert "``adam.amsgrad`` : bool, default False (adam)" in doc
+
+
+def test_adam_on_a_reshuffled_set_resumes_exactly(tmp_path, monkeypatch):
+    monkeypatch.setenv("SYNAPTIC_DATA", str(tmp_path))
+    rng = np.random.default_rng(2)
+    trset = synaptic.training_set(rng.standard_normal((90, 5)), rng.integers(0, 2, 90),
+                                  batch=9, reshuffle=True, seed=11)
+    make = lambda: synaptic.mlp([5, 7, 2], ["relu", "softmax"],  # noqa: E731
+                                synaptic.training("adam", {"learning_rate": {
+                                    "epsilon": 0.01, "schedule": {"kind": "cosine", "epochs": 6}}}),
+                                seed=3)
+    whole, half = make(), make()
+    synaptic.train(whole, trset, 6).result()
+    synaptic.train(half, trset, 3).result()
+    synaptic.save_neural_net(half, "half")
+    synaptic.save_training_set(trset, "shuffled")
+    loaded = synaptic.load_neural_net("half")
+    synaptic.train(loaded, synaptic.load_training_set("shuffled"), 3).result()
+    for a, b in zip(whole.weights, loaded.weights):
+        np.testing.assert_array_equal(a, b)
