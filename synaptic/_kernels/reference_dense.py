@@ -309,7 +309,8 @@ def adam_update(w, g, m, v, vmax, lr, beta1, beta2, eps, step, scale, decay):
     ``w[:, 1:] *= decay`` (AdamW's decoupled decay, 1 - lr * weight_decay; 1 for none; the
     bias column exempt).  Then m += (1 - beta1) (g - m); v = beta2 v + (1 - beta2) g²;
     with ``vmax`` (AMSGrad, else None) vmax = max(vmax, v) is used in place of v;
-    w += -(lr / (1 - beta1^step)) * m / (sqrt(v) / sqrt(1 - beta2^step) + eps).
+    w += -(lr / (1 - beta1^step)) * m / (sqrt(v) * (1 / sqrt(1 - beta2^step)) + eps),
+    all in one pass over the arrays.
     ``step`` is this update's number, from 1.
     """
     _check_2d("w", w)
@@ -324,7 +325,7 @@ def adam_update(w, g, m, v, vmax, lr, beta1, beta2, eps, step, scale, decay):
     v += dt(1.0 - beta2) * (gt * gt)
     if vmax is not None:
         np.maximum(vmax, v, out=vmax)
-    denom = np.sqrt(vmax if vmax is not None else v) / dt(math.sqrt(1.0 - beta2 ** step))
+    denom = np.sqrt(vmax if vmax is not None else v) * dt(1.0 / math.sqrt(1.0 - beta2 ** step))
     denom += dt(eps)
     w += dt(-(lr / (1.0 - beta1 ** step))) * (m / denom)
 
