@@ -429,6 +429,8 @@ def conv_forward(x, w, geom, int act, pool, out, idx=None, pre=None, work=None):
     if n == 0:
         return
     cdef int mode = _gemm_mode if _gemm_mode >= 0 else _auto_mode(&g)
+    if mode == MODE_DIRECT and (g.sh != 1 or g.sw != 1):
+        mode = MODE_IM2COL                 # the direct product needs stride 1
     if kind_x == 0:
         _conv_forward[float](<float*>_data(x), <float*>_data(w), &g, n, act, kind, ph, pw,
                              <float*>_data(out), <int*>_data(idx), <float*>_data(pre),
