@@ -294,12 +294,12 @@ class Convolution:
 
     @property
     def weight_shape(self):
-        k_in, _, _, fh, fw = self.geom
+        k_in, _, _, fh, fw = self.geom[:5]
         return (self.maps, 1 + k_in * fh * fw)
 
     @property
     def fan_in(self):
-        k_in, _, _, fh, fw = self.geom
+        k_in, _, _, fh, fw = self.geom[:5]
         return k_in * fh * fw
 
     @property
@@ -320,7 +320,7 @@ class Convolution:
         return _codes.ACT_LINEAR if self.pool_kind == _codes.POOL_AVG else self.act_code
 
     def spec(self):
-        k_in, _, _, fh, fw = self.geom
+        k_in, _, _, fh, fw = self.geom[:5]
         spec = {"type": "convolution", "act_fn": self.act,
                 "feature_map": {"size": [fw, fh], "k": self.maps}}
         for key, value in self._fmap_extra.items():
