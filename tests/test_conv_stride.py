@@ -190,3 +190,20 @@ def test_a_kernel_larger_than_the_field_fits_with_same_padding():
     layer = layer_of(conv(1, [5, 5], padding="same"), field=(1, 3, 3))
     assert layer.fieldsize == [1, 3, 3] and layer.padding == (2, 2, 2, 2)
     _raises([inp(1, 3, 3), conv(1, [5, 5], padding=[0, 1]), fc(1)], "does not fit")
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("kind", ["max", "avg"])
+def test_stochastic_strided_pooled_layer_samples_then_pools(backend, kind):
+    """The sampled path pools with the pool kernels (max_pool / avg_pool and their stride)."""
+    net = synaptic.neural_net([inp(1, 9, 8), conv(2, [3, 3], "binary-stochastic", stride=[1, 2],
+                                                  padding="same", pool=[3, 2], kind=kind,
+                                                  pool_stride=[2, 1]),
+                               fc(2, "softmax")], seed=3)
+    assert net.layers[1].fieldsize == [2, 4, 3]        # conv map 9x4; (9-3)//2+1, (4-2)//1+1
+    x = np.random.default_rng(0).random((5, 72))
+    with using(backend):
+        a = net.activities(x)[0]
+    assert a.shape == (5, 24)
+    values = {0.0, 1.0} if kind == "max" else {v / 6 for v in range(7)}
+    assert all(min(abs(v - u) for u in values) < 1e-12 for v in np.unique(a))
