@@ -23,7 +23,11 @@ def neural_net(layers, training=None, *, dtype=np.float64, seed=None):
         * ``{"type": "convolution", "act_fn": "hyperbolic-tangent", "feature_map": {"size":
           [9, 9], "k": 3}, "pool": {"kind": "max" | "avg", "size": [2, 2]}}`` (``pool``
           optional): a valid cross-correlation, stride 1, every map connected to every input
-          channel, the activation before the pooling.  Convolution layers follow the input
+          channel, the activation before the pooling.  ``feature_map`` may add ``"stride":
+          [sw, sh]`` and ``"padding": "valid" | "same" | [pw, ph]`` (TensorFlow's "same";
+          [pw, ph] zeros on both sides, as PyTorch), ``pool`` a ``"stride": [sw, sh]``
+          (floor mode, windows may overlap); every pair lists the width first (see
+          ``synaptic.layers.Convolution``).  Convolution layers follow the input
           layer or another convolution layer, and fully-connected layers end the net.
 
         Activations: linear, sigmoid, hyperbolic-tangent (tanh), softmax, relu, and the

@@ -4,7 +4,9 @@ A layer spec is a dict as in the original: ``{"type": "input", "n": 784}`` or
 ``{"type": "input", "fieldsize": [28, 28]}``, ``{"type": "fully-connected", "n": 10,
 "act_fn": "softmax"}``, ``{"type": "convolution", "act_fn": "hyperbolic-tangent",
 "feature_map": {"size": [9, 9], "k": 3}, "pool": {"kind": "max", "size": [2, 2]}}``.
-Keys may be spelled ``act-fn`` or ``act_fn``.
+Keys may be spelled ``act-fn`` or ``act_fn``.  A convolution's ``feature_map`` may add
+``"stride": [sw, sh]`` and ``"padding": "valid" | "same" | [pw, ph]``, its ``pool`` a
+``"stride": [sw, sh]``; every pair lists the width first (see :class:`Convolution`).
 
 Each non-input layer runs its forward pass and its share of backprop as a few kernel calls:
 ``forward(kern, x, w, out, buf)``; ``weight_grad(kern, delta, x, g, buf)``; and
@@ -145,13 +147,72 @@ def _pair(value, what):
     return [_positive_int(v, f"{what} entry") for v in value]
 
 
+PADDINGS = ("valid", "same")
+
+
+def _same_padding(size, f, stride):
+    """TensorFlow's "same": out = ceil(size / stride), the total padding
+    max((out - 1) * stride + f - size, 0), the smaller half before, the larger after."""
+    out = -(-size // stride)
+    total = max((out - 1) * stride + f - size, 0)
+    return total // 2, total - total // 2
+
+
+def _padding(value, fw, fh, w_in, h_in, sw, sh, where):
+    """(top, bottom, left, right) zero rows/columns of a feature_map ``padding``."""
+    if isinstance(value, str):
+        name = value.lstrip(":").lower()
+        if name not in PADDINGS:
+            raise ValueError(f"{where}: unknown padding {value!r}; known: 'valid', 'same' or "
+                             "a pair [pw, ph]")
+        if name == "valid":
+            return 0, 0, 0, 0
+        return _same_padding(h_in, fh, sh) + _same_padding(w_in, fw, sw)
+    if not isinstance(value, (list, tuple)):
+        raise TypeError(f"{where}: padding must be 'valid', 'same' or a pair [pw, ph], got "
+                        f"{type(value).__name__} {value!r}")
+    if len(value) != 2:
+        raise ValueError(f"{where}: padding must be a pair [pw, ph], got {value!r}")
+    for v in value:
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 0:
+            raise ValueError(f"{where}: padding entries must be integers >= 0, got {value!r}")
+    pw, ph = int(value[0]), int(value[1])
+    if pw > fw - 1 or ph > fh - 1:
+        raise ValueError(f"{where}: padding {[pw, ph]} is larger than the kernel size - 1 "
+                         f"({[fw - 1, fh - 1]} for a {fw}x{fh} kernel)")
+    return ph, ph, pw, pw
+
+
 class Convolution:
     """``k`` feature maps, each an fw x fh kernel over all the channels of the layer below
-    (valid cross-correlation, stride 1, one bias per map), then the activation, then an
-    optional non-overlapping max or average pooling (SYNAPTIC.md §2.1, §3).
+    (cross-correlation, one bias per map), then the activation, then an optional max or
+    average pooling (SYNAPTIC.md §2.1, §3).
 
-    ``below`` is the instrumented layer below (its ``fieldsize`` [k w h]).  The layer's own
-    fieldsize is ``[k, wc/pw, hc/ph]`` with ``wc = w - fw + 1`` and ``hc = h - fh + 1``.
+    ``below`` is the instrumented layer below (its ``fieldsize`` [k w h]).  The spec's
+    conventions (every pair is [width, height], as ``size`` and ``fieldsize``):
+
+    * ``feature_map = {"size": [fw, fh], "k": K, "stride": [sw, sh], "padding": p}``;
+      ``stride`` (default [1, 1]) is the step of the kernel across and down; ``padding``
+      (default ``"valid"``: none) adds zeros around the field: ``[pw, ph]`` adds pw zero
+      columns left and right and ph zero rows above and below (PyTorch's ``padding=``;
+      each at most the kernel size - 1); ``"same"`` is TensorFlow's rule: the map is
+      ``ceil(w / sw) x ceil(h / sh)``, the total padding along an axis
+      ``max((out - 1) * s + f - size, 0)``, the smaller half before (left/top), the
+      larger after.  The conv map is ``wc = (w + pl + pr - fw) // sw + 1`` by
+      ``hc = (h + pt + pb - fh) // sh + 1`` (valid, stride 1: ``w - fw + 1`` by
+      ``h - fh + 1``); the kernel must fit the padded field.
+    * ``pool = {"kind": "max" | "avg", "size": [pw, ph], "stride": [sw, sh]}``: without
+      ``stride`` the windows tile the map and must divide it (the original's rule, wc/pw
+      by hc/ph); with ``stride`` window (i, j) starts at row i*sh, column j*sw, windows
+      may overlap, and the pooled map is ``(wc - pw) // sw + 1`` by ``(hc - ph) // sh + 1``
+      (PyTorch's floor mode, no padding; the window must fit the map).  Max pooling keeps
+      the first maximum of each window; through overlapping windows the gradients add.
+
+    The layer's own fieldsize is ``[k, wo, ho]``, the pooled (or conv) map.  Defaults (stride
+    1, valid, no pool stride) give the original layer, bit for bit; the kernels then get the
+    short ``geom = (k_in, h, w, fh, fw)`` and ``pool = (kind, ph, pw)``, otherwise the long
+    forms ``(k_in, h, w, fh, fw, sh, sw, pt, pb, pl, pr)`` and ``(kind, ph, pw, sh, sw)``
+    (reference_conv.py; the kernels list the height first).
     """
 
     kind = "convolution"
@@ -169,35 +230,66 @@ class Convolution:
             raise ValueError(f"{where}: the layer below has n = {below.n} but fieldsize "
                              f"{below.fieldsize} ({k_in * w_in * h_in} units)")
         fmap = {_key(k): v for k, v in _dict(feature_map, f"{where}: feature_map").items()}
-        unknown = sorted(set(fmap) - {"size", "k"})
+        unknown = sorted(set(fmap) - {"size", "k", "stride", "padding"})
         if unknown or "size" not in fmap or "k" not in fmap:
-            raise ValueError(f"{where}: feature_map must be {{size: [fw, fh], k: K}}, got "
+            raise ValueError(f"{where}: feature_map must be {{size: [fw, fh], k: K}} (optional "
+                             f"stride: [sw, sh], padding: valid|same|[pw, ph]), got "
                              f"{feature_map!r}")
         fw, fh = _pair(fmap["size"], f"{where}: feature_map size")
         self.maps = _positive_int(fmap["k"], f"{where}: feature_map k")
-        if fw > w_in or fh > h_in:
+        # the spec's optional keys as given (spec() writes them back), normalised
+        self._fmap_extra = {}
+        sw = sh = 1
+        if "stride" in fmap:
+            sw, sh = _pair(fmap["stride"], f"{where}: feature_map stride")
+            self._fmap_extra["stride"] = [sw, sh]
+        pt = pb = pl = pr = 0
+        if "padding" in fmap:
+            padding = fmap["padding"]
+            pt, pb, pl, pr = _padding(padding, fw, fh, w_in, h_in, sw, sh, where)
+            self._fmap_extra["padding"] = (padding.lstrip(":").lower() if isinstance(padding, str)
+                                           else [int(v) for v in padding])
+        if fw > w_in + pl + pr or fh > h_in + pt + pb:
             raise ValueError(f"{where}: a {fw}x{fh} kernel does not fit the {w_in}x{h_in} "
-                             "field below")
-        self.geom = (k_in, h_in, w_in, fh, fw)
-        self.hc, self.wc = h_in - fh + 1, w_in - fw + 1
+                             "field below" + (f" padded to {w_in + pl + pr}x{h_in + pt + pb}"
+                                              if pt + pb + pl + pr else ""))
+        self.stride, self.padding = (sh, sw), (pt, pb, pl, pr)
+        if (sh, sw) == (1, 1) and not any(self.padding):
+            self.geom = (k_in, h_in, w_in, fh, fw)
+        else:
+            self.geom = (k_in, h_in, w_in, fh, fw, sh, sw, pt, pb, pl, pr)
+        self.hc = (h_in + pt + pb - fh) // sh + 1
+        self.wc = (w_in + pl + pr - fw) // sw + 1
         self.pool_kind, self.ph, self.pw = _codes.POOL_NONE, 1, 1
+        self.pool_stride = None
+        ho, wo = self.hc, self.wc
         if pool is not None:
             spec = {_key(k): v for k, v in _dict(pool, f"{where}: pool").items()}
-            unknown = sorted(set(spec) - {"kind", "size"})
+            unknown = sorted(set(spec) - {"kind", "size", "stride"})
             if unknown or "size" not in spec:
-                raise ValueError(f"{where}: pool must be {{kind: max|avg, size: [pw, ph]}}, "
-                                 f"got {pool!r}")
+                raise ValueError(f"{where}: pool must be {{kind: max|avg, size: [pw, ph]}} "
+                                 f"(optional stride: [sw, sh]), got {pool!r}")
             name = str(spec.get("kind", "max")).lstrip(":").lower()
             if name not in POOL_KINDS:
                 raise ValueError(f"{where}: unknown pool kind {spec.get('kind')!r}; "
                                  "known: max, avg")
             self.pool_kind = POOL_KINDS[name]
             self.pw, self.ph = _pair(spec["size"], f"{where}: pool size")
-            if self.wc % self.pw or self.hc % self.ph:
-                raise ValueError(f"{where}: the {self.pw}x{self.ph} pool does not divide the "
-                                 f"{self.wc}x{self.hc} conv map ({w_in}x{h_in} field, "
-                                 f"{fw}x{fh} kernel)")
-        self.fieldsize = [self.maps, self.wc // self.pw, self.hc // self.ph]
+            if "stride" in spec:
+                psw, psh = _pair(spec["stride"], f"{where}: pool stride")
+                self.pool_stride = (psh, psw)
+                if self.pw > self.wc or self.ph > self.hc:
+                    raise ValueError(f"{where}: the {self.pw}x{self.ph} pool does not fit the "
+                                     f"{self.wc}x{self.hc} conv map")
+                ho, wo = (self.hc - self.ph) // psh + 1, (self.wc - self.pw) // psw + 1
+            else:
+                if self.wc % self.pw or self.hc % self.ph:
+                    raise ValueError(f"{where}: the {self.pw}x{self.ph} pool does not divide "
+                                     f"the {self.wc}x{self.hc} conv map ({w_in}x{h_in} field, "
+                                     f"{fw}x{fh} kernel); give the pool a stride for "
+                                     "windows that need not tile the map")
+                ho, wo = self.hc // self.ph, self.wc // self.pw
+        self.fieldsize = [self.maps, wo, ho]
         self.n = math.prod(self.fieldsize)
         self.n_in = below.n
         if self.maps * self.hc * self.wc > 2**31 - 1:
@@ -205,17 +297,19 @@ class Convolution:
 
     @property
     def weight_shape(self):
-        k_in, _, _, fh, fw = self.geom
+        k_in, _, _, fh, fw = self.geom[:5]
         return (self.maps, 1 + k_in * fh * fw)
 
     @property
     def fan_in(self):
-        k_in, _, _, fh, fw = self.geom
+        k_in, _, _, fh, fw = self.geom[:5]
         return k_in * fh * fw
 
     @property
     def pool(self):
-        return (self.pool_kind, self.ph, self.pw)
+        if self.pool_stride is None:
+            return (self.pool_kind, self.ph, self.pw)
+        return (self.pool_kind, self.ph, self.pw) + self.pool_stride
 
     @property
     def map_shape(self):
@@ -229,11 +323,15 @@ class Convolution:
         return _codes.ACT_LINEAR if self.pool_kind == _codes.POOL_AVG else self.act_code
 
     def spec(self):
-        k_in, _, _, fh, fw = self.geom
+        k_in, _, _, fh, fw = self.geom[:5]
         spec = {"type": "convolution", "act_fn": self.act,
                 "feature_map": {"size": [fw, fh], "k": self.maps}}
+        for key, value in self._fmap_extra.items():
+            spec["feature_map"][key] = list(value) if isinstance(value, list) else value
         if self.pool_kind != _codes.POOL_NONE:
             spec["pool"] = {"kind": POOL_NAMES[self.pool_kind], "size": [self.pw, self.ph]}
+            if self.pool_stride is not None:
+                spec["pool"]["stride"] = [self.pool_stride[1], self.pool_stride[0]]
         return spec
 
     def buffers(self, nrows, dtype, backward=False, threads=None):
@@ -264,15 +362,15 @@ class Convolution:
                           None, buf.work)
         activations.apply_stochastic(pre, rng)
         if self.pool_kind == _codes.POOL_MAX:
-            kern.max_pool(pre, self.map_shape, self.ph, self.pw, out, buf.idx)
+            kern.max_pool(pre, self.map_shape, self.ph, self.pw, out, buf.idx, self.pool_stride)
         else:
-            kern.avg_pool(pre, self.map_shape, self.ph, self.pw, out)
+            kern.avg_pool(pre, self.map_shape, self.ph, self.pw, out, self.pool_stride)
 
     def finish_delta(self, kern, delta, buf):
         """Average pooling: dE/dz before pooling = spread(delta) / window * f'(y)."""
         if self.pool_kind == _codes.POOL_AVG:
             kern.avg_pool_backward(delta, self.map_shape, self.ph, self.pw, buf.pre,
-                                   self.act_code, buf.dz_pre)
+                                   self.act_code, buf.dz_pre, self.pool_stride)
 
     def _dz(self, delta, buf):
         if self.pool_kind == _codes.POOL_MAX:

@@ -93,19 +93,32 @@ def case(name, rng, dt, n, d, o):
         k = int(rng.integers(1, 4))
         hc, wc = h - fh + 1, w - fw + 1
         geom = (c, h, w, fh, fw)
+        if flag():  # strides and padding (the long geom)
+            fh, fw = int(rng.integers(1, h + 2)), int(rng.integers(1, w + 2))
+            pads = [int(rng.integers(0, f)) for f in (fh, fh, fw, fw)]
+            pads[0] = max(pads[0], fh - h - pads[1])        # the kernel fits the padded field
+            pads[2] = max(pads[2], fw - w - pads[3])
+            geom = (c, h, w, fh, fw, int(rng.integers(1, 4)), int(rng.integers(1, 4)), *pads)
+            hc, wc = R.conv_map(R.check_geom(geom))
         kind = int(rng.integers(0, 3))
         ph, pw = (int(rng.choice(_divisors(hc))), int(rng.choice(_divisors(wc)))) if kind else (1, 1)
-        pooled = k * (hc // ph) * (wc // pw)
+        pool = (kind, ph, pw)
+        if kind and flag():  # a pool with its own stride: any window that fits
+            ph, pw = int(rng.integers(1, hc + 1)), int(rng.integers(1, wc + 1))
+            pool = (kind, ph, pw, int(rng.integers(1, 4)), int(rng.integers(1, 4)))
+        ho, wo = R.check_pool(pool, hc, wc)[5:]
+        pooled = k * ho * wo
         work = np.empty(R.conv_work_size(geom, k, 2), dt) if flag() else None
         if name == "conv_forward":
             width = pooled if kind else k * hc * wc
             idx = np.zeros((n, width), np.int32) if kind == R.POOL_MAX and flag(0.8) else None
             pre = a(n, k * hc * wc) if kind and flag() else None
-            return [a(n, c * h * w), a(k, 1 + c * fh * fw), geom, act, (kind, ph, pw),
+            return [a(n, c * h * w), a(k, 1 + c * fh * fw), geom, act, pool,
                     a(n, width), idx, pre, work]
         if kind == R.POOL_MAX:  # pooled gradients routed by the indices of a real max pool
             dz, idx = a(n, pooled), np.zeros((n, pooled), np.int32)
-            R.max_pool(a(n, k * hc * wc), (k, hc, wc), ph, pw, np.empty((n, pooled), dt), idx)
+            R.max_pool(a(n, k * hc * wc), (k, hc, wc), ph, pw, np.empty((n, pooled), dt), idx,
+                       pool[3:] or None)
         else:
             dz, idx = a(n, k * hc * wc), None
         if name == "conv_weight_grad":
@@ -115,19 +128,25 @@ def case(name, rng, dt, n, d, o):
     if name in ("max_pool", "avg_pool", "max_pool_backward", "avg_pool_backward"):
         k, hc, wc = int(rng.integers(1, 4)), int(rng.integers(1, 7)), int(rng.integers(1, 7))
         ph, pw = int(rng.choice(_divisors(hc))), int(rng.choice(_divisors(wc)))
+        stride = None
+        if flag():  # windows with their own stride: any that fit, maybe overlapping
+            ph, pw = int(rng.integers(1, hc + 1)), int(rng.integers(1, wc + 1))
+            stride = (int(rng.integers(1, 4)), int(rng.integers(1, 4)))
         y = a(n, k * hc * wc)
-        pooled = k * (hc // ph) * (wc // pw)
+        ho, wo = R.check_map_shape((k, hc, wc), ph, pw, stride)[3:5]
+        pooled = k * ho * wo
         if name == "max_pool":
             return [y, (k, hc, wc), ph, pw, a(n, pooled),
-                    np.zeros((n, pooled), np.int32) if flag(0.8) else None]
+                    np.zeros((n, pooled), np.int32) if flag(0.8) else None] + \
+                ([stride] if stride is not None else [])
         if name == "avg_pool":
-            return [y, (k, hc, wc), ph, pw, a(n, pooled)]
+            return [y, (k, hc, wc), ph, pw, a(n, pooled)] + ([stride] if stride is not None else [])
         if name == "max_pool_backward":
             idx = np.zeros((n, pooled), np.int32)
-            R.max_pool(y, (k, hc, wc), ph, pw, np.empty((n, pooled), dt), idx)
+            R.max_pool(y, (k, hc, wc), ph, pw, np.empty((n, pooled), dt), idx, stride)
             return [a(n, pooled), idx, a(n, k * hc * wc)]
         return [a(n, pooled), (k, hc, wc), ph, pw, a(n, k * hc * wc, lo=0), dact,
-                a(n, k * hc * wc)]
+                a(n, k * hc * wc)] + ([stride] if stride is not None else [])
     if name == "pack_input":
         return [a(n, d) * (rng.random((n, d)) < 0.4), int(rng.integers(1, 65))]
     if name.startswith("packed_"):

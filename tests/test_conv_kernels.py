@@ -445,3 +445,262 @@ def test_read_only_and_strided_outputs_raise_in_native():
 
 def test_both_backends_are_listed():
     assert "numpy" in BACKEND_NAMES
+
+
+# ---------------------------------------------------------------------------------------
+# strides and padding (the long geom), strided pooling (the long pool)
+
+@st.composite
+def strided_geometries(draw, pooled=None):
+    """(geom, K, n, pool, (hc, wc)) with strides 1-3, paddings 0..f-1 on each side (the
+    kernel must fit the padded field), and a pool of any fitting size and stride 1-3 (so
+    overlapping windows, and windows that leave trailing rows out)."""
+    c = draw(st.one_of(st.just(1), st.integers(1, 3)))
+    h = draw(st.one_of(st.just(1), st.integers(1, 11)))
+    w = draw(st.integers(1, 11))
+    fh, fw = draw(st.integers(1, 5)), draw(st.integers(1, 5))
+    pt, pb = draw(st.integers(0, fh - 1)), draw(st.integers(0, fh - 1))
+    pl, pr = draw(st.integers(0, fw - 1)), draw(st.integers(0, fw - 1))
+    fh, fw = min(fh, h + pt + pb), min(fw, w + pl + pr)
+    pt, pb, pl, pr = min(pt, fh - 1), min(pb, fh - 1), min(pl, fw - 1), min(pr, fw - 1)
+    sh, sw = draw(st.integers(1, 3)), draw(st.integers(1, 3))
+    geom = (c, h, w, fh, fw, sh, sw, pt, pb, pl, pr)
+    hc, wc = RC.conv_map(RC.check_geom(geom))
+    k = draw(st.one_of(st.just(1), st.integers(1, 6)))
+    n = draw(st.one_of(st.just(1), st.integers(1, 5)))
+    kinds = [R.POOL_NONE, R.POOL_MAX, R.POOL_AVG] if pooled is None else pooled
+    kind = draw(st.sampled_from(kinds))
+    if kind == R.POOL_NONE:
+        pool = (kind, 1, 1)
+    else:
+        pool = (kind, draw(st.integers(1, hc)), draw(st.integers(1, wc)),
+                draw(st.integers(1, 3)), draw(st.integers(1, 3)))
+    return geom, k, n, pool, (hc, wc)
+
+
+def strided_shape(geom, k, pool):
+    hc, wc = RC.conv_map(RC.check_geom(geom))
+    _, _, _, _, _, ho, wo = RC.check_pool(pool, hc, wc)
+    return k * hc * wc, k * ho * wo
+
+
+@needs_native
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("nthreads", THREADS)
+@SETTINGS
+@given(g=strided_geometries(), act=st.sampled_from(ACTS), seed=st.integers(0, 2**32 - 1),
+       mode=st.sampled_from([-1, 0, 1, 2]))
+def test_strided_padded_conv_forward(dtype, nthreads, g, act, seed, mode):
+    """Every forward mode (a forced direct mode falls back to im2col with a stride)."""
+    geom, k, n, pool, (hc, wc) = g
+    rng = np.random.default_rng(seed)
+    x, wts = data(rng, geom[:5], k, n, dtype)
+    units, pooled = strided_shape(geom, k, pool)
+    kind = pool[0]
+    outs = []
+    for backend in (R, native):
+        out = nans((n, pooled), dtype)
+        idx = np.full((n, pooled), -7, np.int32) if kind == R.POOL_MAX else None
+        pre = nans((n, units), dtype) if kind != R.POOL_NONE else None
+        old = native.conv._set_gemm_mode(mode)
+        try:
+            with threads(nthreads):
+                backend.conv_forward(x, wts, geom, act, pool, out, idx, pre)
+        finally:
+            native.conv._set_gemm_mode(old)
+        outs.append((out, idx, pre))
+    (out_r, idx_r, pre_r), (out_n, idx_n, pre_n) = outs
+    close(out_n, out_r, dtype, scale=10)
+    if pre_r is not None:
+        close(pre_n, pre_r, dtype, scale=10)
+    if kind == R.POOL_MAX:
+        np.testing.assert_array_equal(np.take_along_axis(pre_n, idx_n.astype(np.int64), 1), out_n)
+        maps = np.arange(pooled) // (pooled // k)
+        assert np.all(idx_n // (hc * wc) == maps)
+        # the index of a unit lies inside its window
+        _, ph, pw, sh, sw = pool
+        _, _, _, _, _, ho, wo = RC.check_pool(pool, hc, wc)
+        o = np.arange(pooled) % (ho * wo)
+        ii, jj = idx_n % (hc * wc) // wc, idx_n % wc
+        assert np.all((ii >= o // wo * sh) & (ii < o // wo * sh + ph))
+        assert np.all((jj >= o % wo * sw) & (jj < o % wo * sw + pw))
+
+
+@needs_native
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("nthreads", THREADS)
+@SETTINGS
+@given(g=strided_geometries(pooled=[R.POOL_NONE, R.POOL_MAX]), seed=st.integers(0, 2**32 - 1),
+       act=st.sampled_from(DERIV_ACTS), sparse=st.floats(0.0, 0.9))
+def test_strided_padded_conv_gradients(dtype, nthreads, g, seed, act, sparse):
+    """conv_weight_grad and conv_input_grad with strides and padding, a dense dz or one
+    routed by the indices of a strided (maybe overlapping) max pool."""
+    geom, k, n, pool, (hc, wc) = g
+    rng = np.random.default_rng(seed)
+    x, wts = data(rng, geom[:5], k, n, dtype)
+    units, pooled = strided_shape(geom, k, pool)
+    if pool[0] == R.POOL_MAX:
+        out, idx = np.empty((n, pooled), dtype), np.empty((n, pooled), np.int32)
+        R.conv_forward(x, wts, geom, R.ACT_TANH, pool, out, idx)
+        dz = rng.standard_normal((n, pooled)).astype(dtype)
+    else:
+        idx = None
+        dz = rng.standard_normal((n, units)).astype(dtype)
+    dz[rng.random(dz.shape) < sparse] = 0
+    y = rng.uniform(-1, 1, x.shape).astype(dtype)
+    results = []
+    for backend in (R, native):
+        gw, dx = nans(wts.shape, dtype), nans(x.shape, dtype)
+        with threads(nthreads):
+            backend.conv_weight_grad(dz, idx, x, geom, gw)
+            backend.conv_input_grad(dz, idx, wts, geom, y, act, dx)
+        results.append((gw, dx))
+    close(results[1][0], results[0][0], dtype, scale=30)
+    close(results[1][1], results[0][1], dtype, scale=10)
+
+
+@needs_native
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("nthreads", THREADS)
+@SETTINGS
+@given(k=st.integers(1, 4), hc=st.one_of(st.just(1), st.integers(1, 9)), wc=st.integers(1, 19),
+       data_=st.data(), n=st.one_of(st.just(1), st.integers(1, 5)),
+       seed=st.integers(0, 2**32 - 1), ties=st.booleans(), act=st.sampled_from(DERIV_ACTS))
+def test_strided_pooling(dtype, nthreads, k, hc, wc, data_, n, seed, ties, act):
+    """max_pool, avg_pool, avg_pool_backward with ``stride``: overlapping windows, floor mode."""
+    ph, pw = data_.draw(st.integers(1, hc)), data_.draw(st.integers(1, wc))
+    stride = (data_.draw(st.integers(1, 4)), data_.draw(st.integers(1, 4)))
+    ho, wo = (hc - ph) // stride[0] + 1, (wc - pw) // stride[1] + 1
+    rng = np.random.default_rng(seed)
+    shape = (k, hc, wc)
+    y = (rng.integers(0, 3, (n, k * hc * wc)) if ties
+         else rng.standard_normal((n, k * hc * wc))).astype(dtype)
+    res = []
+    for backend in (R, native):
+        mx, avg = nans((n, k * ho * wo), dtype), nans((n, k * ho * wo), dtype)
+        idx = np.full((n, k * ho * wo), -7, np.int32)
+        with threads(nthreads):
+            backend.max_pool(y, shape, ph, pw, mx, idx, stride)
+            backend.avg_pool(y, shape, ph, pw, avg, stride)
+            g = np.linspace(-1, 1, mx.size).reshape(mx.shape).astype(dtype)
+            back_max, back_avg = nans(y.shape, dtype), nans(y.shape, dtype)
+            backend.max_pool_backward(g, idx, back_max)
+            backend.avg_pool_backward(g, shape, ph, pw, np.tanh(y), act, back_avg, stride)
+        res.append((mx, idx, avg, back_max, back_avg))
+    np.testing.assert_array_equal(res[1][0], res[0][0])      # a max is exact
+    np.testing.assert_array_equal(res[1][1], res[0][1])      # the first maximum, same index
+    np.testing.assert_array_equal(res[1][2], res[0][2])      # the same sums in the same order
+    tol = 1e-6 if dtype == np.float32 else 1e-14
+    np.testing.assert_allclose(res[1][3], res[0][3], rtol=tol, atol=tol)   # repeats add up
+    np.testing.assert_allclose(res[1][4], res[0][4], rtol=tol, atol=tol)
+    # the max against a plain scan of every window
+    yy = y.astype(np.float64).reshape(n, k, hc, wc)
+    sh, sw = stride
+    want = np.array([[[[yy[s, m, i * sh:i * sh + ph, j * sw:j * sw + pw].max()
+                        for j in range(wo)] for i in range(ho)] for m in range(k)]
+                     for s in range(n)]).reshape(n, -1)
+    np.testing.assert_array_equal(res[0][0], want)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_the_long_forms_of_the_defaults_give_the_same_bits(backend, dtype):
+    """geom with stride 1 and no padding, a pool whose stride is its size: the bits of the
+    short forms (forward, both gradients, the pool kernels)."""
+    rng = np.random.default_rng(5)
+    short, long_ = (3, 12, 10, 3, 3), (3, 12, 10, 3, 3, 1, 1, 0, 0, 0, 0)
+    x, wts = data(rng, short, 4, 7, dtype)
+    for kind in (R.POOL_NONE, R.POOL_MAX, R.POOL_AVG):
+        pools = [(kind, 1, 1), (kind, 1, 1, 1, 1)] if kind == R.POOL_NONE else \
+            [(kind, 2, 4), (kind, 2, 4, 2, 4)]
+        units, pooled = pooled_shape(short, 4, pools[0])
+        runs = []
+        for geom, pool in [(short, pools[0]), (long_, pools[1])]:
+            out, pre = nans((7, pooled), dtype), nans((7, units), dtype)
+            idx = np.empty((7, pooled), np.int32) if kind == R.POOL_MAX else None
+            backend.conv_forward(x, wts, geom, R.ACT_TANH, pool, out, idx,
+                                 pre if kind else None)
+            dz = np.linspace(-1, 1, 7 * (pooled if idx is not None else units)).astype(dtype)
+            dz = dz.reshape(7, -1)
+            gw, dx = nans(wts.shape, dtype), nans(x.shape, dtype)
+            backend.conv_weight_grad(dz, idx, x, geom, gw)
+            backend.conv_input_grad(dz, idx, wts, geom, np.tanh(x), R.ACT_TANH, dx)
+            runs.append([out, gw, dx] + ([idx] if idx is not None else []))
+            if kind != R.POOL_NONE:
+                stride = None if pool is pools[0] else pool[3:]
+                a, b = nans((7, pooled), dtype), nans((7, units), dtype)
+                backend.avg_pool(pre, (4, 10, 8), 2, 4, a, stride)
+                backend.avg_pool_backward(a, (4, 10, 8), 2, 4, pre, R.ACT_TANH, b, stride)
+                runs[-1] += [a, b]
+        for a, b in zip(*runs):
+            assert a.tobytes() == b.tobytes()
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_strided_conv_by_hand(backend):
+    """A 1-channel 4x5 field, a 2x2 kernel of ones, stride 2 down and 3 across, one zero
+    row above and below: the window sums at rows -1, 1, 3 and columns 0, 3."""
+    x = np.arange(20, dtype=np.float64).reshape(1, 20)
+    w = np.array([[0.5, 1, 1, 1, 1]])
+    out = nans((1, 6), np.float64)
+    backend.conv_forward(x, w, (1, 4, 5, 2, 2, 2, 3, 1, 1, 0, 0), R.ACT_LINEAR,
+                         (R.POOL_NONE, 1, 1), out)
+    xp = np.pad(x.reshape(4, 5), ((1, 1), (0, 0)))
+    want = [xp[i:i + 2, j:j + 2].sum() + 0.5 for i in (0, 2, 4) for j in (0, 3)]
+    np.testing.assert_array_equal(out[0], want)
+
+
+def _strided_cases():
+    rng = np.random.default_rng(0)
+    x, w = rng.standard_normal((3, 60)), rng.standard_normal((4, 13))
+    out = np.empty((3, 4 * 16))
+    f, none = "conv_forward", (R.POOL_NONE, 1, 1)
+    y = np.ones((2, 24))
+    p4 = np.empty((2, 4))
+    return [
+        (f, (x, w, (2, 6, 5, 3, 2, 0, 1, 0, 0, 0, 0), 1, none, out), ValueError),   # stride 0
+        (f, (x, w, (2, 6, 5, 3, 2, 1, -2, 0, 0, 0, 0), 1, none, out), ValueError),  # stride < 0
+        (f, (x, w, (2, 6, 5, 3, 2, 1, 1, -1, 0, 0, 0), 1, none, out), ValueError),  # padding < 0
+        (f, (x, w, (2, 6, 5, 3, 2, 1, 1, 0, 3, 0, 0), 1, none, out), ValueError),   # pad > fh - 1
+        (f, (x, w, (2, 6, 5, 3, 2, 1, 1, 0, 0, 0, 2), 1, none, out), ValueError),   # pad > fw - 1
+        (f, (x, w, (2, 6, 5, 3, 2, 1.5, 1, 0, 0, 0, 0), 1, none, out), ValueError),  # not int
+        (f, (x, w, (2, 6, 5, 3, 2, 1, 1, 0, 0), 1, none, out), ValueError),         # length
+        (f, (x, w, (2, 6, 5, 3, 2, 2, 2, 0, 0, 0, 0), 1, none, out), ValueError),   # out shape
+        (f, (x, w, (2, 6, 5, 3, 2), 1, (R.POOL_MAX, 5, 2, 1, 1), np.empty((3, 16))),
+         ValueError),                                                              # pool > map
+        (f, (x, w, (2, 6, 5, 3, 2), 1, (R.POOL_MAX, 2, 2, 0, 1), np.empty((3, 4 * 12))),
+         ValueError),                                                              # pool stride 0
+        (f, (x, w, (2, 6, 5, 3, 2), 1, (R.POOL_MAX, 2, 2, 1), np.empty((3, 4 * 12))),
+         ValueError),                                                              # pool length
+        ("conv_weight_grad", (out, None, x, (2, 6, 5, 3, 2, 1, 0, 0, 0, 0, 0),
+                              np.empty((4, 13))), ValueError),
+        ("conv_input_grad", (out, None, w, (2, 6, 5, 3, 2, 1, 1, 0, 0, 9, 0), x, R.ACT_TANH,
+                             np.empty((3, 60))), ValueError),
+        ("max_pool", (y, (1, 6, 4), 7, 2, p4, None, (1, 1)), ValueError),          # 7 > 6 rows
+        ("max_pool", (y, (1, 6, 4), 3, 2, p4, None, (0, 1)), ValueError),          # stride 0
+        ("max_pool", (y, (1, 6, 4), 3, 2, p4, None, (2, 2, 2)), ValueError),       # length
+        ("max_pool", (y, (1, 6, 4), 3, 2, p4[:, :3], None, (3, 2)), ValueError),   # out shape
+        ("avg_pool", (y, (1, 6, 4), 3, 2, p4, (-1, 2)), ValueError),
+        ("avg_pool_backward", (p4, (1, 6, 4), 3, 5, None, R.ACT_LINEAR, np.empty((2, 24)),
+                               (3, 2)), ValueError),                              # 5 > 4 columns
+    ]
+
+
+STRIDED_CASES = _strided_cases()
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("case", range(len(STRIDED_CASES)))
+def test_bad_strides_and_paddings_raise(backend, case):
+    name, args, error = STRIDED_CASES[case]
+    with pytest.raises(error):
+        getattr(backend, name)(*args)
+
+
+@needs_native
+def test_work_size_of_strided_padded_geometries():
+    for geom, k in [((1, 28, 28, 9, 9, 2, 2, 4, 4, 4, 4), 3), ((32, 12, 12, 5, 5, 1, 1, 2, 2, 2, 2), 64),
+                    ((2, 3, 5, 3, 1, 3, 1, 1, 2, 0, 0), 7)]:
+        shared, per = native.conv._layout(geom, k)
+        for t in (1, 2, 5):
+            assert R.conv_work_size(geom, k, t) == shared + t * per + RC.PAD

@@ -87,11 +87,15 @@ def test_construction_errors():
             "act_fn")
     _raises([inp(1, 9, 9), conv(2, [2, 2], pool=[2, 2], kind="median"), fc(1)], "unknown pool kind")
     bad_fmap = conv(2, [2, 2])
-    bad_fmap["feature_map"]["stride"] = 2
+    bad_fmap["feature_map"]["dilation"] = 2
     _raises([inp(1, 9, 9), bad_fmap, fc(1)], "feature_map must be")
     bad_pool = conv(2, [2, 2], pool=[2, 2])
-    bad_pool["pool"]["stride"] = 1
+    bad_pool["pool"]["dilation"] = 1
     _raises([inp(1, 9, 9), bad_pool, fc(1)], "pool must be")
+    bad_fmap["feature_map"] = {"size": [2, 2], "k": 2, "stride": 2}     # a stride is a pair
+    _raises([inp(1, 9, 9), bad_fmap, fc(1)], "stride must be a pair")
+    bad_pool["pool"] = {"kind": "max", "size": [2, 2], "stride": 1}
+    _raises([inp(1, 9, 9), bad_pool, fc(1)], "pool stride must be a pair")
     _raises([inp(1, 9, 9), conv(0, [2, 2]), fc(1)], "positive integer")
     _raises([inp(1, 9, 9), conv(2, [2]), fc(1)], "pair")
     _raises([{"type": "input", "n": 80, "fieldsize": [1, 9, 9]}, conv(1, [2, 2]), fc(1)],

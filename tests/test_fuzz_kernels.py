@@ -330,8 +330,18 @@ def layer_specs(draw):
                                          value(draw(st.integers(1, 4)))],
                                 "k": value(draw(st.integers(1, 3)))}}
         if draw(st.booleans()):
+            conv["feature_map"]["stride"] = [value(draw(st.integers(1, 3))),
+                                             value(draw(st.integers(1, 3)))]
+        if draw(st.booleans()):
+            conv["feature_map"]["padding"] = value(draw(st.one_of(
+                st.sampled_from(["same", "valid", "full"]),
+                st.lists(st.integers(-1, 3), min_size=2, max_size=2))))
+        if draw(st.booleans()):
             conv["pool"] = {"kind": value(draw(st.sampled_from(["max", "avg", "min"]))),
                             "size": [value(draw(st.integers(1, 3))), value(draw(st.integers(1, 3)))]}
+            if draw(st.booleans()):
+                conv["pool"]["stride"] = [value(draw(st.integers(1, 3))),
+                                          value(draw(st.integers(1, 3)))]
         layers.append(conv)
     for _ in range(draw(st.integers(1, 2))):
         layers.append({"type": "fully-connected", "n": value(draw(st.integers(1, 5))),

@@ -96,3 +96,64 @@ def test_forward_only_hidden_layers_raise(hidden):
     net = synaptic.mlp([3, 2, 2], [hidden, "softmax"], synaptic.training("backprop"))
     with pytest.raises(ValueError, match="has no derivative"):
         synaptic.error_derivatives(net, synaptic.dataset(np.zeros((2, 3)), np.eye(2)))
+
+
+# ---------------------------------------------------------------------------------------
+# convolution stride and padding, pooling with its own stride (every option of the spec)
+
+def _conv(k, size, act="hyperbolic-tangent", stride=None, padding=None, pool=None,
+          kind="max", pool_stride=None):
+    fmap = {"size": list(size), "k": k}
+    if stride is not None:
+        fmap["stride"] = list(stride)
+    if padding is not None:
+        fmap["padding"] = padding
+    layer = {"type": "convolution", "act_fn": act, "feature_map": fmap}
+    if pool is not None:
+        layer["pool"] = {"kind": kind, "size": list(pool)}
+        if pool_stride is not None:
+            layer["pool"]["stride"] = list(pool_stride)
+    return layer
+
+
+STRIDED_NETS = {
+    "stride-2x3": ([2, 9, 8], [_conv(3, [3, 2], stride=[2, 3])]),
+    "same": ([1, 7, 6], [_conv(2, [4, 3], padding="same")]),
+    "same-stride-2": ([2, 8, 7], [_conv(2, [3, 3], "sigmoid", stride=[2, 2], padding="same")]),
+    "padding-1x2": ([2, 6, 6], [_conv(2, [2, 3], "sigmoid", padding=[1, 2])]),
+    "max-pool-stride-overlapping": ([1, 9, 9], [_conv(2, [3, 3], pool=[3, 2], pool_stride=[1, 2])]),
+    "avg-pool-stride-overlapping": ([2, 8, 9], [_conv(2, [2, 2], "relu", pool=[3, 3], kind="avg",
+                                                      pool_stride=[2, 1])]),
+    "pool-floor-mode": ([1, 8, 8], [_conv(2, [2, 2], pool=[2, 2], pool_stride=[2, 2])]),
+    "stacked": ([2, 11, 10], [_conv(3, [3, 3], stride=[2, 1], padding=[1, 1], pool=[2, 2],
+                                    pool_stride=[1, 1]),
+                              _conv(2, [2, 2], "sigmoid", stride=[1, 2], padding="same",
+                                    pool=[2, 2], kind="avg", pool_stride=[1, 1])]),
+}
+
+
+def _strided_error(y, t):
+    return R.error_sum(y, t, R.ERR_CROSS_ENTROPY_BINARY)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("name", list(STRIDED_NETS))
+def test_strided_padded_conv_gradients_match_central_differences(backend, name):
+    """dE/dW of every layer (the strided/padded convolution's weights and, through its
+    input gradient, the layer below's) against central differences (float64, eps 1e-6)."""
+    fieldsize, mid = STRIDED_NETS[name]
+    rng = np.random.default_rng(zlib.crc32(name.encode()))
+    net = synaptic.neural_net([{"type": "input", "fieldsize": fieldsize}] + mid
+                              + [{"type": "fully-connected", "n": 2, "act_fn": "sigmoid"}],
+                              synaptic.training("backprop"), seed=5)
+    for w in net.weights:   # weights of order 1: every unit in its sensitive range
+        w[...] = rng.normal(0, 0.5, w.shape)
+    x = rng.random((6, net.n_inputs))
+    t = (rng.random((6, 2)) > 0.5).astype(float)
+    with using(backend):
+        analytic = synaptic.error_derivatives(net, synaptic.dataset(x, t))
+    with using("numpy"):
+        numeric = numeric_gradient(net, x, t, _strided_error)
+    for a, n in zip(analytic, numeric):
+        assert np.abs(n).max() > 1e-3          # the check sees a gradient
+        np.testing.assert_allclose(a, n, rtol=1e-5, atol=1e-7)

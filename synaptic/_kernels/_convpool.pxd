@@ -28,17 +28,17 @@ cdef extern from "pool2x2.h":
 
 
 cdef inline void max_pool_map(const floating* y, Py_ssize_t ld, Py_ssize_t hc, Py_ssize_t wc,
-                              Py_ssize_t ph, Py_ssize_t pw, floating* out, int* idx,
-                              Py_ssize_t base) noexcept nogil:
-    """Max over the ph x pw windows of one hc x wc map ``y`` (rows ``ld`` apart): the first
-    maximum of the row-major scan (strict > from -inf, NaN never chosen); ``idx`` (or NULL)
-    gets base + its offset in the map (rows wc apart)."""
-    cdef Py_ssize_t ho = hc // ph, wo = wc // pw, io, jo, r, s, o, br, bs
+                              Py_ssize_t ph, Py_ssize_t pw, Py_ssize_t sh, Py_ssize_t sw,
+                              floating* out, int* idx, Py_ssize_t base) noexcept nogil:
+    """Max over the ph x pw windows (strides sh, sw; floor mode) of one hc x wc map ``y``
+    (rows ``ld`` apart): the first maximum of the row-major scan (strict > from -inf, NaN
+    never chosen); ``idx`` (or NULL) gets base + its offset in the map (rows wc apart)."""
+    cdef Py_ssize_t ho = (hc - ph) // sh + 1, wo = (wc - pw) // sw + 1, io, jo, r, s, o, br, bs
     cdef floating best, v
     cdef const floating* win
     for io in range(ho):
         for jo in range(wo):
-            win = y + io * ph * ld + jo * pw
+            win = y + io * sh * ld + jo * sw
             br = 0
             bs = 0
             best = -INFINITY
@@ -52,18 +52,19 @@ cdef inline void max_pool_map(const floating* y, Py_ssize_t ld, Py_ssize_t hc, P
             o = io * wo + jo
             out[o] = win[br * ld + bs]
             if idx != NULL:
-                idx[o] = <int>(base + (io * ph + br) * wc + jo * pw + bs)
+                idx[o] = <int>(base + (io * sh + br) * wc + jo * sw + bs)
 
 
 cdef inline void avg_pool_map(const floating* y, Py_ssize_t ld, Py_ssize_t hc, Py_ssize_t wc,
-                              Py_ssize_t ph, Py_ssize_t pw, floating* out) noexcept nogil:
+                              Py_ssize_t ph, Py_ssize_t pw, Py_ssize_t sh, Py_ssize_t sw,
+                              floating* out) noexcept nogil:
     """Mean over the ph x pw windows: the window sum in row-major order / (ph*pw)."""
-    cdef Py_ssize_t ho = hc // ph, wo = wc // pw, io, jo, r, s
+    cdef Py_ssize_t ho = (hc - ph) // sh + 1, wo = (wc - pw) // sw + 1, io, jo, r, s
     cdef floating total, size = <floating>(ph * pw)
     cdef const floating* win
     for io in range(ho):
         for jo in range(wo):
-            win = y + io * ph * ld + jo * pw
+            win = y + io * sh * ld + jo * sw
             total = win[0]
             for s in range(1, pw):
                 total = total + win[s]
@@ -74,18 +75,19 @@ cdef inline void avg_pool_map(const floating* y, Py_ssize_t ld, Py_ssize_t hc, P
 
 
 cdef inline void pool_map(int kind, const floating* y, Py_ssize_t ld, Py_ssize_t hc,
-                          Py_ssize_t wc, Py_ssize_t ph, Py_ssize_t pw, floating* out, int* idx,
-                          Py_ssize_t base) noexcept nogil:
-    """Pool one map (POOL_MAX or POOL_AVG) of rows ``ld`` apart; 2x2 windows use SIMD."""
-    if ph == 2 and pw == 2 and SYN_POOL2_SIMD:
+                          Py_ssize_t wc, Py_ssize_t ph, Py_ssize_t pw, Py_ssize_t sh,
+                          Py_ssize_t sw, floating* out, int* idx, Py_ssize_t base) noexcept nogil:
+    """Pool one map (POOL_MAX or POOL_AVG) of rows ``ld`` apart, windows sh x sw apart
+    (floor mode); 2x2 windows with stride 2 use SIMD."""
+    if ph == 2 and pw == 2 and sh == 2 and sw == 2 and SYN_POOL2_SIMD:
         if floating is float:
             syn_pool2_f(kind == POOL_AVG, y, ld, hc // 2, wc // 2, wc, out, idx, <int>base)
         else:
             syn_pool2_d(kind == POOL_AVG, y, ld, hc // 2, wc // 2, wc, out, idx, <int>base)
     elif kind == POOL_AVG:
-        avg_pool_map(y, ld, hc, wc, ph, pw, out)
+        avg_pool_map(y, ld, hc, wc, ph, pw, sh, sw, out)
     else:
-        max_pool_map(y, ld, hc, wc, ph, pw, out, idx, base)
+        max_pool_map(y, ld, hc, wc, ph, pw, sh, sw, out, idx, base)
 
 
 cdef inline int check_int32(object a, str name, Py_ssize_t n0, Py_ssize_t n1,

@@ -23,6 +23,10 @@ cdef extern from "convsimd.h":
                       long wc, long hw, long w) noexcept nogil
     void syn_im2col_d(double* col, long ldc, const double* x, long c, long fh, long fw, long hc,
                       long wc, long hw, long w) noexcept nogil
+    void syn_im2cols_f(float* col, long ldc, const float* x, long c, long fh, long fw, long hc,
+                       long wc, long hw, long w, long sh, long sw) noexcept nogil
+    void syn_im2cols_d(double* col, long ldc, const double* x, long c, long fh, long fw,
+                       long hc, long wc, long hw, long w, long sh, long sw) noexcept nogil
     void syn_unpatch_f(float* dx, const float* row, long c, long fh, long fw, long hw,
                        long w) noexcept nogil
     void syn_unpatch_d(double* dx, const double* row, long c, long fh, long fw, long hw,

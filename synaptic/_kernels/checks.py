@@ -18,48 +18,99 @@ N_POOL = 3
 
 # Convolution geometry and pooling windows (conv.pyx, pool.pyx, reference_conv.py).
 
-def check_geom(geom):
-    """``geom`` as 5 positive ints ``(c, h, w, fh, fw)`` with the kernel inside the field."""
+def _ints(values, what, example):
     try:
-        c, h, w, fh, fw = (int(v) for v in geom)
-        bad = any(int(v) != v for v in geom)
+        out = tuple(int(v) for v in values)
+        bad = any(isinstance(v, bool) or int(v) != v for v in values)
     except (TypeError, ValueError):
-        raise ValueError(f"geom must be (c, h, w, fh, fw), got {geom!r}") from None
-    if bad or min(c, h, w, fh, fw) < 1:
-        raise ValueError(f"geom must hold 5 positive ints (c, h, w, fh, fw), got {geom!r}")
-    if fh > h or fw > w:
-        raise ValueError(f"a {fh}x{fw} kernel does not fit a {h}x{w} field")
-    return c, h, w, fh, fw
+        raise ValueError(f"{what} must be {example}, got {values!r}") from None
+    if bad:
+        raise ValueError(f"{what} must hold ints {example}, got {values!r}")
+    return out
+
+
+def check_geom(geom):
+    """The convolution geometry, 5 or 11 ints: ``(c, h, w, fh, fw)`` (stride 1, no padding)
+    or ``(c, h, w, fh, fw, sh, sw, pt, pb, pl, pr)``: the strides down and across, then the
+    zero rows added above and below, the zero columns added left and right.  The kernel
+    must fit the padded field; every padding at most the kernel size - 1.  Returns the 11
+    ints."""
+    example = "(c, h, w, fh, fw) or (c, h, w, fh, fw, sh, sw, pt, pb, pl, pr)"
+    if not hasattr(geom, "__len__") or len(geom) not in (5, 11):
+        raise ValueError(f"geom must be {example}, got {geom!r}")
+    g = _ints(geom, "geom", example)
+    c, h, w, fh, fw = g[:5]
+    sh, sw, pt, pb, pl, pr = g[5:] if len(g) == 11 else (1, 1, 0, 0, 0, 0)
+    if min(c, h, w, fh, fw) < 1:
+        raise ValueError(f"geom must hold positive (c, h, w, fh, fw), got {geom!r}")
+    if sh < 1 or sw < 1:
+        raise ValueError(f"the strides must be positive, got {sh}x{sw} in {geom!r}")
+    if min(pt, pb, pl, pr) < 0:
+        raise ValueError(f"the paddings must be >= 0, got {(pt, pb, pl, pr)} in {geom!r}")
+    if max(pt, pb) > fh - 1 or max(pl, pr) > fw - 1:
+        raise ValueError(f"a padding is larger than the kernel size - 1: {(pt, pb, pl, pr)} "
+                         f"(top, bottom, left, right) with a {fh}x{fw} kernel")
+    if fh > h + pt + pb or fw > w + pl + pr:
+        raise ValueError(f"a {fh}x{fw} kernel does not fit a {h}x{w} field"
+                         + (f" padded to {h + pt + pb}x{w + pl + pr}" if pt + pb + pl + pr else ""))
+    return c, h, w, fh, fw, sh, sw, pt, pb, pl, pr
+
+
+def conv_map(geom):
+    """(hc, wc): the conv map of a checked 11-int geometry."""
+    c, h, w, fh, fw, sh, sw, pt, pb, pl, pr = geom
+    return (h + pt + pb - fh) // sh + 1, (w + pl + pr - fw) // sw + 1
+
+
+def _window(ph, pw, stride, hc, wc):
+    """(sh, sw, ho, wo) of ph x pw windows over an hc x wc map: without ``stride`` the
+    windows tile the map (they must divide it); with ``stride = (sh, sw)``, floor mode:
+    ho = (hc - ph) // sh + 1, the window must fit the map."""
+    if ph < 1 or pw < 1:
+        raise ValueError(f"the pool window must be positive, got {ph}x{pw}")
+    if stride is None:
+        if hc % ph or wc % pw:
+            raise ValueError(f"a {ph}x{pw} pool window must divide the {hc}x{wc} map")
+        return ph, pw, hc // ph, wc // pw
+    if not hasattr(stride, "__len__") or len(stride) != 2:
+        raise ValueError(f"the pool stride must be (sh, sw), got {stride!r}")
+    sh, sw = _ints(stride, "the pool stride", "(sh, sw)")
+    if sh < 1 or sw < 1:
+        raise ValueError(f"the pool stride must be positive, got {sh}x{sw}")
+    if ph > hc or pw > wc:
+        raise ValueError(f"a {ph}x{pw} pool window does not fit the {hc}x{wc} map")
+    return sh, sw, (hc - ph) // sh + 1, (wc - pw) // sw + 1
 
 
 def check_pool(pool, hc, wc):
-    """``pool = (kind, ph, pw)``: kind POOL_NONE/POOL_MAX/POOL_AVG; the window must divide
-    the map.  Returns (kind, ph, pw, ho, wo)."""
-    try:
-        kind, ph, pw = (int(v) for v in pool)
-    except (TypeError, ValueError):
-        raise ValueError(f"pool must be (kind, ph, pw), got {pool!r}") from None
+    """``pool = (kind, ph, pw)`` (windows that tile the map: they must divide it) or
+    ``(kind, ph, pw, sh, sw)`` (stride sh x sw, floor mode, windows may overlap); kind
+    POOL_NONE/POOL_MAX/POOL_AVG.  Returns (kind, ph, pw, sh, sw, ho, wo)."""
+    if not hasattr(pool, "__len__") or len(pool) not in (3, 5):
+        raise ValueError(f"pool must be (kind, ph, pw) or (kind, ph, pw, sh, sw), got {pool!r}")
+    p = _ints(pool, "pool", "(kind, ph, pw) or (kind, ph, pw, sh, sw)")
+    kind, ph, pw = p[:3]
     if not 0 <= kind < N_POOL:
         raise ValueError(f"unknown pooling kind {kind}")
     if kind == POOL_NONE:
-        return kind, 1, 1, hc, wc
-    if ph < 1 or pw < 1 or hc % ph or wc % pw:
-        raise ValueError(f"a {ph}x{pw} pool window must divide the {hc}x{wc} map")
-    return kind, ph, pw, hc // ph, wc // pw
+        return kind, 1, 1, 1, 1, hc, wc
+    sh, sw, ho, wo = _window(ph, pw, p[3:] if len(p) == 5 else None, hc, wc)
+    return kind, ph, pw, sh, sw, ho, wo
 
 
-def check_map_shape(shape, ph, pw):
-    """``shape = (K, hc, wc)`` and a window that divides it; returns (K, hc, wc, ho, wo)."""
+def check_map_shape(shape, ph, pw, stride=None):
+    """``shape = (K, hc, wc)`` and ph x pw windows: without ``stride`` they must divide the
+    map, with ``stride = (sh, sw)`` floor mode.  Returns (K, hc, wc, ho, wo, sh, sw)."""
     try:
         k, hc, wc = (int(v) for v in shape)
+        ph, pw = int(ph), int(pw)
     except (TypeError, ValueError):
-        raise ValueError(f"shape must be (K, hc, wc), got {shape!r}") from None
-    ph, pw = int(ph), int(pw)
+        raise ValueError(f"shape must be (K, hc, wc) and ph, pw ints, got {shape!r}, "
+                         f"{ph!r}, {pw!r}") from None
     if min(k, hc, wc) < 1:
         raise ValueError(f"shape must hold 3 positive ints (K, hc, wc), got {shape!r}")
-    if ph < 1 or pw < 1 or hc % ph or wc % pw:
-        raise ValueError(f"a {ph}x{pw} pool window must divide the {hc}x{wc} map")
-    return k, hc, wc, hc // ph, wc // pw
+    sh, sw, ho, wo = _window(ph, pw, stride, hc, wc)
+    return k, hc, wc, ho, wo, sh, sw
 
 
 def check_adam(lr, beta1, beta2, eps, step, decay):

@@ -39,6 +39,15 @@ AVX-512, f32; one core peaks at ~115 GFLOP/s of FMAs; W2/W3 as in benchmarks/ben
   gathered axpy over a padded copy of W), col2im with vectors no wider than a kernel row
   (a wider store overlapping the next row's load stalls store forwarding: 98 -> 32 us for
   W3's conv2), then * f'(y) of the layer below.  Each sample is independent: deterministic.
+* Strides and zero padding (the 11-int geom): every kernel already copies a sample to its
+  thread's scratch; with padding the copy goes into a zeroed padded field (no padding: the
+  same single memcpy as before).  Position (i, j) of the map reads the patch at (i*sh, j*sw)
+  of that copy: the forward im2col gathers with the strides (syn_im2cols; the direct mode
+  needs stride 1, so strided layers use im2col), the weight gradient's patches and the input
+  gradient's col2im start there, and the input gradient, summed in the padded field, is
+  copied out without its border.  Stride 1 without padding runs the code of before, bit for
+  bit.  Strided pooling (``pool = (kind, ph, pw, sh, sw)``) is pool_map with window steps;
+  the 2x2 SIMD pooling runs when the stride is 2x2.
 """
 from cython.parallel cimport prange, threadid
 from libc.stdlib cimport malloc, free
@@ -50,7 +59,7 @@ import numpy as np
 from ._common cimport *
 from ._convpool cimport *
 from ._convsimd cimport *
-from .checks import check_geom, check_pool
+from .checks import check_geom, check_pool, conv_map
 
 cnp.import_array()
 
@@ -75,6 +84,8 @@ cdef inline int _auto_mode(Geo* g) noexcept nogil:
     rows) cost less than the im2col copies (Q per kernel tap): K (T - Q) < 1.5 Q, the
     crossover measured on 28x28 and 32x32 inputs (direct 30% faster at K (T - Q) / Q = 0.8-1.1,
     even at 1, 5-15% slower at 2.5-3).  W2's 3 maps of 9x9 go direct, W3's layers im2col."""
+    if g.sh != 1 or g.sw != 1:
+        return MODE_IM2COL
     return MODE_DIRECT if 2 * g.K * (g.T - g.Q) < 3 * g.Q else MODE_IM2COL
 
 
@@ -117,14 +128,25 @@ def _set_gemm_mode(mode):
 # geometry and the layout of ``work``
 
 cdef struct Geo:
+    # h, w, HW: the field as the kernels see it, zero-padded (pt rows above, pl columns
+    # left, ...); h0, w0 and X = c*h0*w0: a sample as the caller stores it.  sh, sw: the
+    # strides; psh, psw: the pool's (conv_forward).
     Py_ssize_t c, h, w, fh, fw, hc, wc, HW, P, Q, Pp, Qp, K, Qo, T
+    Py_ssize_t h0, w0, X, sh, sw, pt, pl, psh, psw
+    bint padded
 
 
 cdef Geo _geo(object geom, Py_ssize_t k) except *:
     cdef Geo g
-    g.c, g.h, g.w, g.fh, g.fw = check_geom(geom)
-    g.hc = g.h - g.fh + 1
-    g.wc = g.w - g.fw + 1
+    cdef Py_ssize_t pb, pr
+    full = check_geom(geom)
+    g.c, g.h0, g.w0, g.fh, g.fw, g.sh, g.sw, g.pt, pb, g.pl, pr = full
+    g.hc, g.wc = conv_map(full)
+    g.h = g.h0 + g.pt + pb
+    g.w = g.w0 + g.pl + pr
+    g.padded = g.h != g.h0 or g.w != g.w0
+    g.X = g.c * g.h0 * g.w0
+    g.psh = g.psw = 1
     g.HW = g.h * g.w
     g.P = g.c * g.fh * g.fw
     g.Q = g.hc * g.wc
@@ -136,6 +158,32 @@ cdef Geo _geo(object geom, Py_ssize_t k) except *:
     if k * g.Q > 2147483647:
         raise ValueError("the conv map is too large for int32 indices")
     return g
+
+
+cdef inline void _load(const floating* xs, floating* xp, Geo* g) noexcept nogil:
+    """The sample ``xs`` into the per-thread copy ``xp`` (zero-padded), then PAD zeros."""
+    cdef Py_ssize_t c, r
+    if not g.padded:
+        memcpy(xp, xs, g.X * sizeof(floating))
+        memset(xp + g.X, 0, PAD * sizeof(floating))    # what the overrun reads
+        return
+    memset(xp, 0, (g.c * g.HW + PAD) * sizeof(floating))
+    for c in range(g.c):
+        for r in range(g.h0):
+            memcpy(xp + c * g.HW + (r + g.pt) * g.w + g.pl, xs + (c * g.h0 + r) * g.w0,
+                   g.w0 * sizeof(floating))
+
+
+cdef inline void _unload(const floating* dxp, floating* dx, Geo* g) noexcept nogil:
+    """The inside of the padded gradient ``dxp`` into the caller's row ``dx``."""
+    cdef Py_ssize_t c, r
+    if not g.padded:
+        memcpy(dx, dxp, g.X * sizeof(floating))
+        return
+    for c in range(g.c):
+        for r in range(g.h0):
+            memcpy(dx + (c * g.h0 + r) * g.w0, dxp + c * g.HW + (r + g.pt) * g.w + g.pl,
+                   g.w0 * sizeof(floating))
 
 
 cdef inline Py_ssize_t _per_thread(Geo* g) noexcept nogil:
@@ -220,7 +268,12 @@ cdef void _im2col(const floating* xs, floating* col, Geo* g) noexcept nogil:
     """col[(c, r, s), i*wc + j] = x[c, i + r, j + s]; columns Q..Qp-1 zero.  ``xs`` is the
     padded copy of the sample; the rows are written in order (see syn_copy_over)."""
     cdef Py_ssize_t p
-    if floating is float:
+    if g.sh != 1 or g.sw != 1:
+        if floating is float:
+            syn_im2cols_f(col, g.Qp, xs, g.c, g.fh, g.fw, g.hc, g.wc, g.HW, g.w, g.sh, g.sw)
+        else:
+            syn_im2cols_d(col, g.Qp, xs, g.c, g.fh, g.fw, g.hc, g.wc, g.HW, g.w, g.sh, g.sw)
+    elif floating is float:
         syn_im2col_f(col, g.Qp, xs, g.c, g.fh, g.fw, g.hc, g.wc, g.HW, g.w)
     else:
         syn_im2col_d(col, g.Qp, xs, g.c, g.fh, g.fw, g.hc, g.wc, g.HW, g.w)
@@ -244,8 +297,7 @@ cdef void _fwd_sample(const floating* xs, const floating* w, Geo* g, int act, in
     cdef floating b
     cdef floating* row
     cdef floating* src
-    memcpy(xp, xs, g.c * g.HW * sizeof(floating))
-    memset(xp + g.c * g.HW, 0, PAD * sizeof(floating))    # what the overrun reads
+    _load(xs, xp, g)
     if mode == MODE_DIRECT:
         z = col
         zld = round_up(g.T)
@@ -305,14 +357,14 @@ cdef void _fwd_sample(const floating* xs, const floating* w, Geo* g, int act, in
                 for i in range(g.hc):
                     memcpy(row + i * g.wc, src + k * stride + i * ld, g.wc * sizeof(floating))
         if kind != POOL_NONE:
-            pool_map(kind, src + k * stride, ld, g.hc, g.wc, ph, pw, outs + k * Qo,
+            pool_map(kind, src + k * stride, ld, g.hc, g.wc, ph, pw, g.psh, g.psw, outs + k * Qo,
                      idxs + k * Qo if idxs != NULL else NULL, k * Q)
 
 
 cdef int _conv_forward(const floating* x, const floating* w, Geo* g, Py_ssize_t n, int act,
                        int kind, Py_ssize_t ph, Py_ssize_t pw, floating* out, int* idx,
                        floating* pre, floating* scratch, int nthreads, int mode) except -1:
-    cdef Py_ssize_t s, c, r, t, xrow = g.c * g.HW, orow = g.K * g.Qo, prow = g.K * g.Q
+    cdef Py_ssize_t s, c, r, t, xrow = g.X, orow = g.K * g.Qo, prow = g.K * g.Q
     cdef Py_ssize_t per = _per_thread(g)
     cdef long* off = <long*>malloc(g.P * sizeof(long))    # where row p of the patches starts
     if off == NULL:
@@ -341,8 +393,9 @@ cdef int _conv_forward(const floating* x, const floating* w, Geo* g, Py_ssize_t 
 def conv_forward(x, w, geom, int act, pool, out, idx=None, pre=None, work=None):
     """out = pool(f(conv(x, w) + bias)): a convolution layer's forward pass.
 
-    ``x`` n x c*h*w, ``w`` K x (1 + c*fh*fw), ``pool = (kind, ph, pw)``.  ``out`` holds the
-    pooled rows (n x K*ho*wo; without pooling n x K*hc*wc).  Max pooling writes the pool
+    ``x`` n x c*h*w, ``w`` K x (1 + c*fh*fw), ``pool = (kind, ph, pw)`` or
+    ``(kind, ph, pw, sh, sw)``; ``geom`` 5 or 11 ints (reference_conv.py: strides, padding).
+    ``out`` holds the pooled rows (n x K*ho*wo; without pooling n x K*hc*wc).  Max pooling writes the pool
     indices to ``idx`` (int32, the shape of ``out``) unless it is None.  With pooling, ``pre``
     (n x K*hc*wc, or None) receives the activities before pooling.  Softmax normalises each
     whole pre-pool row.
@@ -350,11 +403,11 @@ def conv_forward(x, w, geom, int act, pool, out, idx=None, pre=None, work=None):
     cdef int kind_x = check_float(x, "x", 2, False)
     check_same(kind_x, x, "x", check_float(w, "w", 2, False), w, "w")
     cdef Geo g = _geo(geom, dim(w, 0))
-    if dim(x, 1) != g.c * g.HW:
-        raise ValueError(f"x has {dim(x, 1)} columns, geom {tuple(geom)} needs {g.c * g.HW}")
+    if dim(x, 1) != g.X:
+        raise ValueError(f"x has {dim(x, 1)} columns, geom {tuple(geom)} needs {g.X}")
     if dim(w, 1) != 1 + g.P or g.K < 1:
         raise ValueError(f"w has shape {w.shape}, expected (K, {1 + g.P})")
-    kind, ph, pw, ho, wo = check_pool(pool, g.hc, g.wc)
+    kind, ph, pw, g.psh, g.psw, ho, wo = check_pool(pool, g.hc, g.wc)
     check_act(act)
     cdef Py_ssize_t n = dim(x, 0)
     g.Qo = ho * wo
@@ -385,6 +438,8 @@ def conv_forward(x, w, geom, int act, pool, out, idx=None, pre=None, work=None):
     if n == 0:
         return
     cdef int mode = _gemm_mode if _gemm_mode >= 0 else _auto_mode(&g)
+    if mode == MODE_DIRECT and (g.sh != 1 or g.sw != 1):
+        mode = MODE_IM2COL                 # the direct product needs stride 1
     if kind_x == 0:
         _conv_forward[float](<float*>_data(x), <float*>_data(w), &g, n, act, kind, ph, pw,
                              <float*>_data(out), <int*>_data(idx), <float*>_data(pre),
@@ -421,175 +476,7 @@ cdef int _check_idx(const int* idx, Py_ssize_t n, Geo* g) except -1:
 
 
 # ---------------------------------------------------------------------------------------
-# conv_weight_grad
+# conv_weight_grad (conv_weight_grad.pxi), conv_input_grad (conv_input_grad.pxi)
 
-cdef void _wg_sample(const floating* dzs, const int* idxs, const floating* xs, Geo* g,
-                     floating* part, double* bpart, floating* scratch) noexcept nogil:
-    cdef floating* xp = scratch
-    cdef floating* colT = xp + round_up(g.c * g.HW) + PAD
-    cdef int* qs = <int*>(colT + round_up(g.Q * g.Pp) + PAD)
-    cdef floating* cs = <floating*>qs + round_up(g.K * g.Q)
-    cdef int* off = <int*>(cs + round_up(g.K * g.Q))
-    cdef int* need = <int*>(<floating*>off + round_up((g.Q if g.Q > g.K else g.K) + 1))
-    cdef Py_ssize_t k, q, o, e = 0, i, j, c, r, pb, nb, ne, Q = g.Q, Qo = g.Qo
-    cdef Py_ssize_t VL = _vl(colT), nvec = g.Pp // VL
-    cdef floating v
-    cdef floating* row
-    cdef int nz
-    memset(need, 0, Q * sizeof(int))
-    for k in range(g.K):                   # the nonzero entries of each map (branch-free)
-        off[k] = <int>e
-        if idxs == NULL:
-            bpart[k] += row_sum(dzs + k * Q, Q)
-            for q in range(Q):
-                v = dzs[k * Q + q]
-                nz = v != 0
-                qs[e] = <int>q
-                cs[e] = v
-                e += nz
-                need[q] |= nz
-        else:
-            bpart[k] += row_sum(dzs + k * Qo, Qo)
-            for o in range(k * Qo, (k + 1) * Qo):
-                v = dzs[o]
-                nz = v != 0
-                q = idxs[o] - k * Q
-                qs[e] = <int>q
-                cs[e] = v
-                e += nz
-                need[q] |= nz
-    off[g.K] = <int>e
-    if e == 0:
-        return
-    memcpy(xp, xs, g.c * g.HW * sizeof(floating))
-    memset(xp + g.c * g.HW, 0, PAD * sizeof(floating))    # what the overrun reads
-    for q in range(Q):                     # the patches some entry needs, rows in order
-        if need[q]:
-            i = q // g.wc
-            j = q - i * g.wc
-            if floating is float:
-                syn_patch_f(colT + q * g.Pp, xp + i * g.w + j, g.c, g.fh, g.fw, g.HW, g.w)
-            else:
-                syn_patch_d(colT + q * g.Pp, xp + i * g.w + j, g.c, g.fh, g.fw, g.HW, g.w)
-            # columns P..Pp-1 hold leftovers: their partial sums are never read
-    pb = 0
-    while pb < nvec:                       # column blocks outside: colT[:, block] stays in L1
-        nb = nvec - pb if nvec - pb < SYN_GA_NB else SYN_GA_NB
-        for k in range(g.K):
-            ne = off[k + 1] - off[k]
-            if ne > 0:
-                _gax(<int>nb, colT + pb * VL, g.Pp, qs + off[k], cs + off[k], ne,
-                     part + k * g.Pp + pb * VL, 1)
-        pb += nb
-
-
-cdef void _wg_chunk(Py_ssize_t ch, Py_ssize_t nch, Py_ssize_t n, const floating* dz,
-                    const int* idx, const floating* x, Geo* g, floating* parts, double* bparts,
-                    floating* scratch) noexcept nogil:
-    cdef Py_ssize_t s, s0 = ch * n // nch, s1 = (ch + 1) * n // nch
-    cdef Py_ssize_t drow = g.K * g.Qo, xrow = g.c * g.HW
-    cdef floating* part = parts + ch * g.K * g.Pp
-    cdef double* bpart = bparts + ch * g.K
-    memset(part, 0, g.K * g.Pp * sizeof(floating))
-    memset(bpart, 0, g.K * sizeof(double))
-    for s in range(s0, s1):
-        _wg_sample(dz + s * drow, idx + s * drow if idx != NULL else NULL, x + s * xrow, g,
-                   part, bpart, scratch)
-
-
-cdef void _wg_combine(Py_ssize_t k, Py_ssize_t nch, Geo* g, const floating* parts,
-                      const double* bparts, floating* out) noexcept nogil:
-    """Row k of the gradient: the chunks' partial sums added in chunk order."""
-    cdef Py_ssize_t ch, p, ldo = 1 + g.P
-    cdef double s
-    cdef floating* o = out + k * ldo + 1
-    cdef const floating* part
-    s = bparts[k]
-    for ch in range(1, nch):
-        s += bparts[ch * g.K + k]
-    out[k * ldo] = <floating>s
-    memcpy(o, parts + k * g.Pp, g.P * sizeof(floating))
-    for ch in range(1, nch):
-        part = parts + (ch * g.K + k) * g.Pp
-        for p in range(g.P):
-            o[p] = o[p] + part[p]
-
-
-cdef int _conv_weight_grad(const floating* dz, const int* idx, const floating* x, Geo* g,
-                           Py_ssize_t n, floating* out, floating* work,
-                           int nthreads) except -1:
-    cdef Py_ssize_t ch, k, nch = n if n < WG_CHUNKS else WG_CHUNKS
-    cdef Py_ssize_t per = _per_thread(g)
-    cdef floating* parts = work
-    cdef double* bparts = <double*>(work + round_up(WG_CHUNKS * g.K * g.Pp) + round_up(g.K * g.Pp))
-    cdef floating* scratch = work + _shared(g)
-    if nthreads > nch:
-        nthreads = <int>nch
-    with nogil:
-        if n == 0:
-            memset(out, 0, g.K * (1 + g.P) * sizeof(floating))
-            return 0
-        if nthreads > 1:
-            for ch in prange(nch, num_threads=nthreads, schedule='dynamic'):
-                _wg_chunk(ch, nch, n, dz, idx, x, g, parts, bparts,
-                          scratch + threadid() * per)
-        else:
-            for ch in range(nch):
-                _wg_chunk(ch, nch, n, dz, idx, x, g, parts, bparts, scratch)
-        # on the calling thread: a few hundred KB of adds, not worth a second barrier
-        for k in range(g.K):
-            _wg_combine(k, nch, g, parts, bparts, out)
-    return 0
-
-
-cdef object _check_grad_args(object dz, object idx, Geo* g, Py_ssize_t n):
-    """Check ``dz``/``idx`` against the geometry; sets g.Qo (the columns per map of dz).
-    Returns the private copy of ``idx`` the kernel uses (None without pooling)."""
-    if idx is None:
-        check_shape(dz, "dz", n, g.K * g.Q)
-        g.Qo = g.Q
-        return None
-    if dim(dz, 1) % g.K:
-        raise ValueError(f"dz has {dim(dz, 1)} columns, not a multiple of K = {g.K}")
-    check_shape(dz, "dz", n, dim(dz, 1))
-    g.Qo = dim(dz, 1) // g.K
-    idx = private_int32(idx, "idx", n, dim(dz, 1))
-    _check_idx(<int*>_data(idx), n, g)
-    return idx
-
-
-def conv_weight_grad(dz, idx, x, geom, out, work=None):
-    """out = dE/dW of a convolution layer, summed over the rows (``out[:, 0]`` the bias).
-
-    ``dz`` is dE/dz before pooling (n x K*hc*wc, ``idx`` None) or the pooled gradient with
-    the max-pool indices ``idx``; ``x`` n x c*h*w, ``out`` K x (1 + c*fh*fw).
-    """
-    cdef int kind = check_float(dz, "dz", 2, False)
-    check_same(kind, dz, "dz", check_float(x, "x", 2, False), x, "x")
-    check_same(kind, dz, "dz", check_float(out, "out", 2, True), out, "out")
-    cdef Geo g = _geo(geom, dim(out, 0))
-    cdef Py_ssize_t n = dim(x, 0)
-    if dim(x, 1) != g.c * g.HW:
-        raise ValueError(f"x has {dim(x, 1)} columns, geom {tuple(geom)} needs {g.c * g.HW}")
-    if dim(out, 1) != 1 + g.P or g.K < 1:
-        raise ValueError(f"out has shape {out.shape}, expected (K, {1 + g.P})")
-    if dim(dz, 0) != n:
-        raise ValueError(f"dz has {dim(dz, 0)} rows, x has {n}")
-    idx = _check_grad_args(dz, idx, &g, n)
-    check_disjoint(out, "out", dz, "dz")
-    check_disjoint(out, "out", x, "x")
-    cdef int nthreads = 1
-    work = _work(work, kind, dz.dtype, &g, n if n < WG_CHUNKS else WG_CHUNKS, n, &nthreads,
-                 [dz, x, out, idx], ["dz", "x", "out", "idx"])
-    if kind == 0:
-        _conv_weight_grad[float](<float*>_data(dz), <int*>_data(idx), <float*>_data(x), &g, n,
-                                 <float*>_data(out), <float*>_aligned(work), nthreads)
-    else:
-        _conv_weight_grad[double](<double*>_data(dz), <int*>_data(idx), <double*>_data(x), &g,
-                                  n, <double*>_data(out), <double*>_aligned(work), nthreads)
-
-
-# ---------------------------------------------------------------------------------------
-# conv_input_grad
-
+include "conv_weight_grad.pxi"
 include "conv_input_grad.pxi"

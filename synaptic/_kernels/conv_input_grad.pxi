@@ -25,7 +25,7 @@ cdef void _ig_sample(const floating* dzs, const int* idxs, const floating* wp, G
     for q in range(Q):
         start[q + 1] += start[q]
     if start[Q] == 0:
-        memset(dx, 0, g.c * g.HW * sizeof(floating))
+        memset(dx, 0, g.X * sizeof(floating))
         return
     for q in range(Q):                     # bucket q starts at start[q] + q: one spare slot
         nxt[q] = start[q] + <int>q
@@ -59,18 +59,20 @@ cdef void _ig_sample(const floating* dzs, const int* idxs, const floating* wp, G
             i = q // g.wc
             j = q - i * g.wc
             if floating is float:
-                syn_unpatch_f(dxp + i * g.w + j, dcolT + q * g.Pp, g.c, g.fh, g.fw, g.HW, g.w)
+                syn_unpatch_f(dxp + i * g.sh * g.w + j * g.sw, dcolT + q * g.Pp, g.c, g.fh,
+                              g.fw, g.HW, g.w)
             else:
-                syn_unpatch_d(dxp + i * g.w + j, dcolT + q * g.Pp, g.c, g.fh, g.fw, g.HW, g.w)
-    memcpy(dx, dxp, g.c * g.HW * sizeof(floating))
+                syn_unpatch_d(dxp + i * g.sh * g.w + j * g.sw, dcolT + q * g.Pp, g.c, g.fh,
+                              g.fw, g.HW, g.w)
+    _unload(dxp, dx, g)
     if act != ACT_LINEAR:
-        mul_deriv_row(dx, ys, g.c * g.HW, act)
+        mul_deriv_row(dx, ys, g.X, act)
 
 
 cdef int _conv_input_grad(const floating* dz, const int* idx, const floating* w, Geo* g,
                           Py_ssize_t n, const floating* y, int act, floating* out,
                           floating* work, int nthreads) except -1:
-    cdef Py_ssize_t s, k, drow = g.K * g.Qo, xrow = g.c * g.HW
+    cdef Py_ssize_t s, k, drow = g.K * g.Qo, xrow = g.X
     cdef Py_ssize_t per = _per_thread(g)
     cdef floating* wp = work + round_up(WG_CHUNKS * g.K * g.Pp)
     cdef floating* scratch = work + _shared(g)
@@ -105,13 +107,13 @@ def conv_input_grad(dz, idx, w, geom, y, int act, out, work=None):
     cdef Py_ssize_t n = dim(dz, 0)
     if dim(w, 1) != 1 + g.P or g.K < 1:
         raise ValueError(f"w has shape {w.shape}, expected (K, {1 + g.P})")
-    check_shape(out, "out", n, g.c * g.HW)
+    check_shape(out, "out", n, g.X)
     check_deriv(act)
     if act != ACT_LINEAR:
         if y is None:
             raise ValueError("y is needed unless act is ACT_LINEAR")
         check_same(kind, dz, "dz", check_float(y, "y", 2, False), y, "y")
-        check_shape(y, "y", n, g.c * g.HW)
+        check_shape(y, "y", n, g.X)
         check_disjoint(out, "out", y, "y")
     else:
         y = None

@@ -2,7 +2,8 @@
 """Pooling kernels: max_pool, avg_pool, max_pool_backward, avg_pool_backward.
 
 The compiled twin of the functions of the same names in ``reference_conv.py`` (the contract:
-non-overlapping windows, the first maximum, int32 indices absolute in the pre-pool row).
+windows that tile the map, or ``stride=(sh, sw)`` in floor mode, overlapping or not; the first
+maximum; int32 indices absolute in the pre-pool row).
 Arguments are checked with the GIL held, then the work runs without it, parallel over the
 samples (OpenMP) when the batch holds at least PAR_MIN_ELEMS pre-pool values and libgomp's idle
 threads sleep (the policy of the other elementwise passes, see _common.omp_workers_sleep): the
@@ -67,41 +68,42 @@ cdef inline void* _data(object a) noexcept:
     return NULL if a is None else cnp.PyArray_DATA(<cnp.ndarray>a)
 
 
-cdef object _shape(object y, str name, object shape, object ph, object pw, object out):
-    """(K, hc, wc, ho, wo) after checking ``y`` (n x K*hc*wc) and ``out`` (n x K*ho*wo)."""
-    k, hc, wc, ho, wo = check_map_shape(shape, ph, pw)
+cdef object _shape(object y, str name, object shape, object ph, object pw, object stride):
+    """(K, hc, wc, ho, wo, sh, sw) after checking ``y`` (n x K*hc*wc)."""
+    k, hc, wc, ho, wo, sh, sw = check_map_shape(shape, ph, pw, stride)
     if dim(y, 1) != k * hc * wc:
         raise ValueError(f"{name} has {dim(y, 1)} columns, shape {tuple(shape)} needs "
                          f"{k * hc * wc}")
     if k * hc * wc > 2147483647:
         raise ValueError("the map is too large for int32 indices")
-    return k, hc, wc, ho, wo
+    return k, hc, wc, ho, wo, sh, sw
 
 
 # ---------------------------------------------------------------------------------------
 # forward
 
 cdef int _pool(int kind, const floating* y, Py_ssize_t n, Py_ssize_t k, Py_ssize_t hc,
-               Py_ssize_t wc, Py_ssize_t ph, Py_ssize_t pw, floating* out,
-               int* idx) except -1:
-    cdef Py_ssize_t s, m, q = hc * wc, qo = (hc // ph) * (wc // pw)
+               Py_ssize_t wc, Py_ssize_t ph, Py_ssize_t pw, Py_ssize_t sh, Py_ssize_t sw,
+               floating* out, int* idx) except -1:
+    cdef Py_ssize_t s, m, q = hc * wc, qo = ((hc - ph) // sh + 1) * ((wc - pw) // sw + 1)
     cdef int t = _threads(n, n * k * q)
     with nogil:
         for s in prange(n, num_threads=t, schedule='static'):
             for m in range(k):
-                pool_map(kind, y + (s * k + m) * q, wc, hc, wc, ph, pw, out + (s * k + m) * qo,
+                pool_map(kind, y + (s * k + m) * q, wc, hc, wc, ph, pw, sh, sw,
+                         out + (s * k + m) * qo,
                          idx + (s * k + m) * qo if idx != NULL else NULL, m * q)
     return 0
 
 
-def max_pool(y, shape, ph, pw, out, idx):
+def max_pool(y, shape, ph, pw, out, idx, stride=None):
     """out = the max of each ph x pw window of each map, idx = its column in ``y`` (first max).
 
     ``y`` n x K*hc*wc with ``shape = (K, hc, wc)``; ``out`` and ``idx`` (int32, or None)
-    n x K*ho*wo.
+    n x K*ho*wo.  ``stride`` None: the windows tile the map; ``(sh, sw)``: floor mode.
     """
     cdef int kind = check_float(y, "y", 2, False)
-    k, hc, wc, ho, wo = _shape(y, "y", shape, ph, pw, out)
+    k, hc, wc, ho, wo, sh, sw = _shape(y, "y", shape, ph, pw, stride)
     check_same(kind, y, "y", check_float(out, "out", 2, True), out, "out")
     check_shape(out, "out", dim(y, 0), k * ho * wo)
     check_disjoint(out, "out", y, "y")
@@ -110,25 +112,25 @@ def max_pool(y, shape, ph, pw, out, idx):
         check_disjoint(idx, "idx", y, "y")
         check_disjoint(idx, "idx", out, "out")
     if kind == 0:
-        _pool[float](POOL_MAX, <float*>_data(y), dim(y, 0), k, hc, wc, ph, pw,
+        _pool[float](POOL_MAX, <float*>_data(y), dim(y, 0), k, hc, wc, ph, pw, sh, sw,
                      <float*>_data(out), <int*>_data(idx))
     else:
-        _pool[double](POOL_MAX, <double*>_data(y), dim(y, 0), k, hc, wc, ph, pw,
+        _pool[double](POOL_MAX, <double*>_data(y), dim(y, 0), k, hc, wc, ph, pw, sh, sw,
                       <double*>_data(out), <int*>_data(idx))
 
 
-def avg_pool(y, shape, ph, pw, out):
+def avg_pool(y, shape, ph, pw, out, stride=None):
     """out = the mean of each ph x pw window of each map (sum row-major, / (ph*pw))."""
     cdef int kind = check_float(y, "y", 2, False)
-    k, hc, wc, ho, wo = _shape(y, "y", shape, ph, pw, out)
+    k, hc, wc, ho, wo, sh, sw = _shape(y, "y", shape, ph, pw, stride)
     check_same(kind, y, "y", check_float(out, "out", 2, True), out, "out")
     check_shape(out, "out", dim(y, 0), k * ho * wo)
     check_disjoint(out, "out", y, "y")
     if kind == 0:
-        _pool[float](POOL_AVG, <float*>_data(y), dim(y, 0), k, hc, wc, ph, pw,
+        _pool[float](POOL_AVG, <float*>_data(y), dim(y, 0), k, hc, wc, ph, pw, sh, sw,
                      <float*>_data(out), NULL)
     else:
-        _pool[double](POOL_AVG, <double*>_data(y), dim(y, 0), k, hc, wc, ph, pw,
+        _pool[double](POOL_AVG, <double*>_data(y), dim(y, 0), k, hc, wc, ph, pw, sh, sw,
                       <double*>_data(out), NULL)
 
 
@@ -187,25 +189,49 @@ cdef void _avg_backward_map(const floating* g, Py_ssize_t hc, Py_ssize_t wc, Py_
                     row[jo * pw + s] = share
 
 
+cdef void _avg_backward_strided(const floating* g, Py_ssize_t hc, Py_ssize_t wc,
+                                Py_ssize_t ph, Py_ssize_t pw, Py_ssize_t sh, Py_ssize_t sw,
+                                floating* out) noexcept nogil:
+    """Strided windows (floor mode, maybe overlapping): each share added to its window, in
+    the order of the window's taps (r, s) then of the windows, as the twin adds."""
+    cdef Py_ssize_t ho = (hc - ph) // sh + 1, wo = (wc - pw) // sw + 1, io, jo, r, s
+    cdef floating size = <floating>(ph * pw)
+    cdef floating* row
+    memset(out, 0, hc * wc * sizeof(floating))
+    for r in range(ph):
+        for s in range(pw):
+            for io in range(ho):
+                row = out + (io * sh + r) * wc + s
+                for jo in range(wo):
+                    row[jo * sw] += g[io * wo + jo] / size
+
+
 cdef int _avg_backward(const floating* g, Py_ssize_t n, Py_ssize_t k, Py_ssize_t hc,
-                       Py_ssize_t wc, Py_ssize_t ph, Py_ssize_t pw, const floating* y, int act,
-                       floating* out) except -1:
-    cdef Py_ssize_t s, m, q = hc * wc, qo = (hc // ph) * (wc // pw)
+                       Py_ssize_t wc, Py_ssize_t ph, Py_ssize_t pw, Py_ssize_t sh,
+                       Py_ssize_t sw, const floating* y, int act, floating* out) except -1:
+    cdef Py_ssize_t s, m, q = hc * wc, qo = ((hc - ph) // sh + 1) * ((wc - pw) // sw + 1)
     cdef int t = _threads(n, n * k * q)
+    cdef bint tiles = sh == ph and sw == pw and hc % ph == 0 and wc % pw == 0
     with nogil:
         for s in prange(n, num_threads=t, schedule='static'):
             for m in range(k):
-                _avg_backward_map(g + (s * k + m) * qo, hc, wc, ph, pw, out + (s * k + m) * q)
+                if tiles:
+                    _avg_backward_map(g + (s * k + m) * qo, hc, wc, ph, pw,
+                                      out + (s * k + m) * q)
+                else:
+                    _avg_backward_strided(g + (s * k + m) * qo, hc, wc, ph, pw, sh, sw,
+                                          out + (s * k + m) * q)
             if act != ACT_LINEAR:
                 mul_deriv_row(out + s * k * q, y + s * k * q, k * q, act)
     return 0
 
 
-def avg_pool_backward(g, shape, ph, pw, y, int act, out):
+def avg_pool_backward(g, shape, ph, pw, y, int act, out, stride=None):
     """out = (g / (ph*pw) spread over each window) * f'(y): ``g`` n x K*ho*wo, ``y`` and
-    ``out`` n x K*hc*wc (``y`` the activities before pooling; ACT_LINEAR: no factor)."""
+    ``out`` n x K*hc*wc (``y`` the activities before pooling; ACT_LINEAR: no factor).  With
+    overlapping windows (``stride``) the shares are added; elements no window covers get 0."""
     cdef int kind = check_float(g, "g", 2, False)
-    k, hc, wc, ho, wo = check_map_shape(shape, ph, pw)
+    k, hc, wc, ho, wo, sh, sw = check_map_shape(shape, ph, pw, stride)
     check_shape(g, "g", dim(g, 0), k * ho * wo)
     check_same(kind, g, "g", check_float(out, "out", 2, True), out, "out")
     check_shape(out, "out", dim(g, 0), k * hc * wc)
@@ -222,8 +248,8 @@ def avg_pool_backward(g, shape, ph, pw, y, int act, out):
     if k * hc * wc > 2147483647:
         raise ValueError("the map is too large for int32 indices")
     if kind == 0:
-        _avg_backward[float](<float*>_data(g), dim(g, 0), k, hc, wc, ph, pw, <float*>_data(y),
-                             act, <float*>_data(out))
+        _avg_backward[float](<float*>_data(g), dim(g, 0), k, hc, wc, ph, pw, sh, sw,
+                             <float*>_data(y), act, <float*>_data(out))
     else:
-        _avg_backward[double](<double*>_data(g), dim(g, 0), k, hc, wc, ph, pw,
+        _avg_backward[double](<double*>_data(g), dim(g, 0), k, hc, wc, ph, pw, sh, sw,
                               <double*>_data(y), act, <double*>_data(out))

@@ -8,20 +8,30 @@ are those of ``checks.py`` (shared with the compiled kernels), re-exported here.
 Geometry (SYNAPTIC.md §2.2, §3):
 * ``geom = (c, h, w, fh, fw)``: ``c`` input channels of ``h`` rows by ``w`` columns and an
   ``fh x fw`` kernel.  A sample is one row of ``c*h*w`` values, channel-major, then row-major
-  with the width fastest (NumPy: ``x.reshape(n, c, h, w)``).
+  with the width fastest (NumPy: ``x.reshape(n, c, h, w)``).  The long form
+  ``(c, h, w, fh, fw, sh, sw, pt, pb, pl, pr)`` adds the strides (down, across) and the
+  zero padding (rows above, below, columns left, right; each at most the kernel size - 1);
+  the 5 ints mean stride 1, no padding.
 * The weights are ``K x (1 + c*fh*fw)``: the bias in column 0, then ``W[:, 1:]`` reshaped
-  ``(K, c, fh, fw)``.  Valid cross-correlation, stride 1, no flip: the conv map is
-  ``hc x wc = (h - fh + 1) x (w - fw + 1)``, and a conv row holds ``K*hc*wc`` values in the
+  ``(K, c, fh, fw)``.  Cross-correlation, no flip, over the zero-padded field ``xp``:
+  ``z[n, k, i, j] = b[k] + sum W[k, c, r, s] xp[n, c, i*sh + r, j*sw + s]``; the conv map is
+  ``hc x wc = ((h + pt + pb - fh) // sh + 1) x ((w + pl + pr - fw) // sw + 1)`` (stride 1, no
+  padding: ``(h - fh + 1) x (w - fw + 1)``), and a conv row holds ``K*hc*wc`` values in the
   same layout (``(n, K, hc, wc)``).
-* Pooling: non-overlapping ``ph x pw`` windows (``shape = (K, hc, wc)``; ``ph`` divides ``hc``
-  and ``pw`` divides ``wc``) give ``ho x wo = (hc/ph) x (wc/pw)`` per map.  Max pooling scans
-  each window row-major and keeps the **first** maximum (strict ``>`` from -inf, so NaN is
-  never chosen); ``idx`` (int32) holds, for each pooled unit, its column in the pre-pool row:
-  ``k*hc*wc + ii*wc + jj``.  Average pooling takes the window sum (row-major) / ``(ph*pw)``.
+* Pooling: ``pool = (kind, ph, pw)``: non-overlapping ``ph x pw`` windows that tile the map
+  (``shape = (K, hc, wc)``; ``ph`` divides ``hc`` and ``pw`` divides ``wc``) give
+  ``ho x wo = (hc/ph) x (wc/pw)`` per map.  ``(kind, ph, pw, sh, sw)`` (the pool kernels'
+  ``stride=(sh, sw)``): window (io, jo) starts at row ``io*sh``, column ``jo*sw``; floor mode,
+  ``ho = (hc - ph) // sh + 1``, ``wo = (wc - pw) // sw + 1`` (the window must fit the map;
+  windows overlap when the stride is below the size, trailing rows/columns no window covers
+  are ignored).  Max pooling scans each window row-major and keeps the **first** maximum
+  (strict ``>`` from -inf, so NaN is never chosen); ``idx`` (int32) holds, for each pooled
+  unit, its column in the pre-pool row: ``k*hc*wc + ii*wc + jj``.  Average pooling takes the
+  window sum (row-major) / ``(ph*pw)``; its gradient is added over overlapping windows.
 * Gradients to a conv layer come either dense (``dz`` is ``n x K*hc*wc``, ``idx`` None) or
   through max pooling (``dz`` is the pooled ``n x K*ho*wo`` gradient and ``idx`` the pool
   indices: the dense gradient is ``dz`` scattered (added) at ``idx``, zero elsewhere; each
-  index must lie in the map of its pooled unit).
+  index must lie in the map of its pooled unit; with overlapping windows an index may repeat).
 
 ``work`` is the scratch the compiled kernels use (a 1-D array of the data's dtype holding at
 least ``conv_work_size(geom, k, pool, threads)`` elements, owned by the caller and reused;
@@ -30,7 +40,7 @@ None lets the kernel allocate it).  The twin checks it and does not use it.
 import numpy as np
 
 from .checks import (N_POOL, POOL_AVG, POOL_MAX, POOL_NONE, check_geom,  # noqa: F401
-                     check_map_shape, check_pool)
+                     check_map_shape, check_pool, conv_map)
 from .reference_dense import ACT_LINEAR, _check_2d, _check_shape, activate, derivative
 
 # conv_work_size layout (elements of the data's dtype): the compiled kernels split a batch
@@ -47,18 +57,21 @@ def _round(v, m=PAD):
 
 def conv_work_size(geom, k, threads=1):
     """Elements of scratch the compiled conv kernels need with ``threads`` threads."""
-    c, h, w, fh, fw = check_geom(geom)
+    g = check_geom(geom)
+    c, h0, w0, fh, fw, sh, sw, pt, pb, pl, pr = g
     k, threads = int(k), int(threads)
     if k < 1 or threads < 1:
         raise ValueError(f"k and threads must be positive, got {k}, {threads}")
-    p, q = c * fh * fw, (h - fh + 1) * (w - fw + 1)
+    h, w = h0 + pt + pb, w0 + pl + pr     # the padded field the kernels copy a sample to
+    hc, wc = conv_map(g)
+    p, q = c * fh * fw, hc * wc
     pp, qp = _round(p), _round(q)
     # per thread: a padded copy of the sample, then im2col (p x qp), the conv maps (k x qp)
     # and a softmax row (k*q); or the patches/their gradients (q x pp) and the lists of
     # nonzero gradients (ints and values)
     sample = _round(c * h * w) + PAD
     forward = _round(p * qp) + PAD + _round(k * qp) + _round(k * q)
-    t = (h - fh) * w + (w - fw + 1)    # the direct forward's span of one map: rows w apart
+    t = (hc - 1) * w + wc              # the direct forward's span of one map: rows w apart
     forward = max(forward, _round(k * _round(t)) + _round(k * q))
     backward = _round(q * pp) + PAD + 2 * _round(k * q + q) + _round(max(q, k) + 1) + _round(q + 1)
     # shared: the chunks' partial weight gradients, a padded copy of W, the chunks' bias sums
@@ -97,40 +110,52 @@ def _check_idx(idx, shape):
     _check_shape("idx", idx, shape)
 
 
-def _windows(y, k, hc, wc, ph, pw):
+def _windows(y, k, hc, wc, ph, pw, sh, sw):
     """(n, k, ho, wo, ph*pw) view-copy of the pooling windows of the rows of ``y``."""
     n = y.shape[0]
-    ho, wo = hc // ph, wc // pw
-    return (y.reshape(n, k, ho, ph, wo, pw).transpose(0, 1, 2, 4, 3, 5)
-            .reshape(n, k, ho, wo, ph * pw))
+    if sh == ph and sw == pw and hc % ph == 0 and wc % pw == 0:    # tiling windows
+        ho, wo = hc // ph, wc // pw
+        return (y.reshape(n, k, ho, ph, wo, pw).transpose(0, 1, 2, 4, 3, 5)
+                .reshape(n, k, ho, wo, ph * pw))
+    win = np.lib.stride_tricks.sliding_window_view(y.reshape(n, k, hc, wc), (ph, pw),
+                                                   axis=(2, 3))[:, :, ::sh, ::sw]
+    return win.reshape(*win.shape[:4], ph * pw)
 
 
-def _max_pool(y, k, hc, wc, ph, pw, out, idx):
-    win = _windows(y, k, hc, wc, ph, pw)
+def _max_pool(y, k, hc, wc, ph, pw, out, idx, sh=None, sw=None):
+    sh, sw = sh or ph, sw or pw
+    win = _windows(y, k, hc, wc, ph, pw, sh, sw)
     a = np.argmax(np.where(np.isnan(win), -np.inf, win), axis=-1)   # first max, NaN skipped
     out[...] = np.take_along_axis(win, a[..., None], -1).reshape(out.shape)
     if idx is not None:
-        ho, wo = hc // ph, wc // pw
+        ho, wo = win.shape[2:4]
         base = (np.arange(k)[:, None, None] * (hc * wc)
-                + np.arange(ho)[None, :, None] * (ph * wc)
-                + np.arange(wo)[None, None, :] * pw)
+                + np.arange(ho)[None, :, None] * (sh * wc)
+                + np.arange(wo)[None, None, :] * sw)
         idx[...] = (base + (a // pw) * wc + a % pw).reshape(idx.shape)
 
 
-def _avg_pool(y, k, hc, wc, ph, pw, out):
-    win = _windows(y, k, hc, wc, ph, pw)
+def _avg_pool(y, k, hc, wc, ph, pw, out, sh=None, sw=None):
+    win = _windows(y, k, hc, wc, ph, pw, sh or ph, sw or pw)
     total = win[..., 0].copy()
     for e in range(1, ph * pw):        # row-major order, as the compiled kernel adds
         total += win[..., e]
     out[...] = (total / y.dtype.type(ph * pw)).reshape(out.shape)
 
 
-def _patches(x, c, h, w, fh, fw):
-    """The (n, c*fh*fw, hc*wc) im2col tensor: [n, (c, r, s), i*wc + j] = x[n, c, i + r, j + s]
+def _patches(x, g):
+    """The (n, c*fh*fw, hc*wc) im2col tensor of the 11-int geometry ``g``:
+    [n, (c, r, s), i*wc + j] = xp[n, c, i*sh + r, j*sw + s], ``xp`` the zero-padded field
     (copied from the sliding windows with the map rows innermost, the fast order)."""
+    c, h, w, fh, fw, sh, sw, pt, pb, pl, pr = g
     n = x.shape[0]
-    win = np.lib.stride_tricks.sliding_window_view(x.reshape(n, c, h, w), (fh, fw), axis=(2, 3))
-    hc, wc = h - fh + 1, w - fw + 1
+    x4 = x.reshape(n, c, h, w)
+    if pt or pb or pl or pr:
+        x4 = np.pad(x4, ((0, 0), (0, 0), (pt, pb), (pl, pr)))
+    win = np.lib.stride_tricks.sliding_window_view(x4, (fh, fw), axis=(2, 3))
+    if sh > 1 or sw > 1:
+        win = win[:, :, ::sh, ::sw]
+    hc, wc = conv_map(g)
     return win.transpose(0, 1, 4, 5, 2, 3).reshape(n, c * fh * fw, hc * wc)
 
 
@@ -146,7 +171,8 @@ def conv_forward(x, w, geom, act, pool, out, idx=None, pre=None, work=None):
     (n x K*hc*wc, or None) receives the activities before pooling.  Softmax normalises each
     whole pre-pool row.
     """
-    c, h, wd, fh, fw = check_geom(geom)
+    g = check_geom(geom)
+    c, h, wd, fh, fw = g[:5]
     _check_float("x", x)
     _check_2d("x", x)
     _check_float("w", w, x.dtype)
@@ -156,8 +182,8 @@ def conv_forward(x, w, geom, act, pool, out, idx=None, pre=None, work=None):
     if w.shape[1] != 1 + c * fh * fw or w.shape[0] < 1:
         raise ValueError(f"w has shape {w.shape}, expected (K, {1 + c * fh * fw})")
     n, k = x.shape[0], w.shape[0]
-    hc, wc = h - fh + 1, wd - fw + 1
-    kind, ph, pw, ho, wo = check_pool(pool, hc, wc)
+    hc, wc = conv_map(g)
+    kind, ph, pw, sh, sw, ho, wo = check_pool(pool, hc, wc)
     if not 0 <= act < 8:
         raise ValueError(f"unknown activation code {act}")
     _check_float("out", out, x.dtype)
@@ -182,13 +208,13 @@ def conv_forward(x, w, geom, act, pool, out, idx=None, pre=None, work=None):
     else:
         target = pre if pre is not None else np.empty((n, k * hc * wc), x.dtype)
     z = target.reshape(n, k, hc * wc)
-    np.matmul(w[:, 1:], _patches(x, c, h, wd, fh, fw), out=z)    # (K, P) . (n, P, Q)
+    np.matmul(w[:, 1:], _patches(x, g), out=z)    # (K, P) . (n, P, Q)
     z += w[:, 0][None, :, None]
     activate(target, act, target)
     if kind == POOL_MAX:
-        _max_pool(target, k, hc, wc, ph, pw, out, idx)
+        _max_pool(target, k, hc, wc, ph, pw, out, idx, sh, sw)
     elif kind == POOL_AVG:
-        _avg_pool(target, k, hc, wc, ph, pw, out)
+        _avg_pool(target, k, hc, wc, ph, pw, out, sh, sw)
 
 
 def _dense_dz(dz, idx, n, k, q, qo):
@@ -214,7 +240,8 @@ def conv_weight_grad(dz, idx, x, geom, out, work=None):
     K x (1 + c*fh*fw).  out[k, 0] = sum dz[n, k, :, :]; out[k, 1 + (c, r, s)] =
     sum_{n, i, j} x[n, c, i + r, j + s] dz[n, k, i, j].
     """
-    c, h, wd, fh, fw = check_geom(geom)
+    g = check_geom(geom)
+    c, h, wd, fh, fw = g[:5]
     _check_float("dz", dz)
     _check_2d("dz", dz)
     _check_float("x", x, dz.dtype)
@@ -226,7 +253,7 @@ def conv_weight_grad(dz, idx, x, geom, out, work=None):
         raise ValueError(f"x has {x.shape[1]} columns, geom {geom} needs {c * h * wd}")
     if out.shape[1] != 1 + c * fh * fw or k < 1:
         raise ValueError(f"out has shape {out.shape}, expected (K, {1 + c * fh * fw})")
-    hc, wc = h - fh + 1, wd - fw + 1
+    hc, wc = conv_map(g)
     q = hc * wc
     qo = dz.shape[1] // k if idx is not None else q
     if idx is not None and dz.shape[1] % k:
@@ -238,7 +265,7 @@ def conv_weight_grad(dz, idx, x, geom, out, work=None):
     dense = _dense_dz(dz, idx, n, k, q, qo).reshape(n, k, q)
     out[:, 0] = dense.sum(axis=(0, 2), dtype=np.float64)
     # sum_n dz[n] (K x Q) . patches[n]^T (Q x P)
-    np.sum(np.matmul(dense, _patches(x, c, h, wd, fh, fw).transpose(0, 2, 1)), axis=0,
+    np.sum(np.matmul(dense, _patches(x, g).transpose(0, 2, 1)), axis=0,
            out=out[:, 1:])
 
 
@@ -251,7 +278,8 @@ def conv_input_grad(dz, idx, w, geom, y, act, out, work=None):
     activity of the layer below and ``act`` its activation code (ACT_LINEAR: no factor, ``y``
     may be None).
     """
-    c, h, wd, fh, fw = check_geom(geom)
+    g = check_geom(geom)
+    c, h, wd, fh, fw, sh, sw, pt, pb, pl, pr = g
     _check_float("dz", dz)
     _check_2d("dz", dz)
     _check_float("w", w, dz.dtype)
@@ -268,7 +296,7 @@ def conv_input_grad(dz, idx, w, geom, y, act, out, work=None):
         _check_float("y", y, dz.dtype)
         _check_shape("y", y, out.shape)
     derivative(np.empty((0, 1), dz.dtype), act, np.empty((0, 1), dz.dtype))   # act check
-    hc, wc = h - fh + 1, wd - fw + 1
+    hc, wc = conv_map(g)
     q = hc * wc
     if idx is not None and dz.shape[1] % k:
         raise ValueError(f"dz has {dz.shape[1]} columns, not a multiple of K = {k}")
@@ -277,11 +305,11 @@ def conv_input_grad(dz, idx, w, geom, y, act, out, work=None):
     _check_work(work, dz.dtype, geom, k, "dz", dz, "w", w, "out", out, "idx", idx)
     dense = _dense_dz(dz, idx, n, k, q, qo).reshape(n, k, q)
     dcols = np.matmul(w[:, 1:].T, dense).reshape(n, c, fh, fw, hc, wc)   # (P, K) . (n, K, Q)
-    dx = np.zeros((n, c, h, wd), dz.dtype)
+    dx = np.zeros((n, c, h + pt + pb, wd + pl + pr), dz.dtype)     # the padded field
     for r in range(fh):                     # col2im: each kernel tap adds its shifted map
         for s in range(fw):
-            dx[:, :, r:r + hc, s:s + wc] += dcols[:, :, r, s]
-    out[...] = dx.reshape(n, -1)
+            dx[:, :, r:r + (hc - 1) * sh + 1:sh, s:s + (wc - 1) * sw + 1:sw] += dcols[:, :, r, s]
+    out[...] = dx[:, :, pt:pt + h, pl:pl + wd].reshape(n, -1)
     if act != ACT_LINEAR:
         fprime = np.empty_like(out)
         derivative(y, act, fprime)
@@ -291,10 +319,10 @@ def conv_input_grad(dz, idx, w, geom, y, act, out, work=None):
 # ---------------------------------------------------------------------------------------
 # pooling
 
-def _check_pool_io(y, shape, ph, pw, out):
+def _check_pool_io(y, shape, ph, pw, out, stride):
     _check_float("y", y)
     _check_2d("y", y)
-    k, hc, wc, ho, wo = check_map_shape(shape, ph, pw)
+    k, hc, wc, ho, wo, sh, sw = check_map_shape(shape, ph, pw, stride)
     if y.shape[1] != k * hc * wc:
         raise ValueError(f"y has {y.shape[1]} columns, shape {tuple(shape)} needs {k * hc * wc}")
     _check_float("out", out, y.dtype)
@@ -302,26 +330,26 @@ def _check_pool_io(y, shape, ph, pw, out):
     _check_disjoint(out, "out", "y", y)
     if k * hc * wc > _MAX_INDEX:
         raise ValueError("the map is too large for int32 indices")
-    return k, hc, wc, ho, wo
+    return k, hc, wc, ho, wo, sh, sw
 
 
-def max_pool(y, shape, ph, pw, out, idx):
+def max_pool(y, shape, ph, pw, out, idx, stride=None):
     """out = the max of each ph x pw window of each map, idx = its column in ``y`` (first max).
 
     ``y`` n x K*hc*wc with ``shape = (K, hc, wc)``; ``out`` and ``idx`` (int32, or None)
-    n x K*ho*wo.
+    n x K*ho*wo.  ``stride`` None: the windows tile the map; ``(sh, sw)``: floor mode.
     """
-    k, hc, wc, ho, wo = _check_pool_io(y, shape, ph, pw, out)
+    k, hc, wc, ho, wo, sh, sw = _check_pool_io(y, shape, ph, pw, out, stride)
     if idx is not None:
         _check_idx(idx, out.shape)
         _check_disjoint(idx, "idx", "y", y, "out", out)
-    _max_pool(y, k, hc, wc, int(ph), int(pw), out, idx)
+    _max_pool(y, k, hc, wc, int(ph), int(pw), out, idx, sh, sw)
 
 
-def avg_pool(y, shape, ph, pw, out):
+def avg_pool(y, shape, ph, pw, out, stride=None):
     """out = the mean of each ph x pw window of each map (sum row-major, / (ph*pw))."""
-    k, hc, wc, ho, wo = _check_pool_io(y, shape, ph, pw, out)
-    _avg_pool(y, k, hc, wc, int(ph), int(pw), out)
+    k, hc, wc, ho, wo, sh, sw = _check_pool_io(y, shape, ph, pw, out, stride)
+    _avg_pool(y, k, hc, wc, int(ph), int(pw), out, sh, sw)
 
 
 def max_pool_backward(g, idx, out):
@@ -341,12 +369,13 @@ def max_pool_backward(g, idx, out):
     out[...] = np.bincount(flat, weights=g.ravel(), minlength=out.size).reshape(out.shape)
 
 
-def avg_pool_backward(g, shape, ph, pw, y, act, out):
+def avg_pool_backward(g, shape, ph, pw, y, act, out, stride=None):
     """out = (g / (ph*pw) spread over each window) * f'(y): ``g`` n x K*ho*wo, ``y`` and
-    ``out`` n x K*hc*wc (``y`` the activities before pooling; ACT_LINEAR: no factor)."""
+    ``out`` n x K*hc*wc (``y`` the activities before pooling; ACT_LINEAR: no factor).  With
+    overlapping windows (``stride``) the shares are added; elements no window covers get 0."""
     _check_float("g", g)
     _check_2d("g", g)
-    k, hc, wc, ho, wo = check_map_shape(shape, ph, pw)
+    k, hc, wc, ho, wo, sh, sw = check_map_shape(shape, ph, pw, stride)
     ph, pw = int(ph), int(pw)
     _check_shape("g", g, (g.shape[0], k * ho * wo))
     _check_float("out", out, g.dtype)
@@ -359,8 +388,16 @@ def avg_pool_backward(g, shape, ph, pw, y, act, out):
     derivative(np.empty((0, 1), g.dtype), act, np.empty((0, 1), g.dtype))   # act check
     _check_disjoint(out, "out", "g", g, "y", y if act != ACT_LINEAR else None)
     n = g.shape[0]
-    share = (g / g.dtype.type(ph * pw)).reshape(n, k, ho, 1, wo, 1)
-    out.reshape(n, k, ho, ph, wo, pw)[...] = share
+    if sh == ph and sw == pw and hc % ph == 0 and wc % pw == 0:    # tiling windows
+        share = (g / g.dtype.type(ph * pw)).reshape(n, k, ho, 1, wo, 1)
+        out.reshape(n, k, ho, ph, wo, pw)[...] = share
+    else:
+        share = (g / g.dtype.type(ph * pw)).reshape(n, k, ho, wo)
+        spread = np.zeros((n, k, hc, wc), g.dtype)
+        for r in range(ph):
+            for s in range(pw):
+                spread[:, :, r:r + (ho - 1) * sh + 1:sh, s:s + (wo - 1) * sw + 1:sw] += share
+        out[...] = spread.reshape(out.shape)
     if act != ACT_LINEAR:
         fprime = np.empty_like(out)
         derivative(y, act, fprime)
@@ -368,6 +405,6 @@ def avg_pool_backward(g, shape, ph, pw, y, act, out):
 
 
 __all__ = ["POOL_NONE", "POOL_MAX", "POOL_AVG", "N_POOL", "WG_CHUNKS", "check_geom",
-           "check_pool", "check_map_shape", "conv_work_size", "conv_forward",
+           "check_pool", "check_map_shape", "conv_map", "conv_work_size", "conv_forward",
            "conv_weight_grad", "conv_input_grad", "max_pool", "avg_pool", "max_pool_backward",
            "avg_pool_backward"]

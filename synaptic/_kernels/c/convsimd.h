@@ -206,6 +206,25 @@ static void syn_im2col_##S(T* col, long ldc, const T* x, long c, long fh, long f
                 T* d = col; \
                 for (long i = 0; i < hc; i++, xr += w, d += wc) syn_copy_over_##S(d, xr, wc); \
             } \
+} \
+/* im2col with strides (sh down, sw across): row p = (c, r, s) holds x[c, i*sh + r, \
+   j*sw + s] for the hc x wc positions; rows of the padded field w apart.  sw == 1 copies \
+   whole map rows (with overrun, as syn_im2col), else a gather per element. */ \
+static void syn_im2cols_##S(T* col, long ldc, const T* x, long c, long fh, long fw, \
+                            long hc, long wc, long hw, long w, long sh, long sw) { \
+    for (long ci = 0; ci < c; ci++) \
+        for (long r = 0; r < fh; r++) \
+            for (long s = 0; s < fw; s++, col += ldc) { \
+                const T* xr = x + ci * hw + r * w + s; \
+                T* d = col; \
+                if (sw == 1) { \
+                    for (long i = 0; i < hc; i++, xr += sh * w, d += wc) \
+                        syn_copy_over_##S(d, xr, wc); \
+                } else { \
+                    for (long i = 0; i < hc; i++, xr += sh * w, d += wc) \
+                        for (long j = 0; j < wc; j++) d[j] = xr[j * sw]; \
+                } \
+            } \
 }
 #define SYN_UNPATCH(T, S) \
 /* col2im of one position: dx[c, i + r, j : j + fw] += row[(c, r), :] */ \
