@@ -189,7 +189,7 @@ cdef void _avg_backward_map(const floating* g, Py_ssize_t hc, Py_ssize_t wc, Py_
 
 cdef int _avg_backward(const floating* g, Py_ssize_t n, Py_ssize_t k, Py_ssize_t hc,
                        Py_ssize_t wc, Py_ssize_t ph, Py_ssize_t pw, const floating* y, int act,
-                       floating* out) except -1:
+                       double slope, floating* out) except -1:
     cdef Py_ssize_t s, m, q = hc * wc, qo = (hc // ph) * (wc // pw)
     cdef int t = _threads(n, n * k * q)
     with nogil:
@@ -197,11 +197,11 @@ cdef int _avg_backward(const floating* g, Py_ssize_t n, Py_ssize_t k, Py_ssize_t
             for m in range(k):
                 _avg_backward_map(g + (s * k + m) * qo, hc, wc, ph, pw, out + (s * k + m) * q)
             if act != ACT_LINEAR:
-                mul_deriv_row(out + s * k * q, y + s * k * q, k * q, act)
+                mul_deriv_row(out + s * k * q, y + s * k * q, k * q, act, slope)
     return 0
 
 
-def avg_pool_backward(g, shape, ph, pw, y, int act, out):
+def avg_pool_backward(g, shape, ph, pw, y, int act, out, double slope=SYN_LEAKY_SLOPE):
     """out = (g / (ph*pw) spread over each window) * f'(y): ``g`` n x K*ho*wo, ``y`` and
     ``out`` n x K*hc*wc (``y`` the activities before pooling; ACT_LINEAR: no factor)."""
     cdef int kind = check_float(g, "g", 2, False)
@@ -210,6 +210,7 @@ def avg_pool_backward(g, shape, ph, pw, y, int act, out):
     check_same(kind, g, "g", check_float(out, "out", 2, True), out, "out")
     check_shape(out, "out", dim(g, 0), k * hc * wc)
     check_deriv(act)
+    check_slope(slope)
     if act != ACT_LINEAR:
         if y is None:
             raise ValueError("y is needed unless act is ACT_LINEAR")
@@ -223,7 +224,7 @@ def avg_pool_backward(g, shape, ph, pw, y, int act, out):
         raise ValueError("the map is too large for int32 indices")
     if kind == 0:
         _avg_backward[float](<float*>_data(g), dim(g, 0), k, hc, wc, ph, pw, <float*>_data(y),
-                             act, <float*>_data(out))
+                             act, slope, <float*>_data(out))
     else:
         _avg_backward[double](<double*>_data(g), dim(g, 0), k, hc, wc, ph, pw,
-                              <double*>_data(y), act, <double*>_data(out))
+                              <double*>_data(y), act, slope, <double*>_data(out))
