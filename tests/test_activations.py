@@ -172,8 +172,8 @@ def test_net_gradients_match_torch_autograd(backend):
 # ---------------------------------------------------------------------------------------
 # the slope: layer specs, save/load, bad values
 
-def _spec(slope=0.3, act="leaky-relu"):
-    opt = {} if slope is None else {"slope": slope}
+def _spec(slope=0.3, act="leaky-relu", default=False):
+    opt = {} if default else {"slope": slope}
     return [{"type": "input", "fieldsize": [1, 6, 6]},
             {"type": "convolution", "act_fn": act, **opt, "feature_map": {"size": [3, 3], "k": 2},
              "pool": {"kind": "avg", "size": [2, 2]}},
@@ -196,7 +196,7 @@ def test_slope_is_in_the_spec_and_the_default_is_explicit():
     assert net.spec()[1] == {"type": "fully-connected", "n": 4, "act_fn": "leaky-relu",
                              "slope": acts.LEAKY_SLOPE}
     assert "slope" not in net.spec()[2]
-    assert synaptic.neural_net(_spec(None), seed=1).layers[2].slope == acts.LEAKY_SLOPE
+    assert synaptic.neural_net(_spec(default=True), seed=1).layers[2].slope == acts.LEAKY_SLOPE
 
 
 def test_save_and_load_keep_the_slope(data):
@@ -251,7 +251,7 @@ def test_options_of_other_activations_and_unknown_names_raise():
                                          "softplus"):
         synaptic.mlp([2, 3], "swish")
     with pytest.raises(TypeError, match="named by a string"):
-        synaptic.mlp([2, 3], 3)
+        synaptic.mlp([2, 3], [3])
 
 
 def _kernel_calls(kern, slope):
@@ -283,7 +283,7 @@ def _kernel_calls(kern, slope):
         "conv_input_grad": lambda: kern.conv_input_grad(np.zeros((2, 8)), None, wc, geom,
                                                         np.zeros((2, 9)), L, np.empty((2, 9)),
                                                         slope=slope),
-        "avg_pool_backward": lambda: kern.avg_pool_backward(np.zeros((2, 2)), (2, 2, 2), 2, 1,
+        "avg_pool_backward": lambda: kern.avg_pool_backward(np.zeros((2, 4)), (2, 2, 2), 2, 1,
                                                             np.zeros((2, 8)), L, np.empty((2, 8)),
                                                             slope),
     }

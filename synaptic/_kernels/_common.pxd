@@ -192,7 +192,7 @@ cdef inline void act_row(const floating* z, floating* out, Py_ssize_t m, int act
     elif act == ACT_ELU:
         for j in range(m):
             v = z[j]
-            e = f_expm1(v if v < 0 else 0)           # np.expm1(np.minimum(z, 0))
+            e = f_expm1(0 if v > 0 else v)           # np.expm1(np.minimum(z, 0)): NaN stays
             out[j] = v if v > 0 else e
     elif act == ACT_SOFTPLUS:
         for j in range(m):                           # max(z, 0) + log1p(e^-|z|)
