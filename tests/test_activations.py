@@ -326,3 +326,13 @@ def test_training_with_the_new_activations_on_both_backends(algo):
     assert not np.allclose(before[0], results[0][0])
     for a, b in zip(*results):
         np.testing.assert_allclose(a, b, rtol=1e-7, atol=1e-9)
+
+
+def test_the_docs_list_every_activation():
+    """README's list and neural_net's docstring name every activation of the table."""
+    readme = (pathlib.Path(__file__).parent.parent / "README.md").read_text()
+    listed = re.search(r"\* Activations: (.*?)\n\* ", readme, re.S).group(1)
+    doc = " ".join(synaptic.neural_net.__doc__.split())
+    for row in acts.TABLE:
+        assert f"`{row.name}`" in listed, row.name
+        assert row.name in doc, row.name
