@@ -9,9 +9,13 @@ the slope saved and loaded with a net and refused when bad, in the layer specs, 
 file and by every kernel.  The kernel-vs-twin suites (test_kernels.py, test_output_kernels.py,
 test_epoch_kernel.py, test_packed_kernels.py, test_conv_kernels.py) include these activations.
 """
+import importlib.util
 import json
 import pathlib
 import re
+import subprocess
+import sys
+import textwrap
 
 import numpy as np
 import pytest
@@ -113,60 +117,99 @@ def test_expm1_near_zero(kern, dtype):
 
 
 # ---------------------------------------------------------------------------------------
-# against PyTorch (synaptic itself never imports torch)
+# against PyTorch (synaptic itself never imports torch; nor does this test process: torch
+# runs in a child, so that its libraries and memory stay out of the other tests)
 
-def _torch_fn(torch, name, slope):
+TORCH_SLOPES = [0.01, 0.2, 0.0]
+NET_SPEC = [{"type": "input", "n": 4},
+            {"type": "fully-connected", "n": 8, "act_fn": "leaky-relu", "slope": 0.2},
+            {"type": "fully-connected", "n": 6, "act_fn": "elu"},
+            {"type": "fully-connected", "n": 3, "act_fn": "softplus"}]
+TORCH_CHILD = textwrap.dedent("""
+    import sys
+    import numpy as np
+    import torch
     F = torch.nn.functional
-    return {"leaky-relu": lambda z: F.leaky_relu(z, negative_slope=slope),
-            "elu": lambda z: F.elu(z, alpha=1.0),
-            "softplus": lambda z: F.softplus(z, beta=1.0, threshold=1000.0)}[name]
+    fns = {"leaky-relu": lambda z, s: F.leaky_relu(z, negative_slope=s),
+           "elu": lambda z, s: F.elu(z, alpha=1.0),
+           "softplus": lambda z, s: F.softplus(z, beta=1.0, threshold=1000.0)}
+    inp = dict(np.load(sys.argv[1]))
+    out = {}
+    for key in [k for k in inp if k.startswith("z ")]:
+        for name, fn in fns.items():
+            for slope in [float(s) for s in sys.argv[3:]]:
+                z = torch.tensor(inp[key], requires_grad=True)
+                y = fn(z, slope)
+                y.sum().backward()
+                out[f"{key} {name} {slope} y"] = y.detach().numpy()
+                out[f"{key} {name} {slope} dy"] = z.grad.numpy()
+    ws = [torch.tensor(inp[f"w{i}"], requires_grad=True) for i in range(3)]
+    a = torch.tensor(inp["x"])
+    for w, f in zip(ws, [lambda z: F.leaky_relu(z, 0.2), F.elu, F.softplus]):
+        a = f(a @ w[:, 1:].T + w[:, 0])
+    (0.5 * ((a - torch.tensor(inp["t"])) ** 2).sum()).backward()
+    out["net y"] = a.detach().numpy()
+    for i, w in enumerate(ws):
+        out[f"net g{i}"] = w.grad.numpy()
+    np.savez(sys.argv[2], **out)
+""")
+
+
+def _torch_inputs():
+    rng = np.random.default_rng(7)
+    z = np.concatenate([rng.normal(0, 3, 500), [0.0, -0.0, 1e-8, -1e-8, 40.0, -40.0]])
+    inputs = {f"z {np.dtype(dt).name}": z.astype(dt).reshape(2, -1)
+              for dt in (np.float32, np.float64)}
+    net = synaptic.neural_net(NET_SPEC, synaptic.training("backprop",
+                                                          {"error_fn": "sum-of-squares"}), seed=11)
+    for i, w in enumerate(net.weights):
+        w[...] = rng.normal(0, 0.7, w.shape)
+        inputs[f"w{i}"] = w
+    inputs["x"], inputs["t"] = rng.normal(size=(9, 4)), rng.uniform(0, 2, (9, 3))
+    return inputs, net
+
+
+@pytest.fixture(scope="module")
+def torch_results(tmp_path_factory):
+    if importlib.util.find_spec("torch") is None:
+        pytest.skip("torch is not installed")
+    folder = tmp_path_factory.mktemp("torch")
+    inputs, net = _torch_inputs()
+    np.savez(folder / "in.npz", **inputs)
+    done = subprocess.run([sys.executable, "-c", TORCH_CHILD, str(folder / "in.npz"),
+                           str(folder / "out.npz"), *map(str, TORCH_SLOPES)],
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    return inputs, net, dict(np.load(folder / "out.npz"))
 
 
 @pytest.mark.parametrize("kern", KERNELS)
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("name", sorted(NEW))
-@pytest.mark.parametrize("slope", [0.01, 0.2, 0.0])
-def test_forward_and_derivative_match_torch(kern, dtype, name, slope):
-    torch = pytest.importorskip("torch")
-    rng = np.random.default_rng(len(name))
-    z = np.concatenate([rng.normal(0, 3, 500), [0.0, -0.0, 1e-8, -1e-8, 40.0, -40.0]])
-    z = z.astype(dtype).reshape(2, -1)
-    zt = torch.tensor(z, requires_grad=True)
-    yt = _torch_fn(torch, name, slope)(zt)
-    yt.sum().backward()
-    y = _forward(kern, name, z, slope)
+@pytest.mark.parametrize("slope", TORCH_SLOPES)
+def test_forward_and_derivative_match_torch(torch_results, kern, dtype, name, slope):
+    """torch.nn.functional.leaky_relu / elu / softplus and their autograd derivatives."""
+    inputs, _, torch_out = torch_results
+    key = f"z {np.dtype(dtype).name}"
+    y = _forward(kern, name, inputs[key], slope)
     tol = dict(rtol=1e-5, atol=1e-6) if dtype == np.float32 else dict(rtol=1e-12, atol=1e-14)
-    np.testing.assert_allclose(y, yt.detach().numpy(), **tol)
-    np.testing.assert_allclose(_derivative(kern, name, y, slope), zt.grad.numpy(), **tol)
+    np.testing.assert_allclose(y, torch_out[f"{key} {name} {slope} y"], **tol)
+    np.testing.assert_allclose(_derivative(kern, name, y, slope),
+                               torch_out[f"{key} {name} {slope} dy"], **tol)
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-def test_net_gradients_match_torch_autograd(backend):
+def test_net_gradients_match_torch_autograd(torch_results, backend):
     """A 4-8-6-3 net (leaky-relu slope 0.2, elu, softplus output with sum-of-squares): the
     forward pass and dE/dW against torch autograd of 1/2 sum (y - t)^2."""
-    torch = pytest.importorskip("torch")
-    spec = [{"type": "input", "n": 4},
-            {"type": "fully-connected", "n": 8, "act_fn": "leaky-relu", "slope": 0.2},
-            {"type": "fully-connected", "n": 6, "act_fn": "elu"},
-            {"type": "fully-connected", "n": 3, "act_fn": "softplus"}]
-    net = synaptic.neural_net(spec, synaptic.training("backprop", {"error_fn": "sum-of-squares"}),
-                              seed=11)
-    rng = np.random.default_rng(3)
-    for w in net.weights:
-        w[...] = rng.normal(0, 0.7, w.shape)
-    x, t = rng.normal(size=(9, 4)), rng.uniform(0, 2, (9, 3))
+    inputs, net, torch_out = torch_results
+    x, t = inputs["x"], inputs["t"]
     with using(backend):
         ours = synaptic.error_derivatives(net, synaptic.dataset(x, t))
         y = synaptic.net_activities(net, x)[-1]
-    ws = [torch.tensor(w, requires_grad=True) for w in net.weights]
-    F = torch.nn.functional
-    a = torch.tensor(x)
-    for w, f in zip(ws, [lambda z: F.leaky_relu(z, 0.2), F.elu, F.softplus]):
-        a = f(a @ w[:, 1:].T + w[:, 0])
-    (0.5 * ((a - torch.tensor(t)) ** 2).sum()).backward()
-    np.testing.assert_allclose(y, a.detach().numpy(), rtol=1e-12, atol=1e-14)
-    for g, w in zip(ours, ws):
-        np.testing.assert_allclose(g, w.grad.numpy(), rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(y, torch_out["net y"], rtol=1e-12, atol=1e-14)
+    for i, g in enumerate(ours):
+        np.testing.assert_allclose(g, torch_out[f"net g{i}"], rtol=1e-10, atol=1e-12)
 
 
 # ---------------------------------------------------------------------------------------
