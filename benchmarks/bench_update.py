@@ -1,9 +1,11 @@
 """Update-rule and L-BFGS benchmarks, 2 threads.
 
-* The update kernels (R-prop, RMSprop, backprop's sgd_update), native against their NumPy twin,
+* The update kernels (R-prop, RMSprop, backprop's sgd_update, Adam/AdamW), native against their NumPy twin,
   on the 79,510 parameters of a 784-100-10 net (two matrices, 100 x 785 and 10 x 101, one call
   each as in training) and on 1M parameters (one 1000 x 1000 matrix), float32 and float64; with
-  PyTorch importable, its Rprop / RMSprop ``opt.step()`` on the same 79,510 float32 parameters.
+  PyTorch importable, its Rprop / RMSprop / AdamW ``opt.step()`` on the same 79,510 float32
+  parameters and, for AdamW, on the 1M too (torch's default implementation, and its
+  ``foreach`` and ``fused`` ones).
 * L-BFGS, 50 iterations on W1 (784-100-10 sigmoid/softmax, the 10,000 t10k digits as one
   batch, float32, stats off, the eps test off): ``train`` on the native kernels and on the twin;
   one function evaluation of that run alone; packing the digits (once per run);
@@ -64,6 +66,10 @@ def _update(kern, rule, arrays):
         for a in arrays:
             kern.rmsprop_update(a["w"], a["g"], a["deltaw"], a["aux"], None, 0.01, 0.9, 0.0, True,
                                 None, True, False, None, None)
+    elif rule == "adamw":  # AdamW at step 10, batch 100 (the decay fused into the pass)
+        for a in arrays:
+            kern.adam_update(a["w"], a["g"], a["deltaw"], a["aux"], None, 0.001, 0.9, 0.999,
+                             1e-8, 10, 0.01, 1.0 - 0.001 * 0.01)
     else:  # sgd: backprop with momentum, batch 100
         for a in arrays:
             kern.sgd_update(a["w"], a["g"], a["deltaw"], None, 0.1, 0.01, 0.9, True, False, None,
@@ -74,7 +80,7 @@ def _update(kern, rule, arrays):
 @pytest.mark.benchmark(max_time=0.3, min_rounds=20)
 @pytest.mark.parametrize("dtype", DTYPES, ids=lambda t: np.dtype(t).name)
 @pytest.mark.parametrize("size", list(SIZES))
-@pytest.mark.parametrize("rule", ["rprop", "rmsprop", "sgd"])
+@pytest.mark.parametrize("rule", ["rprop", "rmsprop", "sgd", "adamw"])
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_update_kernel(benchmark, backend, rule, size, dtype):
     kern = native if backend == "native" else reference
@@ -170,6 +176,25 @@ def test_torch_optimizer_step(benchmark, rule):
            else torch.optim.RMSprop(params, lr=0.01, alpha=0.9))
     benchmark.group = f"update {rule} 79510 float32"
     benchmark.extra_info.update(backend="torch", rule=rule, params=sum(p.numel() for p in params))
+    w0 = params[0].detach().clone()
+    benchmark(opt.step)
+    assert not torch.equal(w0, params[0].detach())
+
+
+@needs_torch
+@pytest.mark.benchmark(max_time=0.3, min_rounds=20)
+@pytest.mark.parametrize("size", list(SIZES))
+@pytest.mark.parametrize("impl", ["default", "foreach", "fused"])
+def test_torch_adamw_step(benchmark, impl, size):
+    torch.set_num_threads(2)
+    params = _torch_params(SIZES[size])
+    opts = {"default": {}, "foreach": {"foreach": True}, "fused": {"fused": True}}[impl]
+    opt = torch.optim.AdamW(params, lr=0.001, weight_decay=0.01, **opts)
+    for _ in range(9):  # to step 10, as the native rows
+        opt.step()
+    benchmark.group = f"update adamw {size} float32"
+    benchmark.extra_info.update(backend=f"torch ({impl})", rule="adamw",
+                                params=sum(p.numel() for p in params))
     w0 = params[0].detach().clone()
     benchmark(opt.step)
     assert not torch.equal(w0, params[0].detach())

@@ -2,7 +2,7 @@
 import numpy as np
 
 from . import _kernels
-from .datasets import DataSet, TrainingSet
+from .datasets import DataSet, TrainingSet, check_target_scaling
 from .net import Net, build_net
 
 
@@ -151,7 +151,9 @@ def net_activities(net, data):
 
 def estimate(net, data):
     """The predicted label of each sample: the argmax of the output (the last index on ties,
-    as the original), mapped through the labels the net was trained with, if any.
+    as the original), mapped through the labels the net was trained with, if any.  A net
+    trained on continuous targets (``training_set(..., targets=y)``) returns its outputs
+    instead, the training set's ``target_scaling`` undone: values in the units of ``y``.
 
     Parameters
     ----------
@@ -164,7 +166,8 @@ def estimate(net, data):
     -------
     numpy.ndarray
         ``n`` labels (of the training set's label type), or output indices for a net that
-        was never trained.
+        was never trained; for continuous targets float64 values, ``n`` of them (1-D
+        targets) or ``n x c`` (2-D).
 
     Raises
     ------
@@ -185,11 +188,22 @@ def estimate(net, data):
     True
     >>> syn.estimate(net, np.array([[0, 0], [1, 1]])).tolist()
     ['no', 'yes']
+    >>> x = np.linspace(0, 1, 20).reshape(-1, 1)
+    >>> reg = syn.training_set(x, targets=100 + 50 * x.ravel(), target_scaling="standard")
+    >>> line = syn.mlp([1, 1], "linear", syn.training("lbfgs", {"error_fn": "sum-of-squares"}),
+    ...                seed=1)
+    >>> syn.train(line, reg, 50).result() is line
+    True
+    >>> np.round(syn.estimate(line, np.array([[0.0], [1.0]])), 1).tolist()
+    [100.0, 150.0]
     """
     if not isinstance(net, Net):
         raise TypeError(f"estimate needs a Net, got {type(net).__name__}")
     net.check_weights()
     x = net.as_input(_samples(net, data))
+    targets = net.header.get("targets")
+    if targets is not None:
+        return _values(net, x, check_target_scaling(targets, net.n_outputs, "the net's targets"))
     kern = _kernels.get_backend()
     idx = np.empty(x.shape[0], dtype=np.int64)
     for start, stop, acts in net.chunked_forward(x):
@@ -200,3 +214,13 @@ def estimate(net, data):
     if len(labels) != net.n_outputs:
         raise ValueError(f"the net has {net.n_outputs} outputs but {len(labels)} labels")
     return np.asarray(labels)[idx]
+
+
+def _values(net, x, targets):
+    """The outputs for ``x`` in the units of the targets the net was trained on."""
+    out = np.empty((x.shape[0], net.n_outputs), dtype=np.float64)
+    for start, stop, acts in net.chunked_forward(x):
+        out[start:stop] = acts[-1]
+    out *= targets["scale"]
+    out += targets["offset"]
+    return out[:, 0] if targets["ndim"] == 1 else out

@@ -7,6 +7,7 @@ or upload the whole set once and address batches by ``batch_bounds``.
 import csv
 import gzip
 import io
+import math
 import os
 import pathlib
 import struct
@@ -196,7 +197,10 @@ class TrainingSet:
     header : dict
         ``name``, ``timestamp``, ``type``, ``fieldsize``, ``batches`` (label counts of each
         batch), ``valid`` (those of the validation set), ``labels`` (sorted) and ``scaled``
-        (whether synaptic divided the samples by 255).
+        (whether synaptic divided the samples by 255); ``reshuffle`` and ``seed`` when each
+        epoch takes the rows in a new order (see :func:`training_set` and :meth:`for_epoch`);
+        for continuous targets ``targets`` (:attr:`target_scaling`) instead of ``labels``,
+        and row counts (``{"rows": k}``) in ``batches`` and ``valid``.
     batches : list of DataSet
         The training batches, all labeled or all unlabeled (joined into one block ``x``).
     valid : DataSet, optional
@@ -248,18 +252,69 @@ class TrainingSet:
     batch_bounds = property(lambda self: list(self._bounds), doc="(start, stop) of each batch.")
     nbatches = property(lambda self: len(self._bounds), doc="The number of batches.")
     labels = property(lambda self: self.header.get("labels"), doc="The sorted unique labels.")
+    continuous = property(lambda self: isinstance(self.header, dict)
+                          and self.header.get("targets") is not None,
+                          doc="Whether the targets are continuous values (regression), not classes.")
+    target_scaling = property(lambda self: self.header.get("targets"), doc=(
+        "The continuous targets' record, ``{scaling, ndim, offset, scale}``: y = (targets - "
+        "offset) / scale per column; None for classes.  Pass it as ``target_scaling`` to "
+        "training_set to scale another set the same way."))
+    reshuffle = property(lambda self: self.header.get("reshuffle", False) is True,
+                         doc="Whether each epoch trains on the rows in a new order (for_epoch).")
+
+    def epoch_order(self, epoch):
+        """The order of the training rows in epoch ``epoch`` (counted from 0, as
+        ``stats.epochs``): None without reshuffle (the rows as stored), else
+        ``numpy.random.default_rng([seed, epoch]).permutation(n)`` -- a pure function of the
+        header's seed and the epoch, so a net saved and loaded resumes the same sequence."""
+        if not self.reshuffle:
+            return None
+        epoch = _check_int(epoch, "epoch", 0)
+        return np.random.default_rng([_header_seed(self.header), epoch]).permutation(len(self._x))
+
+    def for_epoch(self, epoch, out=None):
+        """The training part as epoch ``epoch`` trains on it: self without reshuffle; else a
+        TrainingSet of the same batch bounds (and no validation set) whose row ``i`` is row
+        ``epoch_order(epoch)[i]`` of this set -- batches of consecutive rows of the permuted
+        set, as PyTorch's ``DataLoader(shuffle=True)``.  Its arrays are ``out``'s, rewritten,
+        when ``out`` is a set this method returned for this set (a buffer reused from epoch
+        to epoch: its batches stay views of it)."""
+        order = self.epoch_order(epoch)
+        if order is None:
+            return self
+        if out is None or out.x.shape != self._x.shape or out.x.dtype != self._x.dtype \
+                or out.batch_bounds != self._bounds or (out.y is None) != (self._y is None) \
+                or (out.y is not None and (out.y.shape != self._y.shape
+                                           or out.y.dtype != self._y.dtype)):
+            x = np.empty_like(self._x)
+            y = None if self._y is None else np.empty_like(self._y)
+            out = TrainingSet(self.header, [DataSet(x[a:b], None if y is None else y[a:b])
+                                            for a, b in self._bounds], None, self.source)
+            out._check = self._check  # the same values, in another order
+        np.take(self._x, order, axis=0, out=out.x)
+        if self._y is not None:
+            np.take(self._y, order, axis=0, out=out.y)
+        return out
 
     def validate(self):
         """Check the whole set, as training and ``estimate`` do: a dict header whose labels
         (if any) are a list with one per target column; non-empty batches; finite real
         samples; one-hot targets (or a single column of 0s and 1s, the original's one-unit
-        case); the same in ``valid``, of the same widths.  Raises TypeError / ValueError, else returns self.  The value checks run once
-        per set (again only if ``valid`` is replaced).
+        case) -- or, for continuous targets (``header["targets"]``, see
+        :attr:`target_scaling`), finite ones; the same in ``valid``, of the same widths;
+        ``reshuffle`` (if any) a bool, with an int seed.  Raises TypeError / ValueError, else returns self.  The value checks run
+        once per set (again only if ``valid`` is replaced).
         """
         if not isinstance(self.header, dict):
             raise TypeError(f"a TrainingSet's header must be a dict, got "
                             f"{type(self.header).__name__}")
-        labels = self.header.get("labels")
+        labels, targets = self.header.get("labels"), self.header.get("targets")
+        if targets is not None:
+            if labels is not None:
+                raise ValueError("the header holds labels (classes) and targets (continuous "
+                                 "values): one or the other")
+            check_target_scaling(targets, None if self._y is None else self._y.shape[1],
+                                 "the header's targets")
         if labels is not None:
             if not isinstance(labels, (list, tuple)):
                 raise TypeError(f"the header's labels must be a list, got "
@@ -267,17 +322,19 @@ class TrainingSet:
             if self._y is not None and len(labels) != self._y.shape[1]:
                 raise ValueError(f"the header has {len(labels)} labels but y has "
                                  f"{self._y.shape[1]} columns")
+        _check_reshuffle(self.header.get("reshuffle", False), self.header.get("seed"))
         empty = [i for i, (a, b) in enumerate(self._bounds) if a == b]
         if empty:
             raise ValueError(f"batch {empty[0]} is empty")
+        one_hot = targets is None
         if not self._check[0]:
-            _check_values(self._x, self._y, one_hot=True)
+            _check_values(self._x, self._y, one_hot=one_hot)
             self._check[0] = True
         valid = self.valid
         if valid is not None:
             if not isinstance(valid, DataSet):
                 raise TypeError(f"valid must be a DataSet or None, got {type(valid).__name__}")
-            valid.validate("valid.", one_hot=True)
+            valid.validate("valid.", one_hot=one_hot)
             if valid.x.shape[1] != self._x.shape[1]:
                 raise ValueError(f"valid.x has {valid.x.shape[1]} columns, x has "
                                  f"{self._x.shape[1]}")
@@ -363,6 +420,11 @@ class TrainingSet:
         """
         if self._y is None:
             raise ValueError(f"training set {self.header.get('name')!r} has no labels")
+        if self.continuous:
+            bounds = partition(len(self._x), _check_int(batch, "batch", 1))
+            header = dict(self.header, batches=[{"rows": b - a} for a, b in bounds])
+            return TrainingSet(header, [DataSet(self._x[a:b], self._y[a:b]) for a, b in bounds],
+                               self.valid, self.source)
         labels = np.asarray(self.labels, dtype=object)[np.argmax(self._y, axis=1)]
         header = self.header
         trset = training_set(self._x, labels, batch=batch, rand=False, dtype=self._x.dtype,
@@ -522,13 +584,50 @@ def _check_int(value, what, lo, hi=None):
     return int(value)
 
 
-def training_set(samples, labels, *, name=None, type=None, fieldsize=None, nvalid=None,
-                 batch=None, online=False, rand=True, seed=None, dtype=np.float64):
-    """Build a TrainingSet: one-hot labels, optional seeded shuffle, batches and a validation set.
+MAX_SEED = 2 ** 63  # a seed drawn for reshuffle=True without one is below this
+
+
+def _check_reshuffle(reshuffle, seed):
+    """``reshuffle`` a bool; with it, ``seed`` an int >= 0 (the one the set is reproduced from)."""
+    if not isinstance(reshuffle, (bool, np.bool_)):
+        raise TypeError(f"reshuffle must be True or False, got {type(reshuffle).__name__} "
+                        f"{reshuffle!r:.40}")
+    if reshuffle:
+        if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)):
+            raise TypeError(f"reshuffle needs an int seed (stored with the set, so that its "
+                            f"epoch orders can be drawn again), got {type(seed).__name__}")
+        if seed < 0:
+            raise ValueError(f"seed must be >= 0, got {seed}")
+
+
+def _header_seed(header):
+    _check_reshuffle(header.get("reshuffle", False), header.get("seed"))
+    return int(header["seed"])
+
+
+def _check_seed(seed, reshuffle):
+    """The seed to shuffle with: None, an int >= 0 or (without reshuffle, as before) a NumPy
+    Generator / SeedSequence; with reshuffle and no seed, one drawn now (so that it is stored)."""
+    if reshuffle and seed is None:
+        return int(np.random.default_rng().integers(MAX_SEED))
+    if seed is None or (not reshuffle and isinstance(
+            seed, (np.random.Generator, np.random.SeedSequence, np.random.BitGenerator))):
+        return seed
+    _check_reshuffle(True, seed)
+    return int(seed)
+
+
+def training_set(samples, labels=None, *, targets=None, continuous=False, target_scaling=None,
+                 name=None, type=None, fieldsize=None, nvalid=None, batch=None, online=False,
+                 rand=True, seed=None, reshuffle=False, dtype=np.float64):
+    """Build a TrainingSet: one-hot labels (or continuous targets), optional seeded shuffle,
+    batches and a validation set.
 
     The labels are sorted (natural order) and label ``i`` becomes the one-hot vector ``e_i``.
-    The last ``nvalid`` rows (after the shuffle) validate; the rest is split into batches of
-    ``batch`` rows (``online`` means batch 1), or kept as a single batch.
+    Continuous targets (``targets=``, or ``labels`` with ``continuous=True``) are kept as
+    values, one column per output, optionally scaled.  The last ``nvalid`` rows (after the
+    shuffle) validate; the rest is split into batches of ``batch`` rows (``online`` means
+    batch 1), or kept as a single batch.
 
     Parameters
     ----------
@@ -538,7 +637,25 @@ def training_set(samples, labels, *, name=None, type=None, fieldsize=None, nvali
         channel-major (see ``fieldsize``).
     labels : sequence
         ``n`` class labels: ints, strings, or floats with integer values (e.g. 0.0 / 1.0); an
-        ``n x 1`` column is taken as the labels.
+        ``n x 1`` column is taken as the labels.  With ``continuous=True``: the targets.
+    targets : array_like, optional
+        Continuous targets (regression), instead of ``labels``: ``n`` numbers (one output; a
+        net trained on them makes :func:`estimate` return a vector) or an ``n x c`` array
+        (``c`` outputs; estimate returns ``n x c``).  Finite reals.  ``header["targets"]``
+        records them (see ``target_scaling``) and the header has no labels; its
+        ``batches`` and ``valid`` count rows (``{"rows": k}``).  Train them with error_fn
+        "sum-of-squares" (a linear output layer fits any range) and stats kinds "mse", "mae"
+        or "sum-of-squares"; the kinds that need classes are refused at train time.
+    continuous : bool, default False
+        ``labels`` are continuous targets (as ``targets=``).
+    target_scaling : {None, "minmax", "standard"} or dict, default None
+        How continuous targets are scaled, fitted on the training rows (not the validation
+        rows): "minmax" maps each column to [0, 1], "standard" to mean 0 and standard
+        deviation 1 (a constant column: offset only), None leaves them.  The net trains on
+        ``y = (targets - offset) / scale``; ``estimate`` undoes it, returning values in your
+        units, and mse / mae are reported in your units too.  A dict is a record taken from
+        another set (``trset.target_scaling``), applied as it is.  Saved with the set, noted
+        on the net when it trains (``net.header["targets"]``) and saved with the net.
     name : str, optional
         Default: the millisecond timestamp.
     type : str, optional
@@ -555,7 +672,21 @@ def training_set(samples, labels, *, name=None, type=None, fieldsize=None, nvali
     rand : bool, default True
         Shuffle the rows (with ``seed``) before the split.
     seed : int, optional
-        Seeds the shuffle.
+        Seeds the shuffle and, with ``reshuffle``, every epoch's order (an int >= 0; a NumPy
+        Generator is accepted without reshuffle).  ``reshuffle=True`` without a seed draws
+        one, once, and stores it in ``header["seed"]``: the set stays reproducible (pass
+        that seed again to rebuild it, or save the set).
+    reshuffle : bool, default False
+        Train each epoch on the training rows in a new order: epoch ``e`` (counted from 0,
+        as ``net.training.stats.epochs``) takes the rows in the order
+        ``numpy.random.default_rng([seed, e]).permutation(n)`` and cuts them into batches of
+        the same sizes (consecutive rows of the permuted set, as PyTorch's
+        ``DataLoader(shuffle=True)``; ``header["batches"]`` counts the stored order).  The
+        order depends on the seed and the epoch alone, so a net saved after epoch ``e`` and
+        loaded resumes the same sequence bit for bit.  The validation set is not reshuffled,
+        and neither is L-BFGS's data (it trains on the whole set at once).  Recorded in the
+        header (``reshuffle``, ``seed``) and saved with the set; False: the same fixed order
+        every epoch, as the original.
     dtype : numpy dtype, default numpy.float64
         The floating dtype of the arrays.
 
@@ -569,11 +700,14 @@ def training_set(samples, labels, *, name=None, type=None, fieldsize=None, nvali
         Samples that are not an ``n x d`` matrix (1-D samples: use ``x.reshape(-1, 1)``),
         empty, NaN or infinite; labels of the wrong length, 2-D labels (pass
         ``y.argmax(axis=1)`` for one-hot rows), or labels that look continuous (more than 10
-        distinct non-integer floats: continuous targets are planned but not supported yet);
-        ``nvalid`` >= n.
+        distinct non-integer floats: pass ``continuous=True``); targets that are not 1-D or
+        2-D, of the wrong length, NaN or infinite; an unknown ``target_scaling``, or one
+        without continuous targets; ``nvalid`` >= n; a negative seed.
     TypeError
         Non-numeric samples (a DataFrame's non-numeric column is named), labels that are not
-        a sequence or cannot be sorted together, a non-float dtype.
+        a sequence or cannot be sorted together, non-numeric targets, both labels and
+        targets or neither, a non-float dtype; ``reshuffle`` or ``continuous`` not a bool, a
+        seed that is not an int.
 
     Examples
     --------
@@ -582,9 +716,31 @@ def training_set(samples, labels, *, name=None, type=None, fieldsize=None, nvali
     ...                          batch=20, nvalid=20, seed=1)
     >>> trset.nbatches, len(trset.valid), trset.labels
     (4, 20, [0, 1])
+    >>> reg = syn.training_set([[0.0], [0.5], [1.0], [1.5]], targets=[1.0, 2.0, 3.0, 5.0],
+    ...                        target_scaling="minmax", rand=False)
+    >>> reg.y.ravel().tolist(), reg.target_scaling["offset"], reg.target_scaling["scale"]
+    ([0.0, 0.25, 0.5, 1.0], [1.0], [4.0])
     """
+    _check_reshuffle(reshuffle, 0)
+    seed = _check_seed(seed, reshuffle)
+    if not isinstance(continuous, (bool, np.bool_)):
+        raise TypeError(f"continuous must be True or False, got {continuous!r:.40}")
+    if targets is not None:
+        if labels is not None:
+            raise TypeError("give labels (classes) or targets (continuous values), not both")
+        labels, continuous = targets, True
+    elif labels is None:
+        raise TypeError("training_set needs labels (a class per sample) or continuous targets "
+                        "(targets=y, or labels with continuous=True); for samples without "
+                        "either use test_set")
+    if target_scaling is not None and not continuous:
+        raise ValueError(f"target_scaling {target_scaling!r:.40} needs continuous targets: pass "
+                         f"targets=y or continuous=True (labels are one-hot classes)")
     x = _as_matrix(samples, dtype)
     n = len(x)
+    if continuous:
+        return _continuous_set(x, labels, target_scaling, name, type, fieldsize, nvalid, batch,
+                               online, rand, seed, reshuffle)
     if not hasattr(labels, "__len__") or isinstance(labels, (str, bytes)):
         raise TypeError(f"labels must be a sequence, got {labels.__class__.__name__}")
     if len(labels) != n:
@@ -610,7 +766,138 @@ def training_set(samples, labels, *, name=None, type=None, fieldsize=None, nvali
     header.update(batches=[counts(idx[a:b]) for a, b in bounds],
                   valid=counts(idx[ntrain:]) if nvalid else {}, labels=uniq,
                   scaled=False)  # True once synaptic divides the samples by 255
+    if reshuffle:
+        header.update(reshuffle=True, seed=seed)
     return TrainingSet(header, batches, valid)
+
+
+TARGET_SCALINGS = ("minmax", "standard")
+TARGET_RECORD = ("scaling", "ndim", "offset", "scale")  # header["targets"], in this order
+
+
+def _continuous_set(x, values, kind, name, type, fieldsize, nvalid, batch, online, rand, seed,
+                    reshuffle):
+    """training_set for continuous targets (the samples ``x`` already checked)."""
+    n = len(x)
+    t, ndim = _as_targets(values, n)
+    record = kind if isinstance(kind, dict) else None  # checked below, against t's columns
+    if record is None and kind is not None and kind not in TARGET_SCALINGS:
+        if not isinstance(kind, str):
+            raise TypeError(f"target_scaling must be 'minmax', 'standard', None or a record "
+                            f"(trset.target_scaling), got {kind.__class__.__name__}")
+        raise ValueError(f"unknown target_scaling {kind!r}; known: 'minmax', 'standard', None")
+    batchsize = 1 if online else (None if batch is None else _check_int(batch, "batch", 1))
+    nvalid = None if nvalid is None else _check_int(nvalid, "nvalid", 0, n) or None
+    if rand:
+        perm = np.random.default_rng(seed).permutation(n)
+        x, t = x[perm], t[perm]
+    ntrain = n - (nvalid or 0)
+    if record is not None:
+        record = check_target_scaling(record, t.shape[1], "target_scaling")
+        if record["ndim"] != ndim:
+            raise ValueError(f"target_scaling is a record of {record['ndim']}-D targets, these "
+                             f"are {ndim}-D")
+    else:
+        record = _fit_scaling(kind, t[:ntrain], ndim)
+    with np.errstate(over="ignore"):
+        y = np.ascontiguousarray((t - record["offset"]) / record["scale"], dtype=x.dtype)
+    bad = ~np.isfinite(y).all(axis=1)
+    if bad.any():
+        raise ValueError(f"targets row {int(np.argmax(bad))} is not finite once scaled "
+                         f"(target_scaling {record['scaling']!r}) and converted to {x.dtype}")
+    bounds = partition(ntrain, batchsize)
+    header = _header_common(name, type, fieldsize, x.shape[1])
+    header.update(batches=[{"rows": b - a} for a, b in bounds],
+                  valid={"rows": n - ntrain} if nvalid else {}, targets=record, scaled=False)
+    if reshuffle:
+        header.update(reshuffle=True, seed=seed)
+    return TrainingSet(header, [DataSet(x[a:b], y[a:b]) for a, b in bounds],
+                       DataSet(x[ntrain:], y[ntrain:]) if nvalid else None)
+
+
+def _as_targets(values, n):
+    """(the targets as an n x c float64 array, 1 or 2: the dimensions given)."""
+    if _is_frame(values):
+        arr = _frame_values(values, "targets")
+    elif isinstance(values, (str, bytes)) or not hasattr(values, "__len__"):
+        raise TypeError(f"targets must be a sequence of numbers, got "
+                        f"{type(values).__name__}")
+    else:
+        try:
+            arr = np.asarray(values)
+        except (ValueError, TypeError):
+            raise ValueError("targets must be 1-D (a value per sample) or 2-D (n samples x "
+                             "outputs): their rows have different lengths") from None
+    if arr.dtype.kind == "c":
+        raise TypeError(f"targets must be real numbers, got complex ({arr.dtype})")
+    if arr.dtype.kind not in "biuf":
+        raise TypeError(f"targets must be numbers, got dtype {arr.dtype}")
+    if arr.ndim not in (1, 2):
+        raise ValueError(f"targets must be 1-D (a value per sample) or 2-D (n samples x "
+                         f"outputs), got shape {arr.shape}")
+    if len(arr) != n:
+        raise ValueError(f"samples and targets must have the same length, got {n} samples and "
+                         f"{len(arr)} targets")
+    if arr.ndim == 2 and arr.shape[1] == 0:
+        raise ValueError(f"targets have no columns (shape {arr.shape}): at least one output")
+    with np.errstate(over="ignore"):
+        t = np.array(arr, dtype=np.float64).reshape(n, -1)
+    bad = ~np.isfinite(t).all(axis=1)
+    if bad.any():
+        raise ValueError(f"targets row {int(np.argmax(bad))} holds NaN or infinity")
+    return t, arr.ndim
+
+
+def _fit_scaling(kind, t, ndim):
+    """The record of scaling ``kind`` fitted on the training targets ``t``."""
+    c = t.shape[1]
+    offset, scale = np.zeros(c), np.ones(c)
+    with np.errstate(over="ignore", invalid="ignore"):
+        if kind == "minmax":
+            offset, width = t.min(axis=0), t.max(axis=0) - t.min(axis=0)
+            scale = np.where(width > 0, width, 1.0)
+        elif kind == "standard":
+            offset, std = t.mean(axis=0), t.std(axis=0)
+            scale = np.where(std > 0, std, 1.0)
+    if not (np.isfinite(offset).all() and np.isfinite(scale).all()):
+        raise ValueError(f"the targets span too wide a range for target_scaling {kind!r} "
+                         f"(an offset or scale overflows float64)")
+    return {"scaling": kind, "ndim": ndim, "offset": offset.tolist(), "scale": scale.tolist()}
+
+
+def check_target_scaling(record, ncols=None, what="targets"):
+    """A continuous-targets record (``trset.target_scaling``, ``net.header["targets"]``)
+    checked: ``{"scaling": None | "minmax" | "standard", "ndim": 1 | 2, "offset": [...],
+    "scale": [...]}``, one finite offset and one finite positive scale per column (``ncols``
+    of them when given; one when ndim is 1).  Returns it with float lists; raises TypeError /
+    ValueError naming ``what``."""
+    if not isinstance(record, dict):
+        raise TypeError(f"{what} must be a dict {{{', '.join(TARGET_RECORD)}}}, got "
+                        f"{type(record).__name__}")
+    if set(record) != set(TARGET_RECORD):
+        raise ValueError(f"{what} must hold exactly {', '.join(TARGET_RECORD)}, got "
+                         f"{sorted(map(str, record))}")
+    kind, ndim = record["scaling"], record["ndim"]
+    if kind is not None and kind not in TARGET_SCALINGS:
+        raise ValueError(f"{what}: unknown scaling {kind!r}; known: 'minmax', 'standard', None")
+    if ndim not in (1, 2) or isinstance(ndim, bool) or not isinstance(ndim, (int, np.integer)):
+        raise ValueError(f"{what}: ndim must be 1 or 2, got {ndim!r:.40}")
+    lists = {}
+    for key in ("offset", "scale"):
+        values = record[key]
+        if not isinstance(values, (list, tuple)) or not values or not all(
+                isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool)
+                and math.isfinite(v) for v in values):
+            raise ValueError(f"{what}: {key} must be a non-empty list of finite numbers, got "
+                             f"{values!r:.60}")
+        lists[key] = [float(v) for v in values]
+    c = len(lists["offset"])
+    if len(lists["scale"]) != c or (ndim == 1 and c != 1) or (ncols is not None and c != ncols):
+        raise ValueError(f"{what}: {c} offsets and {len(lists['scale'])} scales (ndim {ndim})"
+                         + ("" if ncols is None else f" for {ncols} target columns"))
+    if min(lists["scale"]) <= 0:
+        raise ValueError(f"{what}: the scales must be > 0, got {lists['scale']}")
+    return {"scaling": kind, "ndim": int(ndim), **lists}
 
 
 MAX_FLOAT_CLASSES = 10  # more distinct non-integer float labels than this look continuous
@@ -623,16 +910,16 @@ def _class_labels(labels):
         labels = np.asarray(labels).ravel()  # a column of labels
     elif shape is not None and len(shape) != 1:
         raise ValueError(f"labels must be 1-D, one label per sample, got shape {shape}: for "
-                         f"one-hot rows pass y.argmax(axis=1); continuous targets (regression, "
-                         f"several outputs) are planned but not supported yet")
+                         f"one-hot rows pass y.argmax(axis=1); for continuous targets "
+                         f"(regression, several outputs) pass continuous=True or targets=y")
     values = _labels_list(labels)
     fractional = {v for v in values if isinstance(v, float) and not v.is_integer()}
     if len(fractional) > MAX_FLOAT_CLASSES:
         examples = ", ".join(f"{v:g}" for v in sorted(fractional)[:3])
         raise ValueError(f"labels look continuous ({len(set(values))} distinct values, "
                          f"{len(fractional)} of them not integers, e.g. {examples}): training_set "
-                         f"makes one class of each distinct label; continuous targets "
-                         f"(regression) are planned but not supported yet. For classes pass "
+                         f"makes one class of each distinct label; for continuous targets "
+                         f"(regression) pass continuous=True (or targets=y). For classes pass "
                          f"ints or strings (integer-valued floats such as 0.0 / 1.0 work too)")
     return values
 

@@ -60,6 +60,7 @@ class Input:
     """The input layer: ``n`` units, optionally with a ``fieldsize`` [w h] or [k w h]."""
 
     kind = "input"
+    dropout = None  # a Dropout on this layer's output (build sets it)
     act = None
 
     def __init__(self, n=None, fieldsize=None):
@@ -86,6 +87,7 @@ class FullyConnected:
     """``n`` units, each seeing every unit of the layer below plus a bias (column 0)."""
 
     kind = "fully-connected"
+    dropout = None  # a Dropout on this layer's output (build sets it)
 
     def __init__(self, n, act_fn, n_in, options=None, index=None):
         self.n = _positive_int(n, "fully-connected n")
@@ -163,6 +165,7 @@ class Convolution:
     """
 
     kind = "convolution"
+    dropout = None  # a Dropout on this layer's output (build sets it)
 
     def __init__(self, act_fn, feature_map, below, pool=None, index=None, options=None):
         where = f"layer {index} (convolution)" if index is not None else "convolution layer"
@@ -296,6 +299,43 @@ class Convolution:
         kern.conv_input_grad(dz, idx, w, self.geom, y, act, out, buf.work, slope)
 
 
+class Dropout:
+    """Inverted dropout on the output of the layer before it in the spec list:
+    ``{"type": "dropout", "p": 0.5}`` (``seed`` optional: drawn from the net's seed).
+
+    While training, each unit of that output is zeroed with probability ``p`` and the others
+    are scaled by 1 / (1 - p); ``estimate`` and the stats see the layer unchanged.  The masks
+    come from a counter-based generator (the kernel ``dropout``: SplitMix64 of the layer's
+    seed, its position and the net's batch count), so they are the same for any thread count
+    and a net saved and loaded resumes with the same masks.  It is not a layer of the net:
+    ``net.layers`` holds the layers with units, the dropout is the ``dropout`` attribute of the
+    layer whose output it masks (``position``, 0 for the input), and ``net.spec()`` lists it
+    where it was given.
+    """
+
+    kind = "dropout"
+
+    def __init__(self, p=0.5, seed=None, position=None, index=None):
+        where = f"layer {index} (dropout)" if index is not None else "dropout layer"
+        if isinstance(p, bool) or not isinstance(p, (int, float, np.integer, np.floating)) \
+                or not 0 <= p < 1:
+            raise ValueError(f"{where}: p (the probability of dropping a unit) must be a "
+                             f"number in [0, 1), got {p!r}")
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer))
+                                 or not 0 <= seed < 2**63):
+            raise ValueError(f"{where}: seed must be an integer in [0, 2^63), got {seed!r}")
+        self.p = float(p)
+        self.seed = None if seed is None else int(seed)
+        self.position = position
+
+    def key(self, counter):
+        """The mask's key for batch number ``counter``."""
+        return _codes.dropout_key(self.seed, self.position, counter)
+
+    def spec(self):
+        return {"type": "dropout", "p": self.p, "seed": self.seed}
+
+
 def _dict(value, what):
     if not isinstance(value, dict):
         raise ValueError(f"{what} must be a dict, got {value!r}")
@@ -341,11 +381,21 @@ def build(layer_specs):
                                  "net with a fully-connected layer")
             built.append(Convolution(spec["act_fn"], spec["feature_map"], built[-1],
                                      spec.get("pool"), index, _options(spec)))
+        elif kind == "dropout":
+            spec = _spec(layer, {"type", "p", "seed"}, index)
+            if index == len(layer_specs) - 1:
+                raise ValueError(f"layer {index} (dropout) cannot be the last layer: it drops "
+                                 "units of the layer before it, which the next layer reads")
+            if built[-1].dropout is not None:
+                raise ValueError(f"layer {index} (dropout) follows another dropout layer: give "
+                                 "one, with the combined p")
+            built[-1].dropout = Dropout(spec.get("p", 0.5), spec.get("seed"), len(built) - 1,
+                                        index)
         elif kind == "input":
             raise ValueError(f"layer {index}: only layer 0 may be an input layer")
         else:
             raise ValueError(f"layer {index}: unknown layer type {layer.get('type')!r}; "
-                             "known: input, fully-connected, convolution")
+                             "known: input, fully-connected, convolution, dropout")
     return built
 
 

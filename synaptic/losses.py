@@ -3,7 +3,9 @@
 The user names an ``error_fn`` (misclassification, sum-of-squares, cross-entropy); the
 "specific kind" resolves cross-entropy to -multivariate for a softmax output and to -binary
 otherwise.  Stats can also report ``argmax-misclassification`` and ``accuracy`` (argmax),
-which the original lacked.
+which the original lacked, and, for regression, ``mse`` and ``mae``: the mean squared and
+absolute error over samples and outputs, in the user's units (a training set's
+``target_scaling`` undone), computed in Python (stats.py), not by an error kernel.
 """
 from ._kernels import acts as _acts
 from ._kernels import reference as _codes
@@ -17,7 +19,11 @@ KINDS = {
     "cross-entropy-multivariate": _codes.ERR_CROSS_ENTROPY_MULTIVARIATE,
 }
 ACCURACY = "accuracy"  # 1 - argmax-misclassification rate; higher is better
-STAT_KINDS = tuple(KINDS) + ("cross-entropy", ACCURACY)
+REGRESSION_KINDS = ("mse", "mae")  # mean over samples and outputs, in the user's units
+STAT_KINDS = tuple(KINDS) + ("cross-entropy", ACCURACY) + REGRESSION_KINDS
+# the kinds that need class targets (a continuous training set refuses them)
+CLASS_KINDS = ("misclassification", "argmax-misclassification", ACCURACY,
+               "cross-entropy-binary", "cross-entropy-multivariate")
 
 # The pairings of the activation table (acts.TABLE, a row's ``losses``): the output
 # activations each error function trains, and the output-delta kernel kind of the pair.
@@ -38,7 +44,7 @@ def specific_kind(kind, output_act):
     kind = _spell(kind)
     if kind == "cross-entropy":
         return "cross-entropy-multivariate" if output_act == "softmax" else "cross-entropy-binary"
-    if kind not in KINDS and kind != ACCURACY:
+    if kind not in KINDS and kind != ACCURACY and kind not in REGRESSION_KINDS:
         raise ValueError(f"unknown error kind {kind!r}; known: {', '.join(STAT_KINDS)}")
     return kind
 

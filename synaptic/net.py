@@ -199,8 +199,18 @@ class Net:
         return sum(w.size for w in self.weights)
 
     def spec(self):
-        """The layer dicts this net was built from (canonical spelling)."""
-        return [layer.spec() for layer in self.layers]
+        """The layer dicts this net was built from (canonical spelling; dropout included)."""
+        specs = []
+        for layer in self.layers:
+            specs.append(layer.spec())
+            if layer.dropout is not None:
+                specs.append(layer.dropout.spec())
+        return specs
+
+    @property
+    def dropouts(self):
+        """The Dropout of each layer's output that has one (input first)."""
+        return [layer.dropout for layer in self.layers if layer.dropout is not None]
 
     def __repr__(self):
         units = "-".join(str(l.n) for l in self.layers)
@@ -331,6 +341,10 @@ def build_net(layer_specs, training=None, *, dtype=np.float64, seed=None):
     layers = _layers.build(layer_specs)
     dtype = _check_dtype(dtype)
     check_weight_sizes(layers, dtype)
-    init_seed, unit_seed = np.random.SeedSequence(seed).spawn(2)
+    init_seed, unit_seed, dropout_seed = np.random.SeedSequence(seed).spawn(3)
     weights = _layers.init_weights(layers, np.random.default_rng(init_seed), dtype)
+    seeds = np.random.default_rng(dropout_seed)
+    for layer in layers:  # a dropout without its own seed draws one (kept in net.spec())
+        if layer.dropout is not None and layer.dropout.seed is None:
+            layer.dropout.seed = int(seeds.integers(2**63))
     return Net(layers, weights, training, dtype=dtype, seed=unit_seed)

@@ -23,7 +23,9 @@ Every JSON document carries ``"format"`` (what the file holds) and ``"version"``
 this reader; a field added later without that risk keeps the version, and a file without it
 is read with a rule stated where the field is read.  The training-set header's ``scaled``
 (whether synaptic divided the samples by 255) is such a field: a file without it (synaptic
-0.1) counts as scaled when all its samples lie in [0, 1].  Arrays are read with ``allow_pickle=False``, so nothing in a file can
+0.1) counts as scaled when all its samples lie in [0, 1].  So are the header's ``reshuffle``
+and ``seed`` (a file without them does not reshuffle) and ``targets`` (continuous targets and
+their scaling, on a training set and on a net trained on it; a file without it holds classes).  Arrays are read with ``allow_pickle=False``, so nothing in a file can
 execute code.  JSON keeps strings, ints, floats (NaN included), bools and None apart, so
 labels keep their type; a dict whose keys are not all strings (the per-batch label counts of
 int labels) is written as ``{"__items__": [[key, value], ...]}``.
@@ -59,9 +61,10 @@ import numpy as np
 
 from . import layers as _layers
 from ._archive import MAX_META_BYTES, Archive, FileFormatError, loads_json
-from .datasets import RECIPES, DataSet, DataWarning, TrainingSet, data_dir
-from .losses import ACCURACY, KINDS as ERROR_KINDS
+from .datasets import RECIPES, DataSet, DataWarning, TrainingSet, check_target_scaling, data_dir
+from .losses import ACCURACY, KINDS as ERROR_KINDS, REGRESSION_KINDS
 from .net import Net, _check_dtype
+from .training import optimizer as _optimizer
 from .training.params import Stats, training as _training
 
 VERSION = 1
@@ -72,12 +75,12 @@ ITEMS = "__items__"
 RNG_BIT_GENERATORS = ("PCG64", "PCG64DXSM", "Philox", "SFC64")
 TRSET_ARRAYS = {"x", "y", "valid_x", "valid_y"}
 TRANSIENT_STATE = "state"  # training / stopping: never saved
-NUMERIC_STATE = ("alpha", "rp_err")  # optimiser state scalars the algorithms compute with
-# the optimiser state each algorithm reads as one weight-shaped array per layer (Nesterov
-# momentum: backprop's, whatever the algorithm; see training/loop.make_algorithm)
-WEIGHT_STATE = {"backprop": ("deltaw", "lr_gain"), "rprop": ("deltaw", "rp_step", "rp_grad"),
-                "rmsprop": ("deltaw", "ms_grad", "lr_gain")}
-STAT_KINDS = (*ERROR_KINDS, ACCURACY)  # the specific kinds stats record (stats.stat_kinds)
+# the optimiser state scalars the algorithms compute with, and the state each algorithm reads
+# as one weight-shaped array per layer (Nesterov momentum: backprop's, whatever the
+# algorithm; see training/loop.make_algorithm), as the algorithms declare them
+NUMERIC_STATE = _optimizer.SCALAR_STATE
+WEIGHT_STATE = _optimizer.WEIGHT_STATE
+STAT_KINDS = (*ERROR_KINDS, ACCURACY, *REGRESSION_KINDS)  # the kinds stats record (stats.stat_kinds)
 # the temporary files of _atomic_write (mkstemp: 8 random characters)
 TEMPORARY = re.compile(r"\.(?:neuralnet|trainingset|trainingset-header)\..+\.[a-z0-9_]{8}\.tmp")
 STALE_SECONDS = 300  # a temporary file untouched this long is a killed save's: removed
@@ -533,7 +536,8 @@ def save_neural_net(net, name=None):
             arrays.update(state_arrays)
             stats = None if t.stats is None else {
                 "epochs": t.stats.epochs, "tr_err": t.stats.tr_err, "val_err": t.stats.val_err,
-                "seconds": t.stats.seconds, "diverged": t.stats.diverged}
+                "seconds": t.stats.seconds, "diverged": t.stats.diverged,
+                "learning_rate": t.stats.learning_rate, "early_stopping": t.stats.early_stopping}
             training = {"algo": t.algo, "params": t.params, "stats": stats,
                         "state": scalars, "state_arrays": layout}
         document = _to_json({"format": NET, "version": VERSION, "dtype": net.dtype.name,
@@ -591,6 +595,13 @@ def load_neural_net_file(path):
         except (TypeError, ValueError) as err:
             raise FileFormatError(path, str(err)) from None
         header = _check_header(_field(doc, "header", dict, path), path, "header", layers[-1].n)
+        if header.get("targets") is not None:  # a net trained on continuous targets
+            if header.get("labels") is not None:
+                raise FileFormatError(path, "'header' holds labels and targets: one or the other")
+            try:
+                check_target_scaling(header["targets"], layers[-1].n, "'header.targets'")
+            except (TypeError, ValueError) as err:
+                raise FileFormatError(path, str(err)) from None
         tdoc = _field(doc, "training", dict, path, optional=True)
         rng = _load_rng(_field(doc, "rng", dict, path), path)
         batches = _field(doc, "batches", int, path, minimum=0)
@@ -667,7 +678,7 @@ def _weight_state(training):
     """The state keys ``training``'s algorithm reads as one weight-shaped array per layer."""
     if (training.params.get("momentum") or {}).get("nesterov"):
         return WEIGHT_STATE["backprop"]
-    return WEIGHT_STATE.get(training.algo, ())
+    return WEIGHT_STATE[training.algo]
 
 
 def _fill_state(training, layout, arrays, dtype):
@@ -705,7 +716,29 @@ def _load_stats(sdoc, path):
         errs[part] = {k: _number_list(v, path, f"{where}{part}.{k}") for k, v in table.items()}
     epochs = _field(sdoc, "epochs", int, path, where, minimum=0)
     seconds = _number_list(_field(sdoc, "seconds", list, path, where), path, where + "seconds")
-    return Stats(epochs, errs["tr_err"], errs["val_err"], seconds, _load_diverged(sdoc, path))
+    rates = _number_list(sdoc.get("learning_rate", []), path, where + "learning_rate")
+    return Stats(epochs, errs["tr_err"], errs["val_err"], seconds, _load_diverged(sdoc, path),
+                 rates, _load_early_stopping(sdoc, path))
+
+
+def _load_early_stopping(sdoc, path):
+    """``stats.early_stopping``: None or the record of early_stopping.py (files before it: None)."""
+    where = "training.stats.early_stopping."
+    doc = sdoc.get("early_stopping")
+    if doc is None:
+        return None
+    keys = {"stopped_epoch", "best_epoch", "best", "errorkind", "restored"}
+    if not isinstance(doc, dict) or set(doc) != keys:
+        raise FileFormatError(path, "'training.stats.early_stopping' must be null or an object "
+                                    f"of {', '.join(sorted(keys))}")
+    best = doc["best"]
+    if best is not None and (isinstance(best, bool) or not isinstance(best, (int, float))):
+        raise FileFormatError(path, f"'{where}best' must be a number or null")
+    return {"stopped_epoch": _field(doc, "stopped_epoch", int, path, where, minimum=0),
+            "best_epoch": _field(doc, "best_epoch", int, path, where, optional=True, minimum=0),
+            "best": None if best is None else float(best),
+            "errorkind": _field(doc, "errorkind", str, path, where),
+            "restored": _field(doc, "restored", bool, path, where)}
 
 
 def _load_diverged(sdoc, path):

@@ -571,9 +571,10 @@ def test_continuous_float_labels_are_refused():
     rng = np.random.default_rng(0)
     x, y = rng.random((2000, 3)), rng.random(2000)
     for labels in (y, list(y), y[:, None]):
-        with pytest.raises(ValueError, match="labels look continuous .*continuous targets "
-                                             r"\(regression\) are planned but not supported yet"):
+        with pytest.raises(ValueError, match="labels look continuous .*for continuous targets "
+                                             r"\(regression\) pass continuous=True"):
             D.training_set(x, labels)
+        assert D.training_set(x, labels, continuous=True).continuous  # as the message says
 
 
 def test_integer_valued_and_few_float_labels_stay_classes():
@@ -591,7 +592,8 @@ def test_integer_valued_and_few_float_labels_stay_classes():
 def test_two_dimensional_labels_point_at_argmax_and_continuous_targets():
     x = np.zeros((6, 2))
     with pytest.raises(ValueError, match=r"labels must be 1-D.*shape \(6, 3\).*y.argmax\(axis=1\)"
-                                         ".*continuous targets .* planned"):
+                                         ".*continuous targets .* pass continuous=True or "
+                                         "targets=y"):
         D.training_set(x, np.eye(3)[[0, 1, 2, 0, 1, 2]])
 
 

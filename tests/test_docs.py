@@ -84,14 +84,17 @@ def test_training_doc_lists_every_algorithm_and_every_key_with_its_default():
         if not isinstance(params._lookup(params.SCHEMA, key), dict):
             assert re.search(r"default |required|left out", line), line
     assert "``rprop.eta_plus`` : number, default 1.2 (rprop)" in doc
-    assert "``learning_rate.epsilon`` : number, default 0.01 (backprop, rmsprop)" in doc
+    assert ("``learning_rate.epsilon`` : number, default 0.01 (backprop, rmsprop), 0.001 for adam"
+            in doc)
+    assert "``learning_rate.adaptive`` : bool, default False (backprop, rmsprop)" in doc
     assert "``lbfgs.m`` : int, default 5 (lbfgs)" in doc
     assert "``error_fn`` : str, default 'cross-entropy', 'misclassification' for perceptron" in doc
 
 
 def test_the_documented_defaults_are_the_ones_the_algorithms_use():
     from synaptic.training import lbfgs, rprop
-    assert rprop.DEFAULTS == {**params.DEFAULTS["rprop"]["rprop"], **params.IMPLIED["rprop"]}
+    assert rprop.Rprop.options({}) == {**params.DEFAULTS["rprop"]["rprop"],
+                                       **params.IMPLIED["rprop"]}
     assert (lbfgs.M, lbfgs.EPS, lbfgs.MAXLS) == tuple(params.IMPLIED["lbfgs"].values())
     net = synaptic.mlp([2, 2], "softmax", synaptic.training("rmsprop"))
     from synaptic.training.rmsprop import RMSprop

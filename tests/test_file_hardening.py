@@ -422,7 +422,11 @@ BUDGET_PROBE = textwrap.dedent("""
         peak = tracemalloc.get_traced_memory()[1]
         tracemalloc.stop()
         out[path.name] = [outcome, seconds, peak]
-    out["maxrss"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    # VmHWM, this process's own peak: ru_maxrss would also count the parent's RSS at fork
+    # time (Linux carries it across exec), i.e. that of the pytest process running us
+    hwm = [l for l in open("/proc/self/status") if l.startswith("VmHWM:")]
+    out["maxrss"] = (int(hwm[0].split()[1]) if hwm
+                     else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024
     print(json.dumps(out))
 """)
 

@@ -62,6 +62,53 @@ def check_map_shape(shape, ph, pw):
     return k, hc, wc, hc // ph, wc // pw
 
 
+def check_adam(lr, beta1, beta2, eps, step, decay):
+    """adam_update's scalars checked; returns ``step`` as an int."""
+    if isinstance(step, bool) or not isinstance(step, (int, np.integer)):
+        raise TypeError(f"step must be an integer, got {step!r}")
+    if not 1 <= step < 2**62:
+        raise ValueError(f"step must be in [1, 2^62), got {step}")
+    for name, value in (("lr", lr), ("beta1", beta1), ("beta2", beta2), ("eps", eps),
+                        ("decay", decay)):
+        if not np.isfinite(value):
+            raise ValueError(f"{name} must be finite, got {value}")
+    if not (0 <= beta1 < 1 and 0 <= beta2 < 1):
+        raise ValueError(f"beta1 and beta2 must be in [0, 1), got {beta1}, {beta2}")
+    if lr < 0 or eps < 0 or not 0 <= decay <= 1:
+        raise ValueError(f"need lr >= 0, eps >= 0 and decay in [0, 1], got {lr}, {eps}, {decay}")
+    return int(step)
+
+
+# Dropout masks (dropout): a counter-based generator, SplitMix64 (Steele, Lea & Flood 2014),
+# so a mask is a pure function of (key, element): the same for any thread count or order.
+MASK64 = (1 << 64) - 1
+GAMMA = 0x9E3779B97F4A7C15
+MIX1, MIX2 = 0xBF58476D1CE4E5B9, 0x94D049BB133111EB
+
+
+def splitmix64(z):
+    """SplitMix64's output function of the state ``z`` (a Python int)."""
+    z &= MASK64
+    z = ((z ^ (z >> 30)) * MIX1) & MASK64
+    z = ((z ^ (z >> 27)) * MIX2) & MASK64
+    return z ^ (z >> 31)
+
+
+def dropout_key(seed, layer, counter):
+    """The key of one dropout mask: a dropout layer's ``seed``, its position, the batch count."""
+    return splitmix64(splitmix64(splitmix64(seed) + layer * GAMMA) + (counter + 1) * GAMMA)
+
+
+def check_dropout(p, key):
+    """dropout's scalars checked: (the keep threshold on 53-bit draws, 1 / (1 - p), key)."""
+    if isinstance(key, bool) or not isinstance(key, (int, np.integer)) or not 0 <= key <= MASK64:
+        raise TypeError(f"key must be an integer in [0, 2^64), got {key!r}")
+    if not (isinstance(p, (int, float, np.floating, np.integer)) and not isinstance(p, bool)
+            and 0 <= p < 1):
+        raise ValueError(f"p must be a number in [0, 1), got {p!r}")
+    return int(float(p) * 2.0 ** 53), 1.0 / (1.0 - float(p)), int(key)
+
+
 def x_zeros(x):
     """The fraction of zeros of ``x``, sampled on about 256 rows (sgd_epoch's ``zeros``)."""
     sample = x[:: max(1, x.shape[0] // 256)]

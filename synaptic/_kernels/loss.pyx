@@ -1,5 +1,5 @@
 # distutils: extra_compile_args = -ffp-contract=off
-"""Output-layer kernels: output_delta, error_sum, argmax_rows.
+"""Output-layer kernels: output_delta, error_sum, argmax_rows; and dropout (dropout.pxi).
 
 The compiled twin of the functions of the same names in ``reference.py`` (the contract).
 ``error_sum`` accumulates in double over fixed row chunks combined in chunk order, so its
@@ -14,6 +14,7 @@ from cpython.pyport cimport PY_SSIZE_T_MAX
 
 from ._common cimport *
 from ._step cimport *
+from .checks import check_dropout
 
 cnp.import_array()
 
@@ -148,3 +149,6 @@ def error_sum(y, t, int kind):
     if k == 0:
         return _error_sum[float](y, t, kind)
     return _error_sum[double](y, t, kind)
+
+
+include "dropout.pxi"

@@ -4,9 +4,9 @@ from .dense import (activate, dense_forward, derivative, hidden_delta,  # noqa: 
                     output_backprop, pack_input, packed_forward, packed_objective,
                     packed_weight_grad, sgd_epoch,
                     weight_grad)
-from .loss import argmax_rows, error_sum, output_delta  # noqa: F401
-from .update import (add_scaled, decay_weights, perceptron_error, regularize,  # noqa: F401
-                     rmsprop_update, rprop_update, sgd_update)
+from .loss import argmax_rows, dropout, error_sum, output_delta  # noqa: F401
+from .update import (adam_update, add_scaled, decay_weights, perceptron_error,  # noqa: F401
+                     regularize, rmsprop_update, rprop_update, sgd_update)
 from .conv import conv_forward, conv_input_grad, conv_weight_grad  # noqa: F401
 from .pool import avg_pool, avg_pool_backward, max_pool, max_pool_backward  # noqa: F401
 from .checks import x_zeros  # noqa: F401

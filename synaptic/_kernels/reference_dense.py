@@ -16,6 +16,7 @@ Integer codes (``act``, ``kind``) are the module constants below.  A kernel that
 activation code also takes ``slope`` (leaky-relu's slope for z < 0, in [0, 1), default
 LEAKY_SLOPE; the other activations ignore it).
 """
+import math
 import sys
 
 import numpy as np
@@ -25,6 +26,9 @@ from .acts import (  # noqa: F401
     ACT_BINARY_PROB, ACT_BINARY_THRESHOLD, ACT_BIPOLAR_THRESHOLD, ACT_ELU, ACT_LEAKY_RELU,
     ACT_LINEAR, ACT_RELU, ACT_SIGMOID, ACT_SOFTMAX, ACT_SOFTPLUS, ACT_TANH, LEAKY_SLOPE, N_ACT,
     check_slope, kernel_act)
+from .checks import GAMMA as _GAMMA, MIX1 as _MIX1, MIX2 as _MIX2
+from .checks import check_adam as _check_adam, check_dropout as _check_dropout
+from .checks import dropout_key  # noqa: F401  (re-exported: layers.Dropout.key)
 from .checks import output_backprop_steps as _output_backprop_steps
 
 # Error-sum kinds (error_sum).
@@ -272,6 +276,55 @@ def decay_weights(w, factor):
     """w[:, 1:] *= factor: decoupled weight decay, W <- (1 - eta lambda) W; the bias is exempt."""
     _check_2d("w", w)
     w[:, 1:] *= w.dtype.type(factor)
+
+
+def adam_update(w, g, m, v, vmax, lr, beta1, beta2, eps, step, scale, decay):
+    """One Adam update, in place (Kingma & Ba 2015; PyTorch's order of operations).
+
+    ``g`` times ``scale`` is the gradient (the summed gradient and 1 / batch size).  First
+    ``w[:, 1:] *= decay`` (AdamW's decoupled decay, 1 - lr * weight_decay; 1 for none; the
+    bias column exempt).  Then m += (1 - beta1) (g - m); v = beta2 v + (1 - beta2) g²;
+    with ``vmax`` (AMSGrad, else None) vmax = max(vmax, v) is used in place of v;
+    w += -(lr / (1 - beta1^step)) * m / (sqrt(v) / sqrt(1 - beta2^step) + eps).
+    ``step`` is this update's number, from 1.
+    """
+    _check_2d("w", w)
+    _check_update(w, g=g, m=m, v=v, **({} if vmax is None else {"vmax": vmax}))
+    step = _check_adam(lr, beta1, beta2, eps, step, decay)
+    dt = w.dtype.type
+    if decay != 1.0:
+        w[:, 1:] *= dt(decay)
+    gt = g * dt(scale)
+    m += dt(1.0 - beta1) * (gt - m)
+    v *= dt(beta2)
+    v += dt(1.0 - beta2) * (gt * gt)
+    if vmax is not None:
+        np.maximum(vmax, v, out=vmax)
+    denom = np.sqrt(vmax if vmax is not None else v) / dt(math.sqrt(1.0 - beta2 ** step))
+    denom += dt(eps)
+    w += dt(-(lr / (1.0 - beta1 ** step))) * (m / denom)
+
+
+def dropout(x, out, p, key):
+    """out = x * keep / (1 - p): inverted dropout with the mask of ``key`` (checks.dropout_key).
+
+    Element i of the row-major array is kept where the 53-bit draw ``SplitMix64(key + (i + 1)
+    * GAMMA) >> 11`` is at least ``p * 2^53`` (probability 1 - p); the dropped ones are 0.
+    ``out`` may be ``x``.  Applied to a delta with the same key it is the mask's backward pass.
+    """
+    _check_2d("x", x)
+    _check_update(x, out=out)
+    threshold, scale, key = _check_dropout(p, key)
+    dt = x.dtype.type
+    if threshold == 0:
+        out[...] = x
+        return
+    z = np.uint64(key) + (np.arange(1, x.size + 1, dtype=np.uint64) * np.uint64(_GAMMA))
+    z = (z ^ (z >> np.uint64(30))) * np.uint64(_MIX1)
+    z = (z ^ (z >> np.uint64(27))) * np.uint64(_MIX2)
+    z ^= z >> np.uint64(31)
+    keep = ((z >> np.uint64(11)) >= np.uint64(threshold)).reshape(x.shape)
+    out[...] = np.where(keep, x * dt(scale), dt(0))
 
 
 def perceptron_error(y, t, out):

@@ -1,6 +1,6 @@
 # distutils: extra_compile_args = -ffp-contract=off -fno-math-errno
 """Weight-update kernels: regularize, add_scaled, sgd_update, decay_weights, perceptron_error,
-rprop_update, rmsprop_update.
+rprop_update, rmsprop_update, adam_update (update_adam.pxi).
 
 The compiled twin of the functions of the same names in ``reference.py`` (the contract).
 Each is one fused elementwise pass that performs the twin's operations in the twin's order,
@@ -18,6 +18,7 @@ from cpython.pyport cimport PY_SSIZE_T_MAX
 
 from ._common cimport *
 from ._step cimport *
+from .checks import check_adam
 
 cnp.import_array()
 
@@ -572,3 +573,6 @@ def rmsprop_update(w, g, deltaw, ms, gain, double lr, double decay, double eps, 
         _rmsprop_update[float](w, g, deltaw, ms, gain, &p)
     else:
         _rmsprop_update[double](w, g, deltaw, ms, gain, &p)
+
+
+include "update_adam.pxi"

@@ -11,12 +11,12 @@ Python between the batches; the training loop takes it when nobody watches the n
 """
 import numpy as np
 
-from .. import _kernels, losses
+from .. import _kernels
 from .._kernels import reference as _codes
 from ..layers import FullyConnected
 from .gradients import Gradients
+from .optimizer import Optimizer, momentum_alpha, register  # noqa: F401 (momentum_alpha: old home)
 
-REG_CODES = {"l1": _codes.REG_L1, "l2": _codes.REG_L2}
 # Batches of at most this many rows train through sgd_epoch; bigger ones through the
 # per-layer kernels, whose products split the rows over the threads.  Measured (W1 epoch,
 # f32, 2 threads; sgd_epoch / per layer): 100 rows 12.6 / 22 ms, 200 12.0 / 13.7,
@@ -24,47 +24,40 @@ REG_CODES = {"l1": _codes.REG_L1, "l2": _codes.REG_L2}
 FUSED_MAX_ROWS = 256
 
 
-def momentum_alpha(momentum, state):
-    """α of this step (None without momentum): alpha_start, then +alpha_step each step, capped
-    at alpha; the running value is kept in ``state["alpha"]`` only when alpha_start is given."""
-    if momentum is None:
-        return None
-    if "alpha" in state:
-        alpha = min(state["alpha"] + momentum["alpha_step"], momentum["alpha"])
-    else:
-        alpha = momentum.get("alpha_start", momentum["alpha"])
-    if "alpha_start" in momentum:
-        state["alpha"] = alpha
-    return alpha
+@register
+class Backprop(Optimizer):
+    name = "backprop"
+    doc = ("Gradient descent on the summed gradient divided by the batch size, with optional "
+           "adaptive per-weight gains (+0.05 / x0.95), momentum and Nesterov.")
+    defaults = {"error_fn": "cross-entropy", "learning_rate": {"epsilon": 0.01}}
+    uses = frozenset({"learning_rate", "momentum", "weight_decay"})
+    weight_state = ("deltaw", "lr_gain")
+    scalar_state = ("alpha",)
+    adaptive_gains = True
 
-
-class Backprop:
     def __init__(self, net):
-        params = net.training.params
-        self.net = net
-        self.gradients = Gradients(net, losses.check_error_fn(params["error_fn"]))
-        lr = params["learning_rate"]
-        self.epsilon = float(lr["epsilon"])
+        self.gradients = None
+        super().__init__(net)
+        self.gradients = Gradients(net, self.error_fn)
+        lr = self.params["learning_rate"]
         self.adaptive = bool(lr.get("adaptive", False))
         self.ming = float(lr.get("ming", 0.0))
         self.maxg = float(lr.get("maxg", 0.0))
-        mom = params.get("momentum")
-        self.momentum = mom
-        self.nesterov = bool(mom and mom.get("nesterov"))
-        reg = params.get("regularization")
-        self.reg_kind = REG_CODES[reg["kind"]] if reg and reg.get("lambda", 0) > 0 else _codes.REG_NONE
-        self.reg_lambda = float(reg["lambda"]) if self.reg_kind else 0.0
-        self.decay = 1.0 - self.epsilon * float(params.get("weight_decay", 0.0))
-        state = net.training.state
-        self._deltaw = state.get("deltaw") or [np.zeros_like(w) for w in net.weights]
-        self._gain = state.get("lr_gain") or [np.ones_like(w) for w in net.weights]
+        self.nesterov = bool(self.momentum and self.momentum.get("nesterov"))
+        self.reg_kind, self.reg_lambda = self.reg.code, self.reg.lam
+        self._deltaw = self.per_weight("deltaw")
+        self._gain = self.per_weight("lr_gain", np.ones_like)
         self._zeros_of = self._zeros_value = None
+
+    def begin_epoch(self, epoch):
+        super().begin_epoch(epoch)
+        self.decay = 1.0 - self.epsilon * self.reg.weight_decay
 
     def fusable(self, bounds):
         """True if an epoch over these batches runs in one ``sgd_epoch`` call: a dense net
         (backprop refuses stochastic units), batches of at most FUSED_MAX_ROWS rows."""
         return (all(isinstance(layer, FullyConnected) for layer in self.net.layers[1:])
-                and max(b - a for a, b in bounds) <= FUSED_MAX_ROWS)
+                and not self.net.dropouts and max(b - a for a, b in bounds) <= FUSED_MAX_ROWS)
 
     def _zeros(self, x, kern):
         """The fraction of zeros of ``x`` (sampled once per training set): every call of an
@@ -107,10 +100,6 @@ class Backprop:
             if self.adaptive:
                 state["lr_gain"] = self._gain
         return done
-
-    def next_alpha(self):
-        """α of this step: the schedule alpha_start, +alpha_step each step, capped at alpha."""
-        return momentum_alpha(self.momentum, self.net.training.state)
 
     def step(self, x, t, kern=None):
         """Train on one batch: compute the update and apply it to the net's weights in place."""

@@ -29,7 +29,8 @@ finite there (or, when the weights stayed finite, at the epoch's end), a second 
 evaluates the training loss after each batch (one evaluation of the training set a batch, on
 this rare path only) and stops before the first batch after which it is not finite.  Epochs and
 batches are counted from 0: epoch ``e`` is the one after ``e`` recorded epochs, batch ``b`` is
-``trset.batches[b]``.
+``trset.batches[b]`` (of a set that reshuffles: ``trset.for_epoch(e).batches[b]``, the epoch's
+order, which the replays train on too).
 
 L-BFGS (lbfgs.py) checks every function evaluation instead: the point, the cost, the
 gradient; its "epoch" is the iteration (counted from 0 in the run), its batch None.
@@ -42,7 +43,7 @@ import warnings
 import numpy as np
 
 from .. import activations
-from .params import IMPLIED
+from .optimizer import COMMON_IMPLIED
 from .stats import evaluate
 
 TRANSIENT = "state"  # net.training.state["state"]: training / stopping, never copied back
@@ -96,7 +97,7 @@ class TrainingDiverged(ArithmeticError):
 
 def policy(net):
     """The net's ``on_nonfinite``: "raise", "stop" or "ignore"."""
-    return net.training.params.get("on_nonfinite", IMPLIED["on_nonfinite"])
+    return net.training.params.get("on_nonfinite", COMMON_IMPLIED["on_nonfinite"])
 
 
 def bad_layer(weights):
@@ -185,19 +186,22 @@ class Guard:
     """The once-an-epoch check of an epoch-based training (see the module docstring).
 
     ``make`` builds an algorithm from the net's training (loop.make_algorithm); ``starts`` are
-    the batch starts and the end, as the whole-epoch kernel takes them.
+    the batch starts and the end, as the whole-epoch kernel takes them; ``epoch_data(e)`` is
+    the data epoch ``e`` trains on (``data`` in another order when the set reshuffles; default
+    ``data``): a replay trains on it, the checks evaluate ``data``.
 
     The copy is taken at the start of an epoch, and kept for the next ``every`` epochs when
     taking it would cost more than COPY_BUDGET of an epoch's time (tiny nets, whose epochs
     take microseconds): a divergence then replays the whole epochs since the copy first (each
     one passed its check, so its replay does too), then the offending epoch batch by batch."""
 
-    def __init__(self, net, data, starts, kern, make):
+    def __init__(self, net, data, starts, kern, make, epoch_data=None):
         self.net, self.data, self.starts, self.kern, self.make = net, data, starts, kern, make
+        self.epoch_data = epoch_data or (lambda epoch: data)
         self.kinds = list(net.training.stats.tr_err)
         self.start, self.before = _Copy(net), _Copy(net)
         self.no_stop = np.zeros(1, dtype=np.int32)  # a replay runs to its end
-        self.since = None  # the epochs trained since the copy: their batches through algo.epoch
+        self.since = None  # the epochs trained since the copy: (batches through algo.epoch, epoch)
         self.every, self.cost = 1, 0.0
 
     def begin(self):
@@ -225,7 +229,7 @@ class Guard:
                 with net.lock:
                     errors = evaluate(net, self.data.x, self.data.y, self.kinds, self.kern)
             if not self.kinds or not bad_kinds(errors):
-                self.since.append(fused)
+                self.since.append((fused, net.training.stats.epochs))
                 self.every = (1 if self.cost <= COPY_BUDGET * seconds else
                               min(MAX_EVERY, math.ceil(self.cost / (COPY_BUDGET * seconds)))
                               if seconds > 0 else MAX_EVERY)
@@ -243,9 +247,10 @@ class Guard:
         before the offending batch."""
         net = self.net
         algo = self._restart()
+        data = self.epoch_data(epoch)
         error = None
         for i in range(done):
-            self._batch(algo, i, fused)
+            self._batch(algo, i, fused, data)
             layer = bad_layer(net.weights)
             if layer is not None:
                 self.before.restore()
@@ -255,9 +260,10 @@ class Guard:
         if self.kinds and self._loss_error(epoch, None) is not None:  # at the weights kept
             upto = done if error is None else error.batch
             algo = self._restart()
+            data = self.epoch_data(epoch)
             error = self._loss_error(epoch, None) or error
             for i in range(upto if error is None or error.batch is not None else 0):
-                self._batch(algo, i, fused)
+                self._batch(algo, i, fused, data)
                 loss = self._loss_error(epoch, i)
                 if loss is not None:
                     self.before.restore()
@@ -274,23 +280,23 @@ class Guard:
         self.start.restore()
         algo = self.make(self.net)
         nb = len(self.starts) - 1
-        for fused in self.since:
+        for fused, epoch in self.since:
+            data = self.epoch_data(epoch)
             if fused:
-                algo.epoch(self.data.x, self.data.y, self.starts[:fused + 1], self.no_stop,
-                           self.kern)
-            for batch in self.data.batches[fused:]:
+                algo.epoch(data.x, data.y, self.starts[:fused + 1], self.no_stop, self.kern)
+            for batch in data.batches[fused:]:
                 algo.step(batch.x, batch.y, self.kern)
             self.net._batches += nb
         return algo
 
-    def _batch(self, algo, i, fused):
-        """Train batch i as the first pass did (through algo.epoch if ``i < fused``), after
-        copying the net to ``self.before``."""
+    def _batch(self, algo, i, fused, data):
+        """Train batch i of the epoch's ``data`` as the first pass did (through algo.epoch if
+        ``i < fused``), after copying the net to ``self.before``."""
         self.before.take()
         if i < fused:
-            algo.epoch(self.data.x, self.data.y, self.starts[i:i + 2], self.no_stop, self.kern)
+            algo.epoch(data.x, data.y, self.starts[i:i + 2], self.no_stop, self.kern)
         else:
-            batch = self.data.batches[i]
+            batch = data.batches[i]
             algo.step(batch.x, batch.y, self.kern)
         self.net._batches += 1
 

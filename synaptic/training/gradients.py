@@ -21,6 +21,9 @@ class _Workspace:
         self.acts = net.activity_buffers(nrows)
         self.deltas = net.activity_buffers(nrows)
         self.bufs = net.layer_buffers(nrows, backward=True)
+        # the output of layers[i] after its dropout (0: the input), where it has one
+        self.dropped = [np.empty((nrows, layer.n), net.dtype) if layer.dropout else None
+                        for layer in net.layers[:-1]]
 
 
 def check_backprop(net, error_fn):
@@ -37,7 +40,9 @@ class Gradients:
         self.net = net
         self.delta_kind = check_backprop(net, error_fn)
         self.grads = [np.empty_like(w) for w in net.weights]
-        self.dense = all(isinstance(layer, FullyConnected) for layer in net.layers[1:])
+        self.dropout = bool(net.dropouts)
+        self.dense = (all(isinstance(layer, FullyConnected) for layer in net.layers[1:])
+                      and not self.dropout)
         self._workspaces = {}
 
     def workspace(self, nrows):
@@ -54,6 +59,26 @@ class Gradients:
         return self.dense and all(layer.act != activations.STOCHASTIC
                                   for layer in self.net.layers[1:])
 
+    def forward_dropout(self, x, ws, kern):
+        """The training forward pass with the dropout masks of batch ``net._batches``: the
+        activities (before dropout) in ``ws.acts``; returns what each layer read."""
+        net = self.net
+        counter = net._batches
+        inputs, a = [], x
+        for i, (layer, w, out, buf) in enumerate(zip(net.layers[1:], net.weights, ws.acts,
+                                                      ws.bufs)):
+            drop = net.layers[i].dropout
+            if drop is not None:
+                kern.dropout(a, ws.dropped[i], drop.p, drop.key(counter))
+                a = ws.dropped[i]
+            inputs.append(a)
+            if layer.act == activations.STOCHASTIC:
+                layer.forward_sampled(kern, a, w, out, buf, net.rng)
+            else:
+                layer.forward(kern, a, w, out, buf)
+            a = out
+        return inputs
+
     def compute(self, x, t, kern=None, packed=None):
         """Fill and return ``self.grads`` with Σ dE/dW over the rows of ``x`` (targets ``t``).
 
@@ -63,7 +88,12 @@ class Gradients:
         kern = kern or _kernels.get_backend()
         net = self.net
         ws = self.workspace(x.shape[0])
-        if packed is None:
+        inputs = None
+        if self.dropout:
+            if packed is not None:
+                raise ValueError("a net with dropout takes no packed input")
+            inputs = self.forward_dropout(x, ws, kern)
+        elif packed is None:
             net.forward_into(x, ws.acts, kern, ws.bufs)
         else:
             self._forward_packed(x, ws, kern, packed, len(net.weights))
@@ -73,15 +103,20 @@ class Gradients:
         if self.dense:
             self._backward(x, ws, kern, packed, len(net.weights) - 1)
             return self.grads
+        counter = net._batches
         for i in range(len(net.weights) - 1, -1, -1):
             layer, buf = net.layers[i + 1], ws.bufs[i]
-            below = x if i == 0 else ws.acts[i - 1]
+            below = inputs[i] if inputs is not None else x if i == 0 else ws.acts[i - 1]
             layer.finish_delta(kern, ws.deltas[i], buf)
             layer.weight_grad(kern, ws.deltas[i], below, self.grads[i], buf)
             if i > 0:
+                # f' of the layer below at its own output (before its dropout), then the mask
                 layer.input_grad(kern, ws.deltas[i], net.weights[i], ws.acts[i - 1],
                                  net.layers[i].fused_act, ws.deltas[i - 1], buf,
                                  net.layers[i].slope)
+                drop = net.layers[i].dropout
+                if drop is not None:
+                    kern.dropout(ws.deltas[i - 1], ws.deltas[i - 1], drop.p, drop.key(counter))
         return self.grads
 
     def compute_with_error(self, x, t, err, kern=None, packed=None):

@@ -46,11 +46,10 @@ from .. import _kernels, losses
 from . import divergence
 from .divergence import TrainingDiverged, bad_layer, policy
 from .gradients import Gradients, labelled
-from .params import IMPLIED
-from .regularization import Regularizer
-from .stats import evaluate, update_stats
+from .optimizer import INT, NUMBER, Optimizer, register
+from .stats import evaluate, output_errors, update_stats
 
-M, EPS, MAXLS = (IMPLIED["lbfgs"][k] for k in ("m", "eps", "maxls"))
+M, EPS, MAXLS = 5, 0.1, 20
 PACK_MIN_ROWS, PACK_SAMPLE_ROWS, PACK_MIN_ZEROS, PACK_BLOCK_BYTES = 256, 256, 0.5, 28672
 
 
@@ -80,19 +79,42 @@ class _Done(Exception):
     """Ends the optimisation early; the message is the reason."""
 
 
-class LBFGS:
+@register
+class LBFGS(Optimizer):
+    name = "lbfgs"
+    doc = ("SciPy's L-BFGS-B on the whole training set in float64; one epoch is one "
+           "iteration, one stats entry per function evaluation.")
+    schema = {"lbfgs": {"m": INT, "eps": NUMBER, "maxls": INT}}
+    implied = {"lbfgs": {"m": M, "eps": EPS, "maxls": MAXLS}}
+    key_docs = {"lbfgs": ("the L-BFGS section", None),
+                "lbfgs.m": ("the history size (>= 1)", None),
+                "lbfgs.eps": ("the stop test: ||g|| / max(1, ||w||) <= eps", None),
+                "lbfgs.maxls": ("the line-search budget per iteration (>= 1)", None)}
+    epoch_based = False
+
+    @classmethod
+    def validate(cls, params):
+        lb = {**cls.implied["lbfgs"], **params.get("lbfgs", {})}
+        if lb["m"] < 1:
+            raise ValueError(f"lbfgs.m (the history size) must be >= 1, got {lb['m']}")
+        if lb["eps"] < 0:
+            raise ValueError(f"lbfgs.eps must be >= 0, got {lb['eps']}")
+        if lb["maxls"] < 1:
+            raise ValueError(f"lbfgs.maxls must be >= 1, got {lb['maxls']}")
+
     def __init__(self, net):
-        params = net.training.params
-        lb = params.get("lbfgs", {})
-        self.net = net
+        if net.dropouts:
+            raise ValueError("L-BFGS cannot train a net with dropout: its line search needs "
+                             "the same objective at every evaluation (use adam, backprop, "
+                             "rmsprop or rprop, or drop the dropout layers)")
+        super().__init__(net)
+        lb = self.params.get("lbfgs", {})
         self.m = int(lb.get("m", M))
         self.eps = float(lb.get("eps", EPS))
         self.maxls = int(lb.get("maxls", MAXLS))
-        error_fn = losses.check_error_fn(params["error_fn"])
-        self.gradients = Gradients(net, error_fn)
-        self.error_code = losses.KINDS[losses.specific_kind(error_fn, net.layers[-1].act)]
-        self.data_scale = 2.0 if error_fn == "sum-of-squares" else 1.0
-        self.reg = Regularizer(params)
+        self.gradients = Gradients(net, self.error_fn)
+        self.error_code = losses.KINDS[losses.specific_kind(self.error_fn, net.layers[-1].act)]
+        self.data_scale = 2.0 if self.error_fn == "sum-of-squares" else 1.0
 
     def cost(self, x, t, kern=None, packed=None):
         """C and [∂C/∂W] at the net's current weights for samples ``x``, targets ``t``
@@ -240,11 +262,8 @@ def _record(net, out, t, data, seconds, kern):
     stats.seconds.append(seconds)
     if not kinds:
         return
-    n = out.shape[0]
-    for kind in kinds:
-        code = losses.KINDS["argmax-misclassification" if kind == losses.ACCURACY else kind]
-        value = kern.error_sum(out, t, code) / n
-        stats.tr_err[kind].append(1.0 - value if kind == losses.ACCURACY else value)
+    for kind, value in output_errors(net, out, t, kinds, kern).items():
+        stats.tr_err[kind].append(value)
     if data.valid is not None and len(data.valid) > 0:
         for kind, value in evaluate(net, data.valid.x, data.valid.y, kinds, kern).items():
             stats.val_err.setdefault(kind, []).append(value)  # as update_stats

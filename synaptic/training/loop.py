@@ -4,7 +4,8 @@ Future for its result, a stop between batches, stats at each epoch end, watchers
 Differences from the original, on purpose: the state is set to ``training`` before ``train``
 returns (so ``stop_training`` right after ``train`` always works); an exception reaches the
 Future and the state is reset (the original left it at ``training``); the training set's
-labels and name are stored on the net so ``estimate`` returns labels; ``stop_training`` also
+labels and name are stored on the net so ``estimate`` returns labels (continuous targets: their
+scaling, so that it returns values in the user's units); ``stop_training`` also
 stops L-BFGS (the original raised), which is not batch-based: see lbfgs.py.
 
 As the original, ``momentum.nesterov`` selects Nesterov's method (gradient descent, in
@@ -17,19 +18,16 @@ from numbers import Integral
 import numpy as np
 
 from .. import _kernels, _workers
-from ..datasets import TrainingSet
+from ..datasets import TrainingSet, check_target_scaling
 from .backprop import Backprop
 from .divergence import Guard, finish, policy
-from .lbfgs import LBFGS
-from .perceptron import Perceptron
-from .rmsprop import RMSprop
-from .rprop import Rprop
-from .stats import init_stats, update_stats
+from .early_stopping import EarlyStopping
+from .optimizer import algorithms
+from .stats import check_targets, init_stats, update_stats
 
 FUSED_CALLS = 16  # a watched epoch through sgd_epoch: this many calls, a "weights" event each
 
-ALGORITHMS = {"perceptron": Perceptron, "backprop": Backprop, "rprop": Rprop,
-              "rmsprop": RMSprop, "lbfgs": LBFGS}
+ALGORITHMS = algorithms()  # {name: class}, see optimizer.py
 
 
 def make_algorithm(net):
@@ -54,8 +52,10 @@ def check_training_data(net, trset):
         raise ValueError(f"the training samples have {trset.x.shape[1]} values, "
                          f"the net has {net.n_inputs} inputs")
     if trset.y.shape[1] != net.n_outputs:
-        raise ValueError(f"the training set has {trset.y.shape[1]} classes (labels "
-                         f"{trset.labels}), the net has {net.n_outputs} outputs")
+        what = "target columns" if trset.continuous else f"classes (labels {trset.labels})"
+        raise ValueError(f"the training set has {trset.y.shape[1]} {what}, the net has "
+                         f"{net.n_outputs} outputs")
+    check_targets(net, trset)  # continuous targets: sum-of-squares, no class-only kinds
     data = trset.astype(net.dtype)
     try:
         return data.validate()
@@ -86,6 +86,8 @@ def train(net, trset, epochs):
     if policy(net) != "ignore":
         net.check_weights()  # divergence detection needs finite weights to start from
     make_algorithm(net)  # configuration errors surface here, in the caller's thread
+    if "early_stopping" in net.training.params:
+        EarlyStopping(net, data)
     future = concurrent.futures.Future()
     future.set_running_or_notify_cancel()
     with net.lock:
@@ -132,9 +134,12 @@ def _run(net, trset, data, epochs):
 
 
 def _start(net, trset):
-    """Labels and name of the training set noted on the net; stats ready."""
+    """Labels (or the continuous targets' scaling) and name of the training set noted on the
+    net; stats ready."""
     if trset.labels is not None:
         net.header.setdefault("labels", list(trset.labels))
+    if trset.continuous:  # estimate undoes the scaling with it
+        net.header.setdefault("targets", check_target_scaling(trset.target_scaling))
     net.header.setdefault("name", trset.header.get("name"))
     net.swap(init_stats, "init-stats")
 
@@ -145,17 +150,46 @@ def _train_lbfgs(net, trset, data, epochs):
     algo.run(data, epochs)
 
 
+def _epoch_sets(data, kern):
+    """(``epoch -> the data that epoch trains on``, ``net -> a new algorithm for it``).
+
+    Without reshuffle the data is ``data`` itself every epoch.  With it, the rows of the epoch's
+    order (TrainingSet.for_epoch) gathered into one buffer reused from epoch to epoch -- every
+    path (the per-batch steps, the whole-epoch kernel, the divergence Guard's replays) reads
+    the same permuted rows with the same batch bounds -- and the algorithms made sample their
+    sparse-path choice (Backprop's ``_zeros``) on the stored order, not on the epoch's, so
+    every epoch takes the kernel path an uninterrupted run takes, whichever epoch a training
+    resumes at."""
+    if not data.reshuffle:
+        return (lambda epoch: data), make_algorithm
+    last = [None, None]  # the epoch gathered last, its set (the buffer)
+
+    def of(epoch):
+        if last[0] != epoch:
+            last[1], last[0] = data.for_epoch(epoch, last[1]), epoch
+        return last[1]
+
+    def make(net):
+        algo = make_algorithm(net)
+        if hasattr(algo, "_zeros_of"):
+            algo._zeros_of, algo._zeros_value = of(net.training.stats.epochs).x, kern.x_zeros(data.x)
+        return algo
+    return of, make
+
+
 def _train_epochs(net, trset, data, epochs):
-    algo = make_algorithm(net)
     _start(net, trset)
     stats = net.training.stats
     max_epochs = stats.epochs + epochs
     kern = _kernels.get_backend()
+    epoch_data, make = _epoch_sets(data, kern)
+    algo = make(net)
     bounds = data.batch_bounds
     fusable = getattr(algo, "fusable", None)
     fused = fusable is not None and fusable(bounds)
     starts = np.array([a for a, _ in bounds] + [bounds[-1][1]], dtype=np.int64)
-    guard = None if policy(net) == "ignore" else Guard(net, data, starts, kern, make_algorithm)
+    guard = None if policy(net) == "ignore" else Guard(net, data, starts, kern, make, epoch_data)
+    stopping = EarlyStopping(net, data) if "early_stopping" in net.training.params else None
 
     def step(x, y, algo):
         def apply(n):
@@ -165,13 +199,15 @@ def _train_epochs(net, trset, data, epochs):
 
     while stats.epochs < max_epochs:
         started = time.perf_counter()
+        algo.begin_epoch(stats.epochs)
         if guard is not None:
             guard.begin()
         done = through_kernel = 0
+        edata = epoch_data(stats.epochs)
         if fused:
-            done = through_kernel = _fused_epoch(net, algo, data, starts, kern)
+            done = through_kernel = _fused_epoch(net, algo, edata, starts, kern)
         stopped = False
-        for batch in data.batches[done:]:  # views of data.x / data.y: C-contiguous
+        for batch in edata.batches[done:]:  # views of edata.x / edata.y: C-contiguous
             if net.state == "stopping" or stats.epochs >= max_epochs:
                 stopped = True
                 break
@@ -185,7 +221,12 @@ def _train_epochs(net, trset, data, epochs):
                 return finish(net, diverged)
         if stopped:
             return
-        net.swap(lambda n: update_stats(n, data, seconds, errors), "stats")
+        rate = algo.epoch_record().get("learning_rate")
+        net.swap(lambda n: update_stats(n, data, seconds, errors, rate), "stats")
+        algo.end_epoch(stats)
+        if stopping is not None and stopping.after_epoch():
+            net.swap(lambda n: stopping.stop(), "weights")
+            return
 
 
 def _fused_epoch(net, algo, data, starts, kern):

@@ -7,137 +7,47 @@ params are **deep-merged** over the algorithm's defaults, so
 An unknown key, a wrong type or a missing required value raises at :func:`training` time, and
 so does a combination that cannot work (see :func:`validate`).
 
-``DEFAULTS`` are the original's.  The port's extensions default in their own modules:
-``rprop {eta_plus 1.2, eta_minus 0.5, step_init 0.01, variant "rprop-"}`` (the original's
-hard-coded values; variants "rprop+", "irprop-", "irprop+"), ``rmsprop {eps 0}`` (inside the
-square root), ``lbfgs {m 5, eps 0.1, maxls 20}`` (bozo's history size, the tolerance Synaptic
-passes, RISO's line-search budget).  ``weight_decay`` (a number, default none) is decoupled
-weight decay, ``W <- (1 - eta lambda) W`` per update with the bias column exempt (eta: the
-learning rate epsilon; 1 for rprop, which has none): the original's To-Do.
-``regularization {kind l1|l2, lambda}`` adds its derivative to the summed gradient of every
-algorithm but the perceptron's, and its penalty to the L-BFGS objective (see regularization.py).
-``on_nonfinite`` ("raise", "stop" or "ignore"; default "raise", every algorithm) says what a NaN
-or infinite weight or training loss does (see divergence.py).
+Each algorithm declares its defaults, the schema of its own section and the defaults of its
+keys in its own module (optimizer.py: the base and the registry); this module gathers them into
+``ALGOS``, ``DEFAULTS`` (the original's, merged into the params), ``SCHEMA``, ``IMPLIED`` (what
+applies to a key left out), ``USES`` and the docstring of :func:`training`, and checks what
+the algorithms share: ``learning_rate`` (with its ``schedule``, schedules.py), ``momentum``,
+``regularization {kind l1|l2, lambda}`` (its derivative is added to the summed gradient of
+every algorithm but the perceptron's; regularization.py), ``weight_decay`` (decoupled,
+``W <- (1 - eta lambda) W`` per update with the bias column exempt; eta the learning rate, 1
+without one), ``on_nonfinite`` (divergence.py) and ``early_stopping`` (loop.py).
 """
 import copy
 import math
 import textwrap
-from dataclasses import dataclass, field
 from numbers import Integral, Real
 
 from .. import losses
+from . import schedules
+from .optimizer import (BOOL, COMMON_IMPLIED, COMMON_SCHEMA, EVERYWHERE, INT, LIST, NUMBER,
+                        OPTIONAL, STR, algorithms)
+from .records import Stats, Training  # noqa: F401  (re-exported: the package's names)
 
-ALGOS = ("perceptron", "backprop", "rprop", "rmsprop", "lbfgs")
-
-DEFAULTS = {
-    "perceptron": {"error_fn": "misclassification"},
-    "backprop": {"error_fn": "cross-entropy", "learning_rate": {"epsilon": 0.01}},
-    "rprop": {"error_fn": "cross-entropy", "rprop": {"mins": 1e-6, "maxs": 50.0}},
-    "rmsprop": {"error_fn": "cross-entropy", "rmsprop": {"alpha": 0.9},
-                "learning_rate": {"epsilon": 0.01}},
-    "lbfgs": {"error_fn": "cross-entropy"},
-}
-
-NUMBER, INT, BOOL, STR, LIST = "number", "int", "bool", "string", "list"
-SCHEMA = {
-    "error_fn": STR,
-    "learning_rate": {"epsilon": NUMBER, "adaptive": BOOL, "ming": NUMBER, "maxg": NUMBER},
-    "momentum": {"alpha": NUMBER, "alpha_start": NUMBER, "alpha_step": NUMBER, "nesterov": BOOL},
-    "regularization": {"lambda": NUMBER, "kind": STR},
-    "stats": {"errorkinds": LIST},
-    "rprop": {"mins": NUMBER, "maxs": NUMBER, "eta_plus": NUMBER, "eta_minus": NUMBER,
-              "step_init": NUMBER, "variant": STR},
-    "rmsprop": {"alpha": NUMBER, "eps": NUMBER},
-    "lbfgs": {"m": INT, "eps": NUMBER, "maxls": INT},
-    "weight_decay": NUMBER,
-    "on_nonfinite": STR,
-}
+# The tables, gathered from the algorithms' declarations (optimizer.py; one file each).
+_CLASSES = algorithms()
+ALGOS = tuple(_CLASSES)
+DEFAULTS = {name: cls.defaults for name, cls in _CLASSES.items()}
+SCHEMA = {**COMMON_SCHEMA, **{k: v for cls in _CLASSES.values() for k, v in cls.schema.items()}}
 # The defaults the algorithms apply to keys left out (not merged into the params, so a saved
-# net's params stay as the user gave them); the extensions' defaults live here, beside the
-# original's DEFAULTS, and rprop.py, rmsprop.py and lbfgs.py read them.
-IMPLIED = {
-    "learning_rate": {"adaptive": False},
-    "momentum": {"nesterov": False},
-    "rprop": {"eta_plus": 1.2, "eta_minus": 0.5, "step_init": 0.01, "variant": "rprop-"},
-    "rmsprop": {"eps": 0.0},
-    "lbfgs": {"m": 5, "eps": 0.1, "maxls": 20},
-    "regularization": {"lambda": 0.0},
-    "on_nonfinite": "raise",
-}
+# net's params stay as the user gave them).
+IMPLIED = {**COMMON_IMPLIED,
+           "early_stopping": {"patience": 10, "min_delta": 0.0, "restore_best": True},
+           **{k: v for cls in _CLASSES.values() for k, v in cls.implied.items()}}
+IMPLIED["learning_rate"] = {**IMPLIED["learning_rate"],
+                            "schedule": {k: v for k, v in schedules.DEFAULTS.items()}}
 REGULARIZATION_KINDS = ("l1", "l2")
-RPROP_VARIANTS = ("rprop-", "rprop+", "irprop-", "irprop+")
 NONFINITE_POLICIES = ("raise", "stop", "ignore")  # on_nonfinite: see divergence.py
-# The options each algorithm reads (besides error_fn, stats, regularization); any other section
-# would be silently ignored, so it is refused.  Nesterov momentum replaces the algorithm by
-# gradient descent (SYNAPTIC.md §5), which then reads learning_rate.
-USES = {
-    "perceptron": set(),
-    "backprop": {"learning_rate", "momentum", "weight_decay"},
-    "rprop": {"rprop", "momentum", "weight_decay"},
-    "rmsprop": {"rmsprop", "learning_rate", "momentum", "weight_decay"},
-    "lbfgs": {"lbfgs"},
-}
-SECTIONS = ("learning_rate", "momentum", "weight_decay", "rprop", "rmsprop", "lbfgs")
-
-
-@dataclass
-class Stats:
-    """Per-epoch records; they persist across train calls (epochs accumulate).
-
-    Parameters
-    ----------
-    epochs : int, default 0
-        The epochs trained.
-    tr_err : dict, default {}
-        ``{kind: [value per epoch]}`` on the training set.
-    val_err : dict, default {}
-        The same on the validation set (empty without one).
-    seconds : list, default []
-        The training time of each epoch.
-    diverged : dict, optional
-        Where the last training that diverged did (``on_nonfinite`` "raise" or "stop"):
-        ``{"epoch": int, "batch": int or None, "what": str}``, as the attributes of
-        :class:`TrainingDiverged`; None if none did.
-
-    Examples
-    --------
-    >>> import synaptic as syn
-    >>> syn.Stats(1, {"accuracy": [0.9]}, {}, [0.1]).tr_err["accuracy"][-1]
-    0.9
-    """
-    epochs: int = 0
-    tr_err: dict = field(default_factory=dict)   # kind -> [value per epoch]
-    val_err: dict = field(default_factory=dict)  # kind -> [value per epoch] (empty without a validation set)
-    seconds: list = field(default_factory=list)  # wall time of each epoch's training
-    diverged: dict = None  # {"epoch", "batch", "what"} of the last divergence (divergence.py)
-
-
-@dataclass
-class Training:
-    """``algo``, ``params`` (defaults deep-merged with the user's), the optimiser ``state`` and
-    ``stats``.  Build one with :func:`training`, which validates the params.
-
-    Parameters
-    ----------
-    algo : str
-        One of perceptron, backprop, rprop, rmsprop, lbfgs.
-    params : dict
-        The merged params.
-    state : dict, default {}
-        The optimiser state (``deltaw``, ``lr_gain``, ...), saved with the net.
-    stats : Stats, optional
-        Created when training starts.
-
-    Examples
-    --------
-    >>> import synaptic as syn
-    >>> syn.training("rprop").params["rprop"]
-    {'mins': 1e-06, 'maxs': 50.0}
-    """
-    algo: str
-    params: dict
-    state: dict = field(default_factory=dict)
-    stats: Stats = None
+# The options each algorithm reads (besides error_fn, stats, regularization, on_nonfinite);
+# any other section would be silently ignored, so it is refused.  Nesterov momentum replaces
+# the algorithm by gradient descent (SYNAPTIC.md §5), which then reads learning_rate.
+USES = {name: set(cls.uses) | set(cls.schema) | ({"early_stopping"} if cls.epoch_based else set())
+        for name, cls in _CLASSES.items()}
+SECTIONS = (*OPTIONAL, *(k for cls in _CLASSES.values() for k in cls.schema))
 
 
 def canonical_key(key):
@@ -203,6 +113,9 @@ def validate(algo, params):
     lr = params.get("learning_rate", {})
     if "epsilon" in lr:
         _require(lr["epsilon"] > 0, f"learning_rate.epsilon must be > 0, got {lr['epsilon']}")
+    if "schedule" in lr:
+        _require("epsilon" in lr, "learning_rate.schedule needs learning_rate.epsilon")
+        schedules.validate(lr["schedule"], lr["epsilon"])
     if lr.get("adaptive"):
         _require("ming" in lr and "maxg" in lr,
                  "learning_rate.adaptive needs ming and maxg (the original suggests 0.01 and 10.0)")
@@ -228,12 +141,19 @@ def validate(algo, params):
         _require(params["on_nonfinite"] in NONFINITE_POLICIES,
                  f"on_nonfinite must be one of {', '.join(map(repr, NONFINITE_POLICIES))}, "
                  f"got {params['on_nonfinite']!r}")
-    _validate_rprop(params.get("rprop", {}))
-    _validate_rmsprop(params.get("rmsprop", {}))
-    _validate_lbfgs(params.get("lbfgs", {}))
+    stopping = params.get("early_stopping")
+    if stopping is not None:
+        if "errorkind" in stopping:
+            losses.specific_kind(stopping["errorkind"], None)
+        _require(stopping.get("patience", 0) >= 0,
+                 f"early_stopping.patience must be >= 0, got {stopping.get('patience')}")
+        _require(stopping.get("min_delta", 0) >= 0,
+                 f"early_stopping.min_delta must be >= 0, got {stopping.get('min_delta')}")
+    _CLASSES[algo].validate(params)
     if "weight_decay" in params:
         decay = params["weight_decay"]
-        rate = lr.get("epsilon", 1.0) if algo != "rprop" or _nesterov(params) else 1.0
+        uses_rate = "learning_rate" in USES[algo] or _nesterov(params)
+        rate = lr.get("epsilon", 1.0) if uses_rate else 1.0
         _require(decay >= 0 and decay * rate < 1,
                  f"weight_decay must be >= 0 with weight_decay * learning rate < 1 (the weights "
                  f"are scaled by 1 - {rate} * {decay} each update), got {decay}")
@@ -244,51 +164,23 @@ def _nesterov(params):
 
 
 def _validate_combination(algo, params):
-    """Refuse the options this algorithm would silently ignore, and combinations that cannot work."""
+    """Refuse the options this algorithm would silently ignore."""
     nesterov = _nesterov(params)
-    if nesterov and algo in ("perceptron", "lbfgs"):
+    if nesterov and "momentum" not in USES[algo]:
         raise ValueError(f"Nesterov momentum is a gradient-descent method: it cannot replace "
                          f"{algo!r} training (use backprop)")
     used = USES[algo] | ({"learning_rate"} if nesterov else set())
     for section in SECTIONS:
         if section in params and section not in used:
-            hint = (" unless momentum.nesterov replaces R-prop by gradient descent"
-                    if algo == "rprop" and section == "learning_rate" else "")
+            hint = (f" unless momentum.nesterov replaces {algo} by gradient descent"
+                    if "momentum" in used and section == "learning_rate" else "")
             reads = (f"it reads {', '.join(sorted(used))}" if used
                      else "it takes no options besides error_fn and stats")
             raise ValueError(f"option {section!r} does not apply to {algo!r} training{hint}; {reads}")
-    if algo == "perceptron" and params.get("regularization"):
-        raise ValueError("regularization does not apply to 'perceptron' training: "
-                         "the perceptron rule has no gradient to add its derivative to")
-    variant = params.get("rprop", {}).get("variant", "rprop-")
-    if algo == "rprop" and not nesterov and "momentum" in params and variant in ("rprop+", "irprop+"):
-        raise ValueError(f"momentum cannot be combined with R-prop variant {variant!r}: its weight "
-                         f"backtracking undoes the last update (use 'rprop-' or 'irprop-')")
-
-
-def _validate_rprop(rp):
-    rp = {**DEFAULTS["rprop"]["rprop"], **IMPLIED["rprop"], **rp}
-    variant = rp["variant"]
-    _require(variant in RPROP_VARIANTS,
-             f"rprop.variant must be one of {RPROP_VARIANTS}, got {variant!r}")
-    mins, maxs = rp["mins"], rp["maxs"]
-    _require(0 < mins <= maxs, f"rprop needs 0 < mins <= maxs, got {mins}, {maxs}")
-    _require(rp["eta_plus"] > 1, f"rprop.eta_plus must be > 1, got {rp['eta_plus']}")
-    _require(0 < rp["eta_minus"] < 1, f"rprop.eta_minus must be in (0, 1), got {rp['eta_minus']}")
-    _require(rp["step_init"] > 0, f"rprop.step_init must be > 0, got {rp['step_init']}")
-
-
-def _validate_rmsprop(rms):
-    rms = {**DEFAULTS["rmsprop"]["rmsprop"], **IMPLIED["rmsprop"], **rms}
-    _require(0 <= rms["alpha"] < 1, f"rmsprop.alpha must be in [0, 1), got {rms['alpha']}")
-    _require(rms["eps"] >= 0, f"rmsprop.eps must be >= 0, got {rms['eps']}")
-
-
-def _validate_lbfgs(lb):
-    lb = {**IMPLIED["lbfgs"], **lb}
-    _require(lb["m"] >= 1, f"lbfgs.m (the history size) must be >= 1, got {lb['m']}")
-    _require(lb["eps"] >= 0, f"lbfgs.eps must be >= 0, got {lb['eps']}")
-    _require(lb["maxls"] >= 1, f"lbfgs.maxls must be >= 1, got {lb['maxls']}")
+    if params.get("learning_rate", {}).get("adaptive") and not _CLASSES[algo].adaptive_gains \
+            and not nesterov:
+        raise ValueError(f"learning_rate.adaptive (per-weight gains) does not apply to {algo!r} "
+                         f"training (backprop and rmsprop have them)")
 
 
 def training(algo, params=None):
@@ -300,29 +192,42 @@ def training(algo, params=None):
     return Training(algo, merged)
 
 
-# The docstring of training(), generated from ALGOS, SCHEMA, DEFAULTS, IMPLIED and USES -------
+# The docstring of training(), generated from the algorithms' declarations -------------------
 
-ALGO_DOCS = {
-    "perceptron": "A single layer of binary-threshold units trained by the perceptron rule "
-                  "(the raw sum of the misclassified samples).",
-    "backprop": "Gradient descent on the summed gradient divided by the batch size, with "
-                "optional adaptive per-weight gains (+0.05 / x0.95), momentum and Nesterov.",
-    "rprop": "R-prop: per-weight steps driven by the sign of the gradient; variants rprop- "
-             "(the original's), rprop+ (weight backtracking), irprop-, irprop+.",
-    "rmsprop": "RMSprop: the gradient divided by the root of its running mean square, then "
-               "the learning rate (fixed or adaptive) and momentum.",
-    "lbfgs": "SciPy's L-BFGS-B on the whole training set in float64; one epoch is one "
-             "iteration, one stats entry per function evaluation.",
-}
+ALGO_DOCS = {name: cls.doc for name, cls in _CLASSES.items()}
 KEY_DOCS = {  # key -> (what it is, what happens when it is left out and has no default value)
     "error_fn": ("the error function: cross-entropy, sum-of-squares or misclassification", None),
     "learning_rate": ("the learning rate section", None),
     "learning_rate.epsilon": ("the learning rate (> 0)", "required by Nesterov momentum"),
-    "learning_rate.adaptive": ("per-weight adaptive gains", None),
+    "learning_rate.adaptive": ("per-weight adaptive gains (backprop, rmsprop)", None),
     "learning_rate.ming": ("the smallest gain (the original suggests 0.01)",
                            "required with adaptive"),
     "learning_rate.maxg": ("the largest gain (the original suggests 10.0)",
                            "required with adaptive"),
+    "learning_rate.schedule": ("a learning-rate schedule, one rate per epoch (see "
+                               "synaptic/training/schedules.py); the rate in force is recorded "
+                               "in stats.learning_rate", "a constant rate"),
+    "learning_rate.schedule.kind": ("step (epsilon * gamma^(e // step_size)), exponential "
+                                    "(epsilon * gamma^e), cosine (from epsilon to min_epsilon "
+                                    "over epochs) or plateau (times factor after patience "
+                                    "epochs without improvement of errorkind)",
+                                    "required with schedule"),
+    "learning_rate.schedule.step_size": ("step: the epochs between two reductions",
+                                         "required by step"),
+    "learning_rate.schedule.gamma": ("step, exponential: the factor, in (0, 1]", None),
+    "learning_rate.schedule.epochs": ("cosine: the epochs of the half cosine",
+                                      "required by cosine"),
+    "learning_rate.schedule.min_epsilon": ("cosine, plateau: the lowest rate", None),
+    "learning_rate.schedule.factor": ("plateau: the reduction factor, in (0, 1)", None),
+    "learning_rate.schedule.patience": ("plateau: the epochs without improvement tolerated",
+                                        None),
+    "learning_rate.schedule.threshold": ("plateau: the smallest improvement that counts "
+                                         "(absolute)", None),
+    "learning_rate.schedule.errorkind": ("plateau: the error watched, on the validation set "
+                                         "when there is one (it must be recorded: "
+                                         "stats.errorkinds)", "the error_fn"),
+    "learning_rate.schedule.warmup": ("epochs of linear warmup before the schedule", None),
+    "learning_rate.schedule.warmup_start": ("the warmup's first factor, in (0, 1]", None),
     "momentum": ("momentum; allowed with backprop, rprop (- variants) and rmsprop", "no momentum"),
     "momentum.alpha": ("the momentum coefficient, in [0, 1)", "required with momentum"),
     "momentum.alpha_start": ("a schedule's first alpha (needs alpha_step)", "alpha from the start"),
@@ -336,27 +241,27 @@ KEY_DOCS = {  # key -> (what it is, what happens when it is left out and has no 
     "stats": ("what is recorded at each epoch's end", None),
     "stats.errorkinds": ("the error kinds recorded on the training and validation sets: "
                          "misclassification, argmax-misclassification, accuracy, "
-                         "sum-of-squares, cross-entropy; [] records none", "[error_fn]"),
-    "rprop": ("the R-prop section", None),
-    "rprop.mins": ("the smallest step", None),
-    "rprop.maxs": ("the largest step", None),
-    "rprop.eta_plus": ("the step growth (> 1)", None),
-    "rprop.eta_minus": ("the step shrink, in (0, 1)", None),
-    "rprop.step_init": ("the first batch's step (> 0)", None),
-    "rprop.variant": (f"one of {', '.join(RPROP_VARIANTS)}", None),
-    "rmsprop": ("the RMSprop section", None),
-    "rmsprop.alpha": ("the decay of the running mean square, in [0, 1)", None),
-    "rmsprop.eps": ("added inside the square root (0: the original's rule)", None),
-    "lbfgs": ("the L-BFGS section", None),
-    "lbfgs.m": ("the history size (>= 1)", None),
-    "lbfgs.eps": ("the stop test: ||g|| / max(1, ||w||) <= eps", None),
-    "lbfgs.maxls": ("the line-search budget per iteration (>= 1)", None),
+                         "sum-of-squares, cross-entropy, and mse, mae (mean squared / "
+                         "absolute error over samples and outputs, in the targets' own "
+                         "units); continuous targets refuse the kinds that need classes; "
+                         "[] records none", "[error_fn]"),
     "weight_decay": ("decoupled weight decay: W <- (1 - epsilon * weight_decay) W before each "
-                     "update (epsilon 1 for rprop), the bias column exempt", "none"),
+                     "update (epsilon 1 for rprop; with adam it is AdamW), the bias column "
+                     "exempt", "none"),
     "on_nonfinite": ("what a NaN or infinite weight or training loss does: 'raise' (the Future "
                      "raises TrainingDiverged naming the epoch and batch; the net keeps the "
                      "last finite weights), 'stop' (the same weights, training ends with a "
                      "RuntimeWarning and stats.diverged), 'ignore' (no check)", None),
+    "early_stopping": ("stop when the validation error has not improved for patience epochs "
+                       "(see loop.py; stats.early_stopping says when it stopped and which "
+                       "epoch was best)", "train every epoch asked for"),
+    "early_stopping.errorkind": ("the error watched on the validation set (it must be "
+                                 "recorded: stats.errorkinds)", "the error_fn"),
+    "early_stopping.patience": ("the epochs without improvement tolerated (>= 0)", None),
+    "early_stopping.min_delta": ("the smallest improvement that counts (>= 0, absolute)", None),
+    "early_stopping.restore_best": ("put back the weights of the best epoch when it stops",
+                                    None),
+    **{k: v for cls in _CLASSES.values() for k, v in cls.key_docs.items()},
 }
 
 
@@ -378,9 +283,10 @@ def _lookup(tree, path):
 
 def _readers(path):
     section = path.split(".")[0]
+    if path in ("learning_rate.adaptive", "learning_rate.ming", "learning_rate.maxg"):
+        return [a for a in ALGOS if _CLASSES[a].adaptive_gains]
     return [a for a in ALGOS
-            if section in USES[a] or section in ("error_fn", "stats", "regularization",
-                                                  "on_nonfinite")]
+            if section in USES[a] or section in EVERYWHERE]
 
 
 def _key_default(path):
@@ -394,7 +300,8 @@ def _key_default(path):
     reprs = [repr(v) for v in values.values()]
     usual = max(reprs, key=reprs.count)
     others = [f"{v!r} for {a}" for a, v in values.items() if repr(v) != usual]
-    where = "" if len(readers) == len(ALGOS) else f" ({', '.join(readers)})"
+    usual_readers = [a for a, v in values.items() if repr(v) == usual]
+    where = "" if len(readers) == len(ALGOS) else f" ({', '.join(usual_readers)})"
     return f"default {usual}{where}" + (f", {', '.join(others)}" if others else "")
 
 

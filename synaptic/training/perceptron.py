@@ -8,14 +8,30 @@ single layer the net can build.
 import numpy as np
 
 from .. import _kernels
+from .optimizer import Optimizer, register
 
 
-class Perceptron:
+@register
+class Perceptron(Optimizer):
+    name = "perceptron"
+    doc = ("A single layer of binary-threshold units trained by the perceptron rule (the raw "
+           "sum of the misclassified samples).")
+    defaults = {"error_fn": "misclassification"}
+
+    @classmethod
+    def validate(cls, params):
+        if params.get("regularization"):
+            raise ValueError("regularization does not apply to 'perceptron' training: "
+                             "the perceptron rule has no gradient to add its derivative to")
+
     def __init__(self, net):
+        super().__init__(net)
+        if net.dropouts:
+            raise ValueError("the perceptron rule trains without dropout (it has no gradient "
+                             "to mask); use adam, backprop, rmsprop or rprop")
         if len(net.weights) != 1:
             raise ValueError(f"the perceptron rule trains a single layer of weights; this net "
                              f"has {len(net.weights)} (use backprop, rprop, rmsprop or lbfgs)")
-        self.net = net
         self.layer = net.layers[1]
         self.deltaw = np.empty_like(net.weights[0])
         self._buffers = {}

@@ -12,34 +12,54 @@ momentum schedule), so training resumes exactly.
 """
 import numpy as np
 
-from .. import _kernels, losses
-from .backprop import momentum_alpha
+from .. import _kernels
 from .gradients import Gradients
-from .params import DEFAULTS, IMPLIED
-from .regularization import Regularizer
+from .optimizer import NUMBER, Optimizer, register
 
 
-class RMSprop:
+@register
+class RMSprop(Optimizer):
+    name = "rmsprop"
+    doc = ("RMSprop: the gradient divided by the root of its running mean square, then the "
+           "learning rate (fixed or adaptive) and momentum.")
+    defaults = {"error_fn": "cross-entropy", "rmsprop": {"alpha": 0.9},
+                "learning_rate": {"epsilon": 0.01}}
+    schema = {"rmsprop": {"alpha": NUMBER, "eps": NUMBER}}
+    implied = {"rmsprop": {"eps": 0.0}}
+    uses = frozenset({"learning_rate", "momentum", "weight_decay"})
+    key_docs = {"rmsprop": ("the RMSprop section", None),
+                "rmsprop.alpha": ("the decay of the running mean square, in [0, 1)", None),
+                "rmsprop.eps": ("added inside the square root (0: the original's rule)", None)}
+    weight_state = ("deltaw", "ms_grad", "lr_gain")
+    scalar_state = ("alpha",)
+    adaptive_gains = True
+
+    @classmethod
+    def options(cls, params):
+        return {**cls.defaults["rmsprop"], **cls.implied["rmsprop"], **params.get("rmsprop", {})}
+
+    @classmethod
+    def validate(cls, params):
+        rms = cls.options(params)
+        if not 0 <= rms["alpha"] < 1:
+            raise ValueError(f"rmsprop.alpha must be in [0, 1), got {rms['alpha']}")
+        if rms["eps"] < 0:
+            raise ValueError(f"rmsprop.eps must be >= 0, got {rms['eps']}")
+
     def __init__(self, net):
-        params = net.training.params
-        rms = params.get("rmsprop", {})
-        lr = params["learning_rate"]
-        self.net = net
-        rms = {**DEFAULTS["rmsprop"]["rmsprop"], **IMPLIED["rmsprop"], **rms}
+        super().__init__(net)
+        rms = self.options(self.params)
+        lr = self.params["learning_rate"]
         self.decay = float(rms["alpha"])
         self.eps = float(rms["eps"])
-        self.epsilon = float(lr["epsilon"])
         self.adaptive = bool(lr.get("adaptive", False))
         self.ming = lr.get("ming")
         self.maxg = lr.get("maxg")
-        self.gradients = Gradients(net, losses.check_error_fn(params["error_fn"]))
-        self.momentum = params.get("momentum")
-        self.reg = Regularizer(params)
-        state = net.training.state
-        self._deltaw = state.get("deltaw") or [np.zeros_like(w) for w in net.weights]
-        self._ms = state.get("ms_grad") or [np.zeros_like(w) for w in net.weights]
-        self._gain = (state.get("lr_gain") or [np.ones_like(w) for w in net.weights]
-                      if self.adaptive else [None] * len(net.weights))
+        self.gradients = Gradients(net, self.error_fn)
+        self._deltaw = self.per_weight("deltaw")
+        self._ms = self.per_weight("ms_grad")
+        self._gain = (self.per_weight("lr_gain", np.ones_like) if self.adaptive
+                      else [None] * len(net.weights))
 
     def step(self, x, t, kern=None):
         """Train on one batch: compute the update and apply it to the net's weights in place."""
@@ -49,7 +69,7 @@ class RMSprop:
         has_prev = "deltaw" in state
         has_ms = "ms_grad" in state
         has_gain = "lr_gain" in state
-        alpha = momentum_alpha(self.momentum, state)
+        alpha = self.next_alpha()
         grads = self.gradients.compute(x, t, kern)
         self.reg.add_derivative(grads, net.weights, kern)
         for w, g, dw, ms, gain in zip(net.weights, grads, self._deltaw, self._ms, self._gain):

@@ -28,33 +28,66 @@ import numpy as np
 
 from .. import _kernels, losses
 from .._kernels import reference as _codes
-from .backprop import momentum_alpha
-from . import params
 from .gradients import Gradients
-from .regularization import Regularizer
+from .optimizer import NUMBER, STR, Optimizer, register
 
 VARIANTS = {"rprop-": _codes.RPROP_ORIGINAL, "rprop+": _codes.RPROP_PLUS,
             "irprop-": _codes.IRPROP_MINUS, "irprop+": _codes.IRPROP_PLUS}
-DEFAULTS = {**params.DEFAULTS["rprop"]["rprop"], **params.IMPLIED["rprop"]}
 
 
-class Rprop:
+@register
+class Rprop(Optimizer):
+    name = "rprop"
+    doc = ("R-prop: per-weight steps driven by the sign of the gradient; variants rprop- "
+           "(the original's), rprop+ (weight backtracking), irprop-, irprop+.")
+    defaults = {"error_fn": "cross-entropy", "rprop": {"mins": 1e-6, "maxs": 50.0}}
+    schema = {"rprop": {"mins": NUMBER, "maxs": NUMBER, "eta_plus": NUMBER, "eta_minus": NUMBER,
+                        "step_init": NUMBER, "variant": STR}}
+    implied = {"rprop": {"eta_plus": 1.2, "eta_minus": 0.5, "step_init": 0.01,
+                         "variant": "rprop-"}}
+    uses = frozenset({"momentum", "weight_decay"})
+    key_docs = {"rprop": ("the R-prop section", None),
+                "rprop.mins": ("the smallest step", None),
+                "rprop.maxs": ("the largest step", None),
+                "rprop.eta_plus": ("the step growth (> 1)", None),
+                "rprop.eta_minus": ("the step shrink, in (0, 1)", None),
+                "rprop.step_init": ("the first batch's step (> 0)", None),
+                "rprop.variant": (f"one of {', '.join(VARIANTS)}", None)}
+    weight_state = ("deltaw", "rp_step", "rp_grad")
+    scalar_state = ("alpha", "rp_err")
+
+    @classmethod
+    def options(cls, params):
+        return {**cls.defaults["rprop"], **cls.implied["rprop"], **params.get("rprop", {})}
+
+    @classmethod
+    def validate(cls, params):
+        rp = cls.options(params)
+        variant = rp["variant"]
+        _require(variant in VARIANTS,
+                 f"rprop.variant must be one of {tuple(VARIANTS)}, got {variant!r}")
+        mins, maxs = rp["mins"], rp["maxs"]
+        _require(0 < mins <= maxs, f"rprop needs 0 < mins <= maxs, got {mins}, {maxs}")
+        _require(rp["eta_plus"] > 1, f"rprop.eta_plus must be > 1, got {rp['eta_plus']}")
+        _require(0 < rp["eta_minus"] < 1,
+                 f"rprop.eta_minus must be in (0, 1), got {rp['eta_minus']}")
+        _require(rp["step_init"] > 0, f"rprop.step_init must be > 0, got {rp['step_init']}")
+        nesterov = bool(params.get("momentum", {}).get("nesterov"))
+        _require(nesterov or "momentum" not in params or variant not in ("rprop+", "irprop+"),
+                 f"momentum cannot be combined with R-prop variant {variant!r}: its weight "
+                 f"backtracking undoes the last update (use 'rprop-' or 'irprop-')")
+
     def __init__(self, net):
-        params = net.training.params
-        rp = {**DEFAULTS, **params.get("rprop", {})}
-        self.net = net
+        super().__init__(net)
+        rp = self.options(self.params)
         self.mode = VARIANTS[rp["variant"]]
         self.args = tuple(float(rp[k]) for k in ("eta_plus", "eta_minus", "mins", "maxs", "step_init"))
-        error_fn = losses.check_error_fn(params["error_fn"])
-        self.gradients = Gradients(net, error_fn)
-        self.error_code = losses.KINDS[losses.specific_kind(error_fn, net.layers[-1].act)]
-        self.momentum = params.get("momentum")
-        self.reg = Regularizer(params)
-        state = net.training.state
-        self._deltaw = state.get("deltaw") or [np.zeros_like(w) for w in net.weights]
-        self._step = state.get("rp_step") or [np.empty_like(w) for w in net.weights]
-        self._grad = (state.get("rp_grad") or [np.zeros_like(w) for w in net.weights]
-                      if self.mode != _codes.RPROP_ORIGINAL else [None] * len(net.weights))
+        self.gradients = Gradients(net, self.error_fn)
+        self.error_code = losses.KINDS[losses.specific_kind(self.error_fn, net.layers[-1].act)]
+        self._deltaw = self.per_weight("deltaw")
+        self._step = self.per_weight("rp_step", np.empty_like)
+        self._grad = (self.per_weight("rp_grad") if self.mode != _codes.RPROP_ORIGINAL
+                      else [None] * len(net.weights))
 
     def batch_error(self, nrows, t, kern):
         """The error (+ penalty) at the weights the last gradient was computed at."""
@@ -68,7 +101,7 @@ class Rprop:
         state = net.training.state
         has_prev = "deltaw" in state
         has_step = "rp_step" in state
-        alpha = momentum_alpha(self.momentum, state)
+        alpha = self.next_alpha()
         grads = self.gradients.compute(x, t, kern)
         worse = False
         if self.mode == _codes.IRPROP_PLUS:
@@ -84,3 +117,8 @@ class Rprop:
         state["rp_step"] = self._step
         if self.mode != _codes.RPROP_ORIGINAL:
             state["rp_grad"] = self._grad
+
+
+def _require(condition, message):
+    if not condition:
+        raise ValueError(message)

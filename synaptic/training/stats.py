@@ -1,9 +1,16 @@
 """Per-epoch statistics (SYNAPTIC.md §6): the error of each configured kind on the training
-and validation sets, computed with the end-of-epoch weights."""
+and validation sets, computed with the end-of-epoch weights.
+
+``mse`` and ``mae`` (regression) are the mean squared / absolute error over the samples and
+the outputs, in the user's units: the difference of output and target times the scale of
+the training set's ``target_scaling`` (the net's, noted when training starts), so they do not
+depend on the scaling chosen.  The other kinds are sums over the outputs averaged over the
+samples, in the units the net computes in (sum-of-squares included: a loss, not a report).
+"""
 import numpy as np
 
 from .. import _kernels, losses
-from .params import Stats
+from .records import Stats
 
 
 def stat_kinds(net):
@@ -25,32 +32,108 @@ def init_stats(net):
         net.training.stats = Stats(0, {k: [] for k in kinds}, {k: [] for k in kinds}, [])
 
 
-def evaluate(net, x, y, kinds, kern=None):
-    """{kind: mean per-sample error of ``kind``} over the samples ``x`` with targets ``y``."""
-    kern = kern or _kernels.get_backend()
-    n = x.shape[0]
-    sums = dict.fromkeys(kinds, 0.0)
-    codes = {k: losses.KINDS["argmax-misclassification" if k == losses.ACCURACY else k] for k in kinds}
-    for start, stop, acts in net.chunked_forward(x):
-        t = y[start:stop]
-        for kind in kinds:
-            sums[kind] += kern.error_sum(acts[-1], t, codes[kind])
-    means = {k: (s / n if n else float("nan")) for k, s in sums.items()}
+def target_scale(net, scale=None):
+    """The factor per output that takes an output (or target) difference to the user's
+    units: ``scale``, else the net's ``header["targets"]["scale"]``, else None (1)."""
+    if scale is None:
+        targets = net.header.get("targets")
+        scale = None if not isinstance(targets, dict) else targets.get("scale")
+    return None if scale is None else np.asarray(scale, dtype=np.float64)
+
+
+def _codes(kinds):
+    return {k: losses.KINDS["argmax-misclassification" if k == losses.ACCURACY else k]
+            for k in kinds if k not in losses.REGRESSION_KINDS}
+
+
+def _add_sums(sums, out, t, codes, kern, scale):
+    """Add each kind's error sum over the rows ``out`` (targets ``t``) to ``sums``."""
+    diff = None
+    for kind in sums:
+        if kind in codes:
+            sums[kind] += kern.error_sum(out, t, codes[kind])
+            continue
+        if diff is None:
+            diff = out.astype(np.float64) - t
+            if scale is not None:
+                diff *= scale
+        sums[kind] += float(np.sum(diff * diff) if kind == "mse" else np.sum(np.abs(diff)))
+
+
+def _means(sums, shape):
+    n, c = shape
+    means = {k: (s / (n * c if k in losses.REGRESSION_KINDS else n) if n else float("nan"))
+             for k, s in sums.items()}
     if losses.ACCURACY in means:
         means[losses.ACCURACY] = 1.0 - means[losses.ACCURACY]
     return means
 
 
-def update_stats(net, trset, seconds, errors=None):
+def evaluate(net, x, y, kinds, kern=None, scale=None):
+    """{kind: mean error of ``kind``} over the samples ``x`` with targets ``y`` (per sample;
+    mse and mae per sample and output, times ``scale``: see target_scale)."""
+    kern = kern or _kernels.get_backend()
+    sums = dict.fromkeys(kinds, 0.0)
+    codes, scale = _codes(kinds), target_scale(net, scale)
+    for start, stop, acts in net.chunked_forward(x):
+        _add_sums(sums, acts[-1], y[start:stop], codes, kern, scale)
+    return _means(sums, y.shape)
+
+
+def output_errors(net, out, t, kinds, kern):
+    """{kind: mean error of ``kind``} of the outputs ``out`` for the targets ``t`` (as
+    :func:`evaluate`, from outputs already computed)."""
+    sums = dict.fromkeys(kinds, 0.0)
+    _add_sums(sums, out, t, _codes(kinds), kern, target_scale(net))
+    return _means(sums, t.shape)
+
+
+def check_targets(net, trset):
+    """Refuse what cannot train on ``trset``'s targets: on continuous targets, an error_fn or
+    an error kind that needs classes (cross-entropy, misclassification, accuracy), the
+    perceptron, a net trained on labels or on targets scaled otherwise; on classes, a net
+    trained on continuous targets.  ValueError naming the problem."""
+    record = net.header.get("targets")
+    if not trset.continuous:
+        if record is not None:
+            raise ValueError("the net was trained on continuous targets (its header's "
+                             "'targets'); this training set holds classes")
+        return
+    params = net.training.params
+    error_fn = losses.check_error_fn(params["error_fn"])
+    if net.training.algo == "perceptron":
+        raise ValueError("the perceptron learns classes: continuous targets need backprop, "
+                         "rprop, rmsprop or lbfgs with error_fn 'sum-of-squares'")
+    if error_fn != "sum-of-squares":
+        raise ValueError(f"error_fn {error_fn!r} needs class targets; continuous targets train "
+                         f"with error_fn 'sum-of-squares' (and a linear output layer)")
+    bad = [k for k in stat_kinds(net) if k in losses.CLASS_KINDS]
+    if bad:
+        raise ValueError(f"stats.errorkinds {bad[0]!r} needs class targets; on continuous "
+                         f"targets record {', '.join(losses.REGRESSION_KINDS)} or "
+                         f"sum-of-squares")
+    if net.labels is not None:
+        raise ValueError(f"the net was trained on classes (labels {net.labels}); this training "
+                         f"set holds continuous targets")
+    if record is not None and record != trset.target_scaling:
+        raise ValueError(f"the net was trained on targets scaled by {record}, this training set's "
+                         f"are scaled by {trset.target_scaling}: build it with "
+                         f"target_scaling=net.header['targets'] to train on")
+
+
+def update_stats(net, trset, seconds, errors=None, rate=None):
     """One epoch ends: count it, and append each kind's error on the training and validation
-    sets (``errors``: the training errors when already computed, {kind: value})."""
+    sets (``errors``: the training errors when already computed, {kind: value}) and the
+    learning rate in force (``rate``, if the algorithm has one)."""
     stats = net.training.stats
     kinds = list(stats.tr_err)
     stats.epochs += 1
     stats.seconds.append(seconds)
+    if rate is not None:
+        stats.learning_rate.append(float(rate))
     if kinds:
         if errors is None:
-            errors = evaluate(net, trset.x, trset.y, kinds)
+            errors = evaluate(net, trset.x, trset.y, kinds)  # the stored order
         for kind, value in errors.items():
             stats.tr_err[kind].append(value)
         if trset.valid is not None and len(trset.valid) > 0:
@@ -67,12 +150,13 @@ def training_error(kind, net, trset):
     ----------
     kind : str
         misclassification (the original's per-unit rounding), argmax-misclassification,
-        accuracy, sum-of-squares or cross-entropy (resolved to -binary or -multivariate by the
-        output activation).
+        accuracy, sum-of-squares, cross-entropy (resolved to -binary or -multivariate by the
+        output activation), or, for regression, mse and mae (mean over samples and outputs,
+        in the user's units: the set's ``target_scaling`` undone).
     net : Net
         The net.
     trset : TrainingSet
-        Labeled.
+        Labeled, or with continuous targets.
 
     Returns
     -------
@@ -81,7 +165,7 @@ def training_error(kind, net, trset):
     Raises
     ------
     ValueError
-        An unknown kind.
+        An unknown kind, or a kind that needs classes on a set of continuous targets.
 
     Examples
     --------
@@ -93,7 +177,19 @@ def training_error(kind, net, trset):
     """
     kind = losses.specific_kind(kind, net.layers[-1].act)
     data = trset.validate().astype(net.dtype).validate()
-    return evaluate(net, data.x, data.y, [kind])[kind]
+    if data.y is None:
+        raise ValueError("training_error needs a labelled training set")
+    if data.y.shape[1] != net.n_outputs:
+        raise ValueError(f"the training set has {data.y.shape[1]} target columns, the net has "
+                         f"{net.n_outputs} outputs")
+    scale = None
+    if trset.continuous:
+        if kind in losses.CLASS_KINDS:
+            raise ValueError(f"error kind {kind!r} needs class targets; this training set holds "
+                             f"continuous targets (use {', '.join(losses.REGRESSION_KINDS)} or "
+                             f"sum-of-squares)")
+        scale = trset.target_scaling["scale"]
+    return evaluate(net, data.x, data.y, [kind], scale=scale if scale is not None else [1.0])[kind]
 
 
 def accuracy(net, dset):

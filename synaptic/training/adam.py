@@ -1,0 +1,77 @@
+"""Adam, AdamW and AMSGrad (Kingma & Ba 2015; Loshchilov & Hutter 2019; Reddi et al. 2018).
+
+``training("adam", {"learning_rate": {"epsilon": 0.001}, "adam": {"beta1": 0.9, "beta2":
+0.999, "eps": 1e-8, "amsgrad": False}})``.  The gradient is the batch's mean (the summed
+gradient divided by the batch size, as backprop's), so a mean-reduced PyTorch loss sees the
+same one.  With ``"weight_decay": λ`` it is AdamW: ``W[:, 1:] *= 1 − ε·λ`` before each update
+(decoupled, PyTorch's AdamW with the bias exempt); with ``"regularization"`` it is Adam + L2
+(coupled: the derivative goes into the summed gradient, so its strength per update is λ / m,
+as for every algorithm here -- PyTorch's ``Adam(weight_decay=λ / m)``).  The learning rate may
+follow a schedule (schedules.py).
+
+The update is one fused kernel (``adam_update``).  The state lives in ``net.training.state``:
+``adam_m``, ``adam_v`` (and ``adam_vmax`` with AMSGrad) per layer, and ``adam_t`` (the updates
+done, for the bias corrections), so training resumes exactly.
+"""
+from .. import _kernels
+from .gradients import Gradients
+from .optimizer import BOOL, NUMBER, Optimizer, register
+
+
+@register
+class Adam(Optimizer):
+    name = "adam"
+    doc = ("Adam: per-weight steps from running means of the gradient and of its square, "
+           "bias-corrected; with weight_decay it is AdamW (decoupled), with regularization "
+           "Adam + L2 (coupled); adam.amsgrad for AMSGrad.")
+    defaults = {"error_fn": "cross-entropy", "learning_rate": {"epsilon": 0.001}}
+    schema = {"adam": {"beta1": NUMBER, "beta2": NUMBER, "eps": NUMBER, "amsgrad": BOOL}}
+    implied = {"adam": {"beta1": 0.9, "beta2": 0.999, "eps": 1e-8, "amsgrad": False}}
+    uses = frozenset({"learning_rate", "weight_decay"})
+    key_docs = {"adam": ("the Adam section", None),
+                "adam.beta1": ("the decay of the running mean of the gradient, in [0, 1)", None),
+                "adam.beta2": ("the decay of the running mean of its square, in [0, 1)", None),
+                "adam.eps": ("added to the root of the second moment (>= 0)", None),
+                "adam.amsgrad": ("AMSGrad: the largest second moment so far in the "
+                                 "denominator", None)}
+    weight_state = ("adam_m", "adam_v", "adam_vmax")
+    scalar_state = ("adam_t",)
+
+    @classmethod
+    def options(cls, params):
+        return {**cls.implied["adam"], **params.get("adam", {})}
+
+    @classmethod
+    def validate(cls, params):
+        opts = cls.options(params)
+        for key in ("beta1", "beta2"):
+            if not 0 <= opts[key] < 1:
+                raise ValueError(f"adam.{key} must be in [0, 1), got {opts[key]}")
+        if opts["eps"] < 0:
+            raise ValueError(f"adam.eps must be >= 0, got {opts['eps']}")
+
+    def __init__(self, net):
+        super().__init__(net)
+        opts = self.options(self.params)
+        self.beta1, self.beta2 = float(opts["beta1"]), float(opts["beta2"])
+        self.eps = float(opts["eps"])
+        self.amsgrad = bool(opts["amsgrad"])
+        self.gradients = Gradients(net, self.error_fn)
+        self._m = self.per_weight("adam_m")
+        self._v = self.per_weight("adam_v")
+        self._vmax = self.per_weight("adam_vmax") if self.amsgrad else [None] * len(net.weights)
+
+    def step(self, x, t, kern=None):
+        """Train on one batch: compute the update and apply it to the net's weights in place."""
+        kern = kern or _kernels.get_backend()
+        net, state = self.net, self.state
+        grads = self.gradients.compute(x, t, kern)
+        self.reg.add_derivative(grads, net.weights, kern)
+        step = int(state.get("adam_t", 0)) + 1
+        decay = 1.0 - self.epsilon * self.reg.weight_decay
+        for w, g, m, v, vmax in zip(net.weights, grads, self._m, self._v, self._vmax):
+            kern.adam_update(w, g, m, v, vmax, self.epsilon, self.beta1, self.beta2, self.eps,
+                             step, 1.0 / x.shape[0], decay)
+        state["adam_m"], state["adam_v"], state["adam_t"] = self._m, self._v, step
+        if self.amsgrad:
+            state["adam_vmax"] = self._vmax
