@@ -1,28 +1,22 @@
 """Activation functions by name (SYNAPTIC.md §2.4): an explicit registry, no name lookup magic.
 
-Each name maps to a kernel code.  ``binary-stochastic`` is the sigmoid followed by a draw
-from the net's random generator; it and the threshold units are forward-only.
+The registry is the table of ``synaptic._kernels.acts`` (one row per activation: name,
+aliases, kernel code, NumPy forward and derivative, whether backprop can differentiate it,
+the error functions it pairs with, its options); this module reads it.  ``binary-stochastic``
+is the sigmoid followed by a draw from the net's random generator; it and the threshold
+units are forward-only.  ``leaky-relu`` takes a ``slope`` option (a layer spec key; default
+0.01), the other activations none.
 """
-from ._kernels import reference as _codes
+from ._kernels import acts as _table
 
 STOCHASTIC = "binary-stochastic"
 
-CODES = {
-    "linear": _codes.ACT_LINEAR,
-    "sigmoid": _codes.ACT_SIGMOID,
-    "hyperbolic-tangent": _codes.ACT_TANH,
-    "softmax": _codes.ACT_SOFTMAX,
-    "relu": _codes.ACT_RELU,
-    "binary-threshold": _codes.ACT_BINARY_THRESHOLD,
-    "bipolar-threshold": _codes.ACT_BIPOLAR_THRESHOLD,
-    "binary-prob": _codes.ACT_BINARY_PROB,
-    STOCHASTIC: _codes.ACT_SIGMOID,
-}
-ALIASES = {"tanh": "hyperbolic-tangent", "logistic": "sigmoid"}
+CODES = {row.name: row.code for row in _table.TABLE}
+ALIASES = dict(_table.ALIASES)
 
 # Activations backprop can differentiate (through the output y).  A softmax hidden layer
 # uses the original's diagonal approximation y(1 - y), which is not its true Jacobian.
-DIFFERENTIABLE = frozenset({"linear", "sigmoid", "hyperbolic-tangent", "softmax", "relu"})
+DIFFERENTIABLE = frozenset(row.name for row in _table.TABLE if row.backprop)
 
 
 def canonical(name):
@@ -38,6 +32,33 @@ def canonical(name):
 
 def code(name):
     return CODES[canonical(name)]
+
+
+def row(name):
+    """The table row of an activation (any accepted spelling)."""
+    return _table.BY_NAME[canonical(name)]
+
+
+def options(name, given, where="layer"):
+    """The activation's options: its defaults updated with ``given`` (a dict of layer-spec
+    keys), each checked; a ValueError for an option it does not take."""
+    act = row(name)
+    unknown = sorted(set(given) - set(act.options))
+    if unknown:
+        takes = (f"it takes {', '.join(sorted(act.options))}" if act.options
+                 else "it takes none")
+        raise ValueError(f"{where}: activation {act.name!r} has no option(s) {unknown}; {takes}")
+    opts = dict(act.options)
+    opts.update(given)
+    if "slope" in opts:
+        try:
+            opts["slope"] = _table.check_slope(opts["slope"])
+        except (TypeError, ValueError) as e:
+            raise type(e)(f"{where}: {e}") from None
+    return opts
+
+
+OPTION_KEYS = frozenset(key for r in _table.TABLE for key in r.options)
 
 
 def apply_stochastic(out, rng):

@@ -30,8 +30,10 @@ def neural_net(layers, training=None, *, dtype=np.float64, seed=None):
           ``synaptic.layers.Convolution``).  Convolution layers follow the input
           layer or another convolution layer, and fully-connected layers end the net.
 
-        Activations: linear, sigmoid, hyperbolic-tangent (tanh), softmax, relu, and the
-        forward-only binary-threshold, bipolar-threshold, binary-prob, binary-stochastic.
+        Activations: linear, sigmoid, hyperbolic-tangent (tanh), softmax, relu, leaky-relu
+        (``z`` if z > 0 else ``slope * z``; the layer key ``"slope"``, in [0, 1), default
+        0.01), elu (alpha 1), softplus, and the forward-only binary-threshold,
+        bipolar-threshold, binary-prob, binary-stochastic.
     training : Training, optional
         From :func:`training`; needed by :func:`train` (it can be set later as
         ``net.training``).

@@ -6,12 +6,15 @@ A layer spec is a dict as in the original: ``{"type": "input", "n": 784}`` or
 "feature_map": {"size": [9, 9], "k": 3}, "pool": {"kind": "max", "size": [2, 2]}}``.
 Keys may be spelled ``act-fn`` or ``act_fn``.  A convolution's ``feature_map`` may add
 ``"stride": [sw, sh]`` and ``"padding": "valid" | "same" | [pw, ph]``, its ``pool`` a
-``"stride": [sw, sh]``; every pair lists the width first (see :class:`Convolution`).
+``"stride": [sw, sh]``; every pair lists the width first (see :class:`Convolution`).  An
+activation's options are keys of the layer spec too: ``{"type": "fully-connected", "n": 10,
+"act_fn": "leaky-relu", "slope": 0.2}``.
 
 Each non-input layer runs its forward pass and its share of backprop as a few kernel calls:
 ``forward(kern, x, w, out, buf)``; ``weight_grad(kern, delta, x, g, buf)``; and
-``input_grad(kern, delta, w, y, act, out, buf)``, which turns the layer's delta into the delta
-of the layer below (``y`` and ``act`` are that layer's output and :attr:`fused_act`).  A
+``input_grad(kern, delta, w, y, act, out, buf, slope)``, which turns the layer's delta into the
+delta of the layer below (``y``, ``act`` and ``slope`` are that layer's output,
+:attr:`fused_act` and :attr:`slope`).  A
 layer's delta is dE/dz of its output units, except for a pooled convolution: with max
 pooling it is dE/dz at the pooled units (the pool indices route it), with average pooling it
 is dE/dy at the pooled units and :meth:`Convolution.finish_delta` spreads it over the
@@ -48,6 +51,14 @@ def _positive_int(value, what):
     return int(value)
 
 
+def _activation(layer, act_fn, options, where):
+    """Set the layer's activation: its name, kernel code, options and leaky-relu slope."""
+    layer.act = activations.canonical(act_fn)
+    layer.act_code = activations.code(layer.act)
+    layer.options = activations.options(layer.act, options or {}, where)
+    layer.slope = layer.options.get("slope", _codes.LEAKY_SLOPE)
+
+
 class Input:
     """The input layer: ``n`` units, optionally with a ``fieldsize`` [w h] or [k w h]."""
 
@@ -81,10 +92,10 @@ class FullyConnected:
     kind = "fully-connected"
     dropout = None  # a Dropout on this layer's output (build sets it)
 
-    def __init__(self, n, act_fn, n_in):
+    def __init__(self, n, act_fn, n_in, options=None, index=None):
         self.n = _positive_int(n, "fully-connected n")
-        self.act = activations.canonical(act_fn)
-        self.act_code = activations.code(self.act)
+        where = f"layer {index} (fully-connected)" if index is not None else "fully-connected layer"
+        _activation(self, act_fn, options, where)
         self.n_in = n_in
         self.fieldsize = None
 
@@ -102,13 +113,13 @@ class FullyConnected:
         return self.act_code
 
     def spec(self):
-        return {"type": "fully-connected", "n": self.n, "act_fn": self.act}
+        return {"type": "fully-connected", "n": self.n, "act_fn": self.act, **self.options}
 
     def buffers(self, nrows, dtype, backward=False, threads=None):
         return None
 
     def forward(self, kern, x, w, out, buf=None):
-        kern.dense_forward(x, w, self.act_code, out)
+        kern.dense_forward(x, w, self.act_code, out, self.slope)
 
     def forward_sampled(self, kern, x, w, out, buf, rng):
         """The binary-stochastic forward pass: sigmoid, then a draw per unit."""
@@ -121,8 +132,8 @@ class FullyConnected:
     def weight_grad(self, kern, dz, x, out, buf=None):
         kern.weight_grad(dz, x, out)
 
-    def input_grad(self, kern, dz, w, y, act, out, buf=None):
-        kern.hidden_delta(dz, w, y, act, out)
+    def input_grad(self, kern, dz, w, y, act, out, buf=None, slope=_codes.LEAKY_SLOPE):
+        kern.hidden_delta(dz, w, y, act, out, slope)
 
 
 POOL_KINDS = {"max": _codes.POOL_MAX, "avg": _codes.POOL_AVG}
@@ -218,10 +229,9 @@ class Convolution:
     kind = "convolution"
     dropout = None  # a Dropout on this layer's output (build sets it)
 
-    def __init__(self, act_fn, feature_map, below, pool=None, index=None):
+    def __init__(self, act_fn, feature_map, below, pool=None, index=None, options=None):
         where = f"layer {index} (convolution)" if index is not None else "convolution layer"
-        self.act = activations.canonical(act_fn)
-        self.act_code = activations.code(self.act)
+        _activation(self, act_fn, options, where)
         if below.fieldsize is None:
             raise ValueError(f"{where} must follow the input layer (given a fieldsize) or another "
                              f"convolution layer: a {below.kind} layer has no fieldsize")
@@ -324,7 +334,7 @@ class Convolution:
 
     def spec(self):
         k_in, _, _, fh, fw = self.geom[:5]
-        spec = {"type": "convolution", "act_fn": self.act,
+        spec = {"type": "convolution", "act_fn": self.act, **self.options,
                 "feature_map": {"size": [fw, fh], "k": self.maps}}
         for key, value in self._fmap_extra.items():
             spec["feature_map"][key] = list(value) if isinstance(value, list) else value
@@ -349,7 +359,7 @@ class Convolution:
 
     def forward(self, kern, x, w, out, buf):
         kern.conv_forward(x, w, self.geom, self.act_code, self.pool, out, buf.idx, buf.pre,
-                          buf.work)
+                          buf.work, self.slope)
 
     def forward_sampled(self, kern, x, w, out, buf, rng):
         """Binary-stochastic units: the draw happens before pooling, as in the original."""
@@ -370,7 +380,7 @@ class Convolution:
         """Average pooling: dE/dz before pooling = spread(delta) / window * f'(y)."""
         if self.pool_kind == _codes.POOL_AVG:
             kern.avg_pool_backward(delta, self.map_shape, self.ph, self.pw, buf.pre,
-                                   self.act_code, buf.dz_pre, self.pool_stride)
+                                   self.act_code, buf.dz_pre, self.pool_stride, self.slope)
 
     def _dz(self, delta, buf):
         if self.pool_kind == _codes.POOL_MAX:
@@ -383,9 +393,9 @@ class Convolution:
         dz, idx = self._dz(delta, buf)
         kern.conv_weight_grad(dz, idx, x, self.geom, out, buf.work)
 
-    def input_grad(self, kern, delta, w, y, act, out, buf):
+    def input_grad(self, kern, delta, w, y, act, out, buf, slope=_codes.LEAKY_SLOPE):
         dz, idx = self._dz(delta, buf)
-        kern.conv_input_grad(dz, idx, w, self.geom, y, act, out, buf.work)
+        kern.conv_input_grad(dz, idx, w, self.geom, y, act, out, buf.work, slope)
 
 
 class Dropout:
@@ -431,6 +441,11 @@ def _dict(value, what):
     return value
 
 
+def _options(spec):
+    """The activation options of a layer spec (``slope``)."""
+    return {k: v for k, v in spec.items() if k in activations.OPTION_KEYS}
+
+
 def build(layer_specs):
     """Instrument a list of layer dicts into layer objects (input first)."""
     if not isinstance(layer_specs, (list, tuple)):
@@ -450,19 +465,21 @@ def build(layer_specs):
             spec = _spec(layer, {"type", "n", "fieldsize"}, index)
             built.append(Input(spec.get("n"), spec.get("fieldsize")))
         elif kind == "fully_connected":
-            spec = _spec(layer, {"type", "n", "act_fn"}, index)
+            spec = _spec(layer, {"type", "n", "act_fn"} | activations.OPTION_KEYS, index)
             if "n" not in spec or "act_fn" not in spec:
                 raise ValueError(f"layer {index} (fully-connected) needs 'n' and 'act_fn'")
-            built.append(FullyConnected(spec["n"], spec["act_fn"], built[-1].n))
+            built.append(FullyConnected(spec["n"], spec["act_fn"], built[-1].n,
+                                        _options(spec), index))
         elif kind == "convolution":
-            spec = _spec(layer, {"type", "act_fn", "feature_map", "pool"}, index)
+            spec = _spec(layer, {"type", "act_fn", "feature_map", "pool"} | activations.OPTION_KEYS,
+                         index)
             if "act_fn" not in spec or "feature_map" not in spec:
                 raise ValueError(f"layer {index} (convolution) needs 'act_fn' and 'feature_map'")
             if index == len(layer_specs) - 1:
                 raise ValueError(f"layer {index} (convolution) cannot be the last layer: end the "
                                  "net with a fully-connected layer")
             built.append(Convolution(spec["act_fn"], spec["feature_map"], built[-1],
-                                     spec.get("pool"), index))
+                                     spec.get("pool"), index, _options(spec)))
         elif kind == "dropout":
             spec = _spec(layer, {"type", "p", "seed"}, index)
             if index == len(layer_specs) - 1:

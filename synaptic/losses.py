@@ -7,6 +7,7 @@ which the original lacked, and, for regression, ``mse`` and ``mae``: the mean sq
 absolute error over samples and outputs, in the user's units (a training set's
 ``target_scaling`` undone), computed in Python (stats.py), not by an error kernel.
 """
+from ._kernels import acts as _acts
 from ._kernels import reference as _codes
 
 ERROR_FNS = ("misclassification", "sum-of-squares", "cross-entropy")
@@ -24,8 +25,12 @@ STAT_KINDS = tuple(KINDS) + ("cross-entropy", ACCURACY) + REGRESSION_KINDS
 CLASS_KINDS = ("misclassification", "argmax-misclassification", ACCURACY,
                "cross-entropy-binary", "cross-entropy-multivariate")
 
-# Output activations that sum-of-squares can train (delta f'(y)(y - t)).
-SSE_OUTPUTS = ("sigmoid", "hyperbolic-tangent", "linear", "relu")
+# The pairings of the activation table (acts.TABLE, a row's ``losses``): the output
+# activations each error function trains, and the output-delta kernel kind of the pair.
+# Cross-entropy: y - t (the f' of softmax and sigmoid cancels); sum-of-squares: f'(y) (y - t).
+DELTA_KINDS = {_acts.CE: _codes.DELTA_DIFF, _acts.SSE: _codes.DELTA_SSE}
+OUTPUTS = {fn: tuple(row.name for row in _acts.TABLE if fn in row.losses) for fn in DELTA_KINDS}
+SSE_OUTPUTS = OUTPUTS[_acts.SSE]
 
 
 def _spell(name):
@@ -53,11 +58,9 @@ def check_error_fn(error_fn):
 
 def delta_kind(output_act, error_fn):
     """The output-delta kernel kind for this pairing, or a ValueError naming the pair."""
-    if error_fn == "cross-entropy" and output_act in ("softmax", "sigmoid"):
-        return _codes.DELTA_DIFF
-    if error_fn == "sum-of-squares" and output_act in SSE_OUTPUTS:
-        return _codes.DELTA_SSE
-    raise ValueError(
-        f"backprop cannot train a {output_act!r} output with error_fn {error_fn!r}; supported: "
-        "softmax or sigmoid with cross-entropy, "
-        f"{'/'.join(SSE_OUTPUTS)} with sum-of-squares")
+    row = _acts.BY_NAME.get(output_act)
+    if row is not None and error_fn in row.losses:
+        return DELTA_KINDS[error_fn]
+    supported = "; ".join(f"{'/'.join(names)} with {fn}" for fn, names in OUTPUTS.items())
+    raise ValueError(f"backprop cannot train a {output_act!r} output with error_fn "
+                     f"{error_fn!r}; supported: {supported}")

@@ -24,8 +24,10 @@ DTYPES = [pytest.param(np.float32, id="f32"), pytest.param(np.float64, id="f64")
 THREADS = [pytest.param(1, id="t1"), pytest.param(2, id="t2")]
 TOL = {np.float32: dict(rtol=2e-4, atol=2e-5), np.float64: dict(rtol=1e-10, atol=1e-12)}
 SETTINGS = settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-ACTS = [R.ACT_LINEAR, R.ACT_SIGMOID, R.ACT_TANH, R.ACT_RELU, R.ACT_SOFTMAX]
-DERIV_ACTS = [R.ACT_LINEAR, R.ACT_SIGMOID, R.ACT_TANH, R.ACT_RELU]
+NEW_ACTS = [R.ACT_LEAKY_RELU, R.ACT_ELU, R.ACT_SOFTPLUS]
+ACTS = [R.ACT_LINEAR, R.ACT_SIGMOID, R.ACT_TANH, R.ACT_RELU, R.ACT_SOFTMAX] + NEW_ACTS
+DERIV_ACTS = [R.ACT_LINEAR, R.ACT_SIGMOID, R.ACT_TANH, R.ACT_RELU] + NEW_ACTS
+SLOPE = 0.15    # leaky-relu's, not the default (the other activations ignore it)
 
 
 @contextlib.contextmanager
@@ -119,7 +121,7 @@ def test_conv_forward(dtype, nthreads, g, act, seed, keep_pre, mode):
         old = native.conv._set_gemm_mode(mode)
         try:
             with threads(nthreads):
-                backend.conv_forward(x, wts, geom, act, pool, out, idx, pre)
+                backend.conv_forward(x, wts, geom, act, pool, out, idx, pre, slope=SLOPE)
         finally:
             native.conv._set_gemm_mode(old)
         outs.append((out, idx, pre))
@@ -166,7 +168,7 @@ def test_conv_gradients(dtype, nthreads, g, seed, act, sparse):
         dx = nans(x.shape, dtype)
         with threads(nthreads):
             backend.conv_weight_grad(dz, idx, x, geom, gw)
-            backend.conv_input_grad(dz, idx, wts, geom, y, act, dx)
+            backend.conv_input_grad(dz, idx, wts, geom, y, act, dx, slope=SLOPE)
         results.append((gw, dx))
     close(results[1][0], results[0][0], dtype, scale=30)
     close(results[1][1], results[0][1], dtype, scale=10)
@@ -196,7 +198,7 @@ def test_pooling(dtype, nthreads, k, ho, wo, ph, pw, n, seed, ties, act):
             g = np.linspace(-1, 1, mx.size).reshape(mx.shape).astype(dtype)
             back_max, back_avg = nans(y.shape, dtype), nans(y.shape, dtype)
             backend.max_pool_backward(g, idx, back_max)
-            backend.avg_pool_backward(g, shape, ph, pw, np.tanh(y), act, back_avg)
+            backend.avg_pool_backward(g, shape, ph, pw, np.tanh(y), act, back_avg, slope=SLOPE)
         res.append((mx, idx, avg, back_max, back_avg))
     np.testing.assert_array_equal(res[1][0], res[0][0])      # a max is exact
     np.testing.assert_array_equal(res[1][1], res[0][1])      # the first maximum, same index

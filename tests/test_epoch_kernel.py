@@ -28,9 +28,11 @@ BACKENDS = [pytest.param(R, id="numpy"),
                 native is None, reason=f"native backend not built: {_kernels.native_error()}"))]
 SETTINGS = settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 TOL = {np.float32: dict(rtol=2e-4, atol=2e-5), np.float64: dict(rtol=1e-9, atol=1e-11)}
-HIDDEN = [R.ACT_SIGMOID, R.ACT_TANH, R.ACT_RELU, R.ACT_LINEAR]
+HIDDEN = [R.ACT_SIGMOID, R.ACT_TANH, R.ACT_RELU, R.ACT_LINEAR, R.ACT_LEAKY_RELU, R.ACT_ELU,
+          R.ACT_SOFTPLUS]
 OUTPUTS = [(R.ACT_SOFTMAX, R.DELTA_DIFF), (R.ACT_SIGMOID, R.DELTA_DIFF),
-           (R.ACT_LINEAR, R.DELTA_SSE), (R.ACT_TANH, R.DELTA_SSE)]
+           (R.ACT_LINEAR, R.DELTA_SSE), (R.ACT_TANH, R.DELTA_SSE), (R.ACT_RELU, R.DELTA_SSE),
+           (R.ACT_LEAKY_RELU, R.DELTA_SSE), (R.ACT_ELU, R.DELTA_SSE), (R.ACT_SOFTPLUS, R.DELTA_SSE)]
 NET = dict(acts=[R.ACT_SIGMOID, R.ACT_SOFTMAX], delta_kind=R.DELTA_DIFF)
 UPDATED = ("weights", "deltaw", "gain")
 
@@ -105,9 +107,12 @@ widths = st.one_of(st.sampled_from([1, 15, 16, 17, 33]), st.integers(1, 40))
        momentum=st.sampled_from(["none", "constant", "varying"]), prev=st.booleans(),
        nesterov=st.booleans(), reg=st.sampled_from([R.REG_NONE, R.REG_L1, R.REG_L2]),
        decay=st.sampled_from([1.0, 0.999]), gain=st.booleans(), has_gain=st.booleans(),
-       clamp=st.sampled_from([(None, None), (0.5, 2.0)]))
+       clamp=st.sampled_from([(None, None), (0.5, 2.0)]),
+       slopes=st.lists(st.one_of(st.just(R.LEAKY_SLOPE), st.floats(0, 0.999)), min_size=3,
+                       max_size=3))
 def test_native_matches_twin(dtype, nthreads, seed, d, units, hidden, out, sizes, start, extra,
-                             sparse, momentum, prev, nesterov, reg, decay, gain, has_gain, clamp):
+                             sparse, momentum, prev, nesterov, reg, decay, gain, has_gain, clamp,
+                             slopes):
     skip_without_native()
     rng = np.random.default_rng(seed)
     bounds, nb = np.cumsum([start] + sizes), len(sizes)
@@ -117,7 +122,8 @@ def test_native_matches_twin(dtype, nthreads, seed, d, units, hidden, out, sizes
     case = make_case(rng, dtype, [d] + units, bounds, hidden[:len(units) - 1] + [out[0]], out[1],
                      n=bounds[-1] + extra, sparse=sparse, prev=prev, gain=gain, alphas=alphas,
                      nesterov=nesterov, reg_kind=reg, reg_lambda=0.02 if reg else 0.0,
-                     decay=decay, has_gain=gain and has_gain, ming=clamp[0], maxg=clamp[1])
+                     decay=decay, has_gain=gain and has_gain, ming=clamp[0], maxg=clamp[1],
+                     slopes=slopes[:len(units)])
     with np.errstate(over="ignore", invalid="ignore"):
         want_done, want = run(R, case)
     # diverging training (a deep linear net with momentum can) amplifies any rounding: skip it
@@ -278,6 +284,10 @@ BAD = {
     "bounds-negative": lambda c: dict(bounds=[-1, 5, 12]),
     "alphas-length": lambda c: dict(alphas=[0.0]),
     "stop-int64": lambda c: dict(stop=np.zeros(1, np.int64)), "stop-list": lambda c: dict(stop=[0]),
+    "slopes-length": lambda c: dict(slopes=[0.1]),
+    "slope-negative": lambda c: dict(acts=[R.ACT_LEAKY_RELU, R.ACT_SOFTMAX], slopes=[-0.1, 0.01]),
+    "slope-nan": lambda c: dict(slopes=[0.01, float("nan")]),
+    "slope-one": lambda c: dict(slopes=[1.0, 0.01]),
 }
 
 

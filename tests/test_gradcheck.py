@@ -1,5 +1,6 @@
 """Backprop gradients against central differences for every supported activation/loss pairing,
-on 2- and 3-layer nets, on both backends (float64)."""
+on 2- and 3-layer nets, and for the activations added later (leaky-relu with its slope, elu,
+softplus) in convolution layers too (no pooling, max, average), on both backends (float64)."""
 import zlib
 
 import numpy as np
@@ -11,7 +12,8 @@ from synaptic._kernels import reference as R
 
 from helpers import BACKENDS, using
 
-HIDDEN = ["sigmoid", "hyperbolic-tangent", "relu", "linear"]
+HIDDEN = ["sigmoid", "hyperbolic-tangent", "relu", "linear", "leaky-relu", "elu", "softplus"]
+SSE_ERROR = lambda y, t: 0.5 * R.error_sum(y, t, R.ERR_SUM_OF_SQUARES)  # noqa: E731
 # (output activation, error_fn, the error E whose gradient backprop computes)
 PAIRS = [
     ("softmax", "cross-entropy", lambda y, t: R.error_sum(y, t, R.ERR_CROSS_ENTROPY_MULTIVARIATE)),
@@ -20,6 +22,10 @@ PAIRS = [
     ("sigmoid", "sum-of-squares", lambda y, t: 0.5 * R.error_sum(y, t, R.ERR_SUM_OF_SQUARES)),
     ("hyperbolic-tangent", "sum-of-squares", lambda y, t: 0.5 * R.error_sum(y, t, R.ERR_SUM_OF_SQUARES)),
     ("linear", "sum-of-squares", lambda y, t: 0.5 * R.error_sum(y, t, R.ERR_SUM_OF_SQUARES)),
+    ("relu", "sum-of-squares", SSE_ERROR),
+    ("leaky-relu", "sum-of-squares", SSE_ERROR),
+    ("elu", "sum-of-squares", SSE_ERROR),
+    ("softplus", "sum-of-squares", SSE_ERROR),
 ]
 
 
@@ -50,7 +56,9 @@ def numeric_gradient(net, x, t, error, eps=1e-6):
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("out_act,error_fn,error", PAIRS, ids=[f"{a}+{e}" for a, e, _ in PAIRS])
 @pytest.mark.parametrize("hidden", [[], ["sigmoid"], ["hyperbolic-tangent"], ["relu"], ["linear"],
-                                    ["sigmoid", "hyperbolic-tangent"], ["relu", "sigmoid"]],
+                                    ["sigmoid", "hyperbolic-tangent"], ["relu", "sigmoid"],
+                                    ["leaky-relu"], ["elu"], ["softplus"],
+                                    ["elu", "leaky-relu"], ["softplus", "elu"]],
                          ids=lambda h: "-".join(h) or "none")
 def test_gradients_match_central_differences(backend, out_act, error_fn, error, hidden):
     rng = np.random.default_rng(zlib.crc32(repr((out_act, error_fn, hidden)).encode()))
@@ -157,3 +165,77 @@ def test_strided_padded_conv_gradients_match_central_differences(backend, name):
     for a, n in zip(analytic, numeric):
         assert np.abs(n).max() > 1e-3          # the check sees a gradient
         np.testing.assert_allclose(a, n, rtol=1e-5, atol=1e-7)
+
+
+def _check(net, x, t, error, backends=BACKENDS):
+    for backend in backends:
+        with using(backend):
+            analytic = synaptic.error_derivatives(net, synaptic.dataset(x, t))
+        with using("numpy"):
+            numeric = numeric_gradient(net, x, t, error)
+        for a, n in zip(analytic, numeric):
+            np.testing.assert_allclose(a, n, rtol=1e-5, atol=1e-7)
+
+
+def _leaky(n, slope):
+    return {"type": "fully-connected", "n": n, "act_fn": "leaky-relu", "slope": slope}
+
+
+@pytest.mark.parametrize("slope", [0.0, 0.3, 0.9])
+@pytest.mark.parametrize("error_fn", ["cross-entropy", "sum-of-squares"])
+def test_leaky_relu_slope_gradients(slope, error_fn):
+    """A non-default slope reaches every kernel: hidden (fused and per layer), output (SSE)."""
+    rng = np.random.default_rng(int(slope * 10) + len(error_fn))
+    out = ({"type": "fully-connected", "n": 3, "act_fn": "softmax"} if error_fn == "cross-entropy"
+           else _leaky(3, slope))
+    net = synaptic.neural_net([{"type": "input", "n": 5}, _leaky(4, slope), _leaky(4, slope), out],
+                              synaptic.training("backprop", {"error_fn": error_fn}), seed=3)
+    for w in net.weights:
+        w[...] = rng.normal(0, 0.8, w.shape)
+    x = rng.uniform(-1, 1, (6, 5))
+    if error_fn == "cross-entropy":
+        t, error = _targets(rng, 6, 3, "softmax"), PAIRS[0][2]
+    else:
+        t, error = rng.uniform(-1, 1, (6, 3)), SSE_ERROR
+    _check(net, x, t, error)
+
+
+def test_the_slope_matters():
+    """The same weights with another slope: other gradients (the slope is not ignored)."""
+    rng = np.random.default_rng(5)
+    grads = []
+    for slope in (0.01, 0.5):
+        net = synaptic.neural_net([{"type": "input", "n": 3}, _leaky(4, slope), _leaky(2, slope)],
+                                  synaptic.training("backprop", {"error_fn": "sum-of-squares"}),
+                                  seed=1)
+        for w in net.weights:
+            w[...] = np.random.default_rng(w.size).normal(0, 1, w.shape)
+        x, t = rng.uniform(-1, 1, (8, 3)), rng.uniform(-1, 1, (8, 2))
+        grads.append(synaptic.error_derivatives(net, synaptic.dataset(x, t)))
+    assert not np.allclose(grads[0][0], grads[1][0])
+
+
+NEW_ACTS = [("leaky-relu", {"slope": 0.2}), ("elu", {}), ("softplus", {})]
+
+
+@pytest.mark.parametrize("pool", [None, "max", "avg"])
+@pytest.mark.parametrize("act,options", NEW_ACTS, ids=[a for a, _ in NEW_ACTS])
+def test_convolution_gradients_match_central_differences(act, options, pool):
+    """Two convolution layers with the activation (the first one's f' applied by the second
+    one's input gradient, through the pooling), a fully-connected hidden layer with it, a
+    sigmoid output with cross-entropy."""
+    rng = np.random.default_rng(zlib.crc32(repr((act, pool)).encode()))
+    first = {"type": "convolution", "act_fn": act, **options,
+             "feature_map": {"size": [3, 3], "k": 2}}
+    if pool:
+        first["pool"] = {"kind": pool, "size": [2, 2]}
+    spec = [{"type": "input", "fieldsize": [2, 8, 8]}, first,
+            {"type": "convolution", "act_fn": act, **options, "feature_map": {"size": [2, 2], "k": 2}},
+            {"type": "fully-connected", "n": 3, "act_fn": act, **options},
+            {"type": "fully-connected", "n": 2, "act_fn": "sigmoid"}]
+    net = synaptic.neural_net(spec, synaptic.training("backprop"), seed=2)
+    for w in net.weights:
+        w[...] = rng.normal(0, 0.5, w.shape)
+    x = rng.random((5, net.n_inputs))
+    t = (rng.random((5, 2)) > 0.5).astype(float)
+    _check(net, x, t, PAIRS[1][2])

@@ -37,7 +37,8 @@ TOL = {np.float32: dict(rtol=1e-4, atol=1e-5), np.float64: dict(rtol=1e-10, atol
 ULP = {np.float32: dict(rtol=4e-7, atol=1e-30), np.float64: dict(rtol=1e-15, atol=1e-300)}
 
 ALL_ACTS = list(range(R.N_ACT))
-DERIV_ACTS = [R.ACT_LINEAR, R.ACT_SIGMOID, R.ACT_TANH, R.ACT_SOFTMAX, R.ACT_RELU]
+DERIV_ACTS = [R.ACT_LINEAR, R.ACT_SIGMOID, R.ACT_TANH, R.ACT_SOFTMAX, R.ACT_RELU,
+              R.ACT_LEAKY_RELU, R.ACT_ELU, R.ACT_SOFTPLUS]
 NO_DERIV_ACTS = [R.ACT_BINARY_THRESHOLD, R.ACT_BIPOLAR_THRESHOLD, R.ACT_BINARY_PROB]
 STEP_ACTS = [R.ACT_BINARY_THRESHOLD, R.ACT_BIPOLAR_THRESHOLD, R.ACT_BINARY_PROB]
 
@@ -47,6 +48,8 @@ rows = st.one_of(st.just(1), st.integers(1, 37))
 cols = st.one_of(st.just(1), st.integers(1, 23))
 outs = st.one_of(st.just(1), st.integers(1, 13))
 seeds = st.integers(0, 2**32 - 1)
+# leaky-relu's slope (the other activations ignore it): the default, 0 and odd values
+slopes = st.one_of(st.just(R.LEAKY_SLOPE), st.just(0.0), st.floats(0, 0.999))
 
 
 def _native_modules():
@@ -91,22 +94,23 @@ def skip_without_native():
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("nthreads", THREADS)
 @SETTINGS
-@given(n=rows, m=outs, act=st.sampled_from(ALL_ACTS), seed=seeds, inplace=st.booleans())
-def test_activate(dtype, nthreads, n, m, act, seed, inplace):
+@given(n=rows, m=outs, act=st.sampled_from(ALL_ACTS), seed=seeds, inplace=st.booleans(),
+       slope=slopes)
+def test_activate(dtype, nthreads, n, m, act, seed, inplace, slope):
     skip_without_native()
     z = normal(np.random.default_rng(seed), (n, m), dtype, 3.0)
     want = nans(z.shape, dtype)
-    R.activate(z.copy(), act, want)
+    R.activate(z.copy(), act, want, slope)
     with threads(nthreads):
         if inplace:
             got = z.copy()
-            native.activate(got, act, got)
+            native.activate(got, act, got, slope)
         else:
             got = nans(z.shape, dtype)
             zc = z.copy()
-            native.activate(zc, act, got)
+            native.activate(zc, act, got, slope)
             np.testing.assert_array_equal(zc, z)   # the input is untouched
-    if act in STEP_ACTS or act in (R.ACT_LINEAR, R.ACT_RELU):
+    if act in STEP_ACTS or act in (R.ACT_LINEAR, R.ACT_RELU, R.ACT_LEAKY_RELU):
         np.testing.assert_array_equal(got, want)
     else:
         close(got, want, TOL[dtype])
@@ -115,17 +119,17 @@ def test_activate(dtype, nthreads, n, m, act, seed, inplace):
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("nthreads", THREADS)
 @SETTINGS
-@given(n=rows, d=cols, o=outs, act=st.sampled_from(ALL_ACTS), seed=seeds)
-def test_dense_forward(dtype, nthreads, n, d, o, act, seed):
+@given(n=rows, d=cols, o=outs, act=st.sampled_from(ALL_ACTS), seed=seeds, slope=slopes)
+def test_dense_forward(dtype, nthreads, n, d, o, act, seed, slope):
     skip_without_native()
     rng = np.random.default_rng(seed)
     x = normal(rng, (n, d), dtype)
     w = normal(rng, (o, 1 + d), dtype, 2.0 / math.sqrt(d))
     want = nans((n, o), dtype)
-    R.dense_forward(x, w, act, want)
+    R.dense_forward(x, w, act, want, slope)
     got = nans((n, o), dtype)
     with threads(nthreads):
-        native.dense_forward(x, w, act, got)
+        native.dense_forward(x, w, act, got, slope)
     if act in STEP_ACTS:
         # a step of a logit within rounding of 0 may legitimately flip: compare the others
         z = x.astype(np.float64) @ w[:, 1:].T.astype(np.float64) + w[:, 0].astype(np.float64)
@@ -139,33 +143,33 @@ def test_dense_forward(dtype, nthreads, n, d, o, act, seed):
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("nthreads", THREADS)
 @SETTINGS
-@given(n=rows, m=cols, act=st.sampled_from(DERIV_ACTS), seed=seeds)
-def test_derivative(dtype, nthreads, n, m, act, seed):
+@given(n=rows, m=cols, act=st.sampled_from(DERIV_ACTS), seed=seeds, slope=slopes)
+def test_derivative(dtype, nthreads, n, m, act, seed, slope):
     skip_without_native()
     y = np.random.default_rng(seed).uniform(-1.5, 1.5, (n, m)).astype(dtype)
     want = nans(y.shape, dtype)
-    R.derivative(y, act, want)
+    R.derivative(y, act, want, slope)
     got = nans(y.shape, dtype)
     with threads(nthreads):
-        native.derivative(y, act, got)
+        native.derivative(y, act, got, slope)
     close(got, want, TOL[dtype])
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("nthreads", THREADS)
 @SETTINGS
-@given(n=rows, o=outs, h=cols, act=st.sampled_from(DERIV_ACTS), seed=seeds)
-def test_hidden_delta(dtype, nthreads, n, o, h, act, seed):
+@given(n=rows, o=outs, h=cols, act=st.sampled_from(DERIV_ACTS), seed=seeds, slope=slopes)
+def test_hidden_delta(dtype, nthreads, n, o, h, act, seed, slope):
     skip_without_native()
     rng = np.random.default_rng(seed)
     dz = normal(rng, (n, o), dtype)
     w = normal(rng, (o, 1 + h), dtype)
     y = rng.uniform(-1, 1, (n, h)).astype(dtype)
     want = nans((n, h), dtype)
-    R.hidden_delta(dz, w, y, act, want)
+    R.hidden_delta(dz, w, y, act, want, slope)
     got = nans((n, h), dtype)
     with threads(nthreads):
-        native.hidden_delta(dz, w, y, act, got)
+        native.hidden_delta(dz, w, y, act, got, slope)
     close(got, want, TOL[dtype])
 
 
@@ -190,21 +194,22 @@ def test_weight_grad(dtype, nthreads, n, o, d, seed):
 @pytest.mark.parametrize("nthreads", THREADS)
 @SETTINGS
 @given(n=rows, m=outs, kind=st.sampled_from([R.DELTA_DIFF, R.DELTA_SSE]),
-       act=st.sampled_from(DERIV_ACTS), seed=seeds, inplace=st.booleans())
-def test_output_delta(dtype, nthreads, n, m, kind, act, seed, inplace):
+       act=st.sampled_from(DERIV_ACTS), seed=seeds, inplace=st.booleans(), slope=slopes)
+def test_output_delta(dtype, nthreads, n, m, kind, act, seed, inplace, slope):
     skip_without_native()
     rng = np.random.default_rng(seed)
-    y = rng.uniform(0, 1, (n, m)).astype(dtype)
+    # negative outputs too (leaky-relu, elu, linear)
+    y = rng.uniform(-0.5, 1, (n, m)).astype(dtype)
     t = (rng.uniform(size=(n, m)) > 0.5).astype(dtype)
     want = nans(y.shape, dtype)
-    R.output_delta(y, t, act, kind, want)
+    R.output_delta(y, t, act, kind, want, slope)
     with threads(nthreads):
         if inplace:
             got = y.copy()
-            native.output_delta(got, t, act, kind, got)
+            native.output_delta(got, t, act, kind, got, slope)
         else:
             got = nans(y.shape, dtype)
-            native.output_delta(y, t, act, kind, got)
+            native.output_delta(y, t, act, kind, got, slope)
     close(got, want, TOL[dtype])
 
 
@@ -417,10 +422,11 @@ def test_large_arrays_match_twin_with_2_threads(dtype):
     w = normal(rng, (o, 1 + d), dtype, 0.3)
     t = np.eye(o, dtype=dtype)[rng.integers(0, o, n)]
     with synaptic.num_threads(2):
-        for act in (R.ACT_SIGMOID, R.ACT_SOFTMAX, R.ACT_TANH, R.ACT_RELU):
+        for act in (R.ACT_SIGMOID, R.ACT_SOFTMAX, R.ACT_TANH, R.ACT_RELU, R.ACT_LEAKY_RELU,
+                    R.ACT_ELU, R.ACT_SOFTPLUS):
             a, b = nans((n, o), dtype), nans((n, o), dtype)
-            R.dense_forward(x, w, act, a)
-            native.dense_forward(x, w, act, b)
+            R.dense_forward(x, w, act, a, 0.3)
+            native.dense_forward(x, w, act, b, 0.3)
             close(b, a, TOL[dtype])
         y = b
         a, b = nans((n, o), dtype), nans((n, o), dtype)

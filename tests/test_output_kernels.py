@@ -29,6 +29,7 @@ SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[Healt
 TOL = {np.float32: (1e-4, 1e-5), np.float64: (1e-10, 1e-13)}
 ERR_RTOL = {np.float32: 1e-4, np.float64: 1e-9}
 SIG, TANH, SOFT, LIN, RELU = R.ACT_SIGMOID, R.ACT_TANH, R.ACT_SOFTMAX, R.ACT_LINEAR, R.ACT_RELU
+LEAKY, ELU, SOFTPLUS = R.ACT_LEAKY_RELU, R.ACT_ELU, R.ACT_SOFTPLUS
 DIFF, SSE = R.DELTA_DIFF, R.DELTA_SSE
 COUNTS = (R.ERR_MISCLASSIFICATION, R.ERR_ARGMAX_MISCLASSIFICATION)
 CROSS = (R.ERR_CROSS_ENTROPY_BINARY, R.ERR_CROSS_ENTROPY_MULTIVARIATE)
@@ -37,11 +38,13 @@ SOS = R.ERR_SUM_OF_SQUARES
 TOP_CASES = ([(a, DIFF, e) for a in (SIG, SOFT, LIN, TANH) for e in COUNTS + (SOS,)]
              + [(a, DIFF, e) for a in (SIG, SOFT) for e in CROSS]
              + [(a, SSE, e) for a in (SIG, LIN) for e in COUNTS + (SOS,)]
-             + [(SIG, SSE, e) for e in CROSS])
+             + [(SIG, SSE, e) for e in CROSS]
+             + [(a, SSE, SOS) for a in (RELU, LEAKY, ELU, SOFTPLUS)])
 OBJ_CASES = ([(a, e) for a in (SOFT, SIG) for e in CROSS + (SOS,)]
              + [(LIN, SOS)])
-HACTS = [SIG, TANH, RELU, LIN]
+HACTS = [SIG, TANH, RELU, LIN, LEAKY, ELU, SOFTPLUS]
 seeds = st.integers(0, 2**32 - 1)
+slopes = st.one_of(st.just(R.LEAKY_SLOPE), st.floats(0, 0.999))   # leaky-relu's
 
 
 threads = forced_threads    # tests/helpers.py
@@ -54,7 +57,9 @@ def nans(shape, dtype):
 def hidden(rng, shape, hact, dtype):
     """Activities in the range of ``hact`` (relu: a third exact zeros)."""
     z = rng.standard_normal(shape)
-    h = {SIG: 1 / (1 + np.exp(-z)), TANH: np.tanh(z), RELU: np.maximum(z + 0.4, 0), LIN: z}[hact]
+    h = {SIG: 1 / (1 + np.exp(-z)), TANH: np.tanh(z), RELU: np.maximum(z + 0.4, 0), LIN: z,
+         LEAKY: np.where(z > 0, z, 0.1 * z), ELU: np.where(z > 0, z, np.expm1(z)),
+         SOFTPLUS: np.logaddexp(0, z)}[hact]
     return np.ascontiguousarray(h.astype(dtype))
 
 
@@ -136,18 +141,20 @@ def assert_nan_like(got, want, dtype):
 # ---------------------------------------------------------------------------------------
 # 1. output_backprop
 
-def run_top(kern, h, w, t, act, kind, err, hact, with_dh, fused=True):
+def run_top(kern, h, w, t, act, kind, err, hact, with_dh, fused=True, slope=R.LEAKY_SLOPE,
+            hslope=R.LEAKY_SLOPE):
     """output_backprop (``fused``) or the twin's sequence kernel by kernel: y, dz, g, dh, error."""
     n, o, dt = h.shape[0], w.shape[0], h.dtype
     y, dz, g = nans((n, o), dt), nans((n, o), dt), nans(w.shape, dt)
     dh = nans(h.shape, dt) if with_dh else None
     if fused:
-        return y, dz, g, dh, kern.output_backprop(h, w, t, act, kind, err, hact, y, dz, g, dh)
-    kern.dense_forward(h, w, act, y)
-    kern.output_delta(y, t, act, kind, dz)
+        return y, dz, g, dh, kern.output_backprop(h, w, t, act, kind, err, hact, y, dz, g, dh,
+                                                  slope, hslope)
+    kern.dense_forward(h, w, act, y, slope)
+    kern.output_delta(y, t, act, kind, dz, slope)
     kern.weight_grad(dz, h, g)
     if with_dh:
-        kern.hidden_delta(dz, w, h, hact, dh)
+        kern.hidden_delta(dz, w, h, hact, dh, hslope)
     return y, dz, g, dh, kern.error_sum(y, t, err)
 
 
@@ -176,13 +183,13 @@ def assert_same_chunks(got, h, t, err):
        d=st.one_of(st.sampled_from([1, 7, 16, 17, 120]), st.integers(1, 120)),
        o=st.one_of(st.sampled_from([1, 3, 8, 9, 10, 16, 17, 40, 100]), st.integers(1, 40)),
        case=st.sampled_from(TOP_CASES), hact=st.sampled_from(HACTS), with_dh=st.booleans(),
-       seed=seeds)
-def test_output_backprop_matches_twin(dtype, n, d, o, case, hact, with_dh, seed):
+       seed=seeds, slope=slopes, hslope=slopes)
+def test_output_backprop_matches_twin(dtype, n, d, o, case, hact, with_dh, seed, slope, hslope):
     act, kind, err = case
     rng = np.random.default_rng(seed)
     h, w = hidden(rng, (n, d), hact, dtype), weights(rng, o, d, dtype)
     t = targets(rng, n, o, act, err, dtype)
-    args = (h, w, t, act, kind, err, hact, with_dh)
+    args = (h, w, t, act, kind, err, hact, with_dh, True, slope, hslope)
     got = native_twice(run_top, native, *args)
     compare_top(got, run_top(R, *args), h, w, t, err, dtype)
     assert_same_chunks(got, h, t, err)
@@ -243,29 +250,30 @@ def test_output_backprop_nan_like_the_twin(dtype, o, case):
 # ---------------------------------------------------------------------------------------
 # 2. packed_objective
 
-def twin_objective(x, w1, w2, t, act1, act2, err, block):
+def twin_objective(x, w1, w2, t, act1, act2, err, block, slope1=R.LEAKY_SLOPE):
     """The twin's intermediates (h, dz, dh) and results (y, g1, g2, error)."""
     n, o1, dt = x.shape[0], w1.shape[0], x.dtype
     h, g1 = nans((n, o1), dt), nans(w1.shape, dt)
-    R.dense_forward(x, w1, act1, h)
-    y, dz, g2, dh, e = run_top(R, h, w2, t, act2, DIFF, err, act1, True)
+    R.dense_forward(x, w1, act1, h, slope1)
+    y, dz, g2, dh, e = run_top(R, h, w2, t, act2, DIFF, err, act1, True, slope=0.5, hslope=slope1)
     R.weight_grad(dh, x, g1)
     want = (y, g1, g2, e)            # the twin's packed_objective: the same (its pack rebuilds x)
     assert all(same_bits(a, b) for a, b in zip(run_objective(R, x, w1, w2, t, act1, act2, err,
-                                                             block), want))
+                                                             block, slope1=slope1), want))
     return h, dz, dh, want
 
 
-def run_objective(kern, x, w1, w2, t, act1, act2, err, block, fused=True):
+def run_objective(kern, x, w1, w2, t, act1, act2, err, block, fused=True, slope1=R.LEAKY_SLOPE):
     """packed_objective (``fused``) or packed_forward, output_backprop, packed_weight_grad."""
     n, o1, dt = x.shape[0], w1.shape[0], x.dtype
     y, g1, g2 = nans((n, w2.shape[0]), dt), nans(w1.shape, dt), nans(w2.shape, dt)
     p = kern.pack_input(x, block)
     if fused:
-        return y, g1, g2, kern.packed_objective(p, w1, w2, t, act1, act2, DIFF, err, y, g1, g2)
+        return y, g1, g2, kern.packed_objective(p, w1, w2, t, act1, act2, DIFF, err, y, g1, g2,
+                                                slope1, 0.5)
     h, dh, dz = nans((n, o1), dt), nans((n, o1), dt), nans(y.shape, dt)
-    kern.packed_forward(p, w1, act1, h)
-    e = kern.output_backprop(h, w2, t, act2, DIFF, err, act1, y, dz, g2, dh)
+    kern.packed_forward(p, w1, act1, h, slope1)
+    e = kern.output_backprop(h, w2, t, act2, DIFF, err, act1, y, dz, g2, dh, 0.5, slope1)
     kern.packed_weight_grad(dh, p, g1)
     return y, g1, g2, e
 
@@ -279,15 +287,17 @@ def run_objective(kern, x, w1, w2, t, act1, act2, err, block, fused=True):
        o2=st.one_of(st.sampled_from([1, 8, 9, 16, 17]), st.integers(1, 20)),
        block=st.sampled_from([1, 7, 32, 64]),
        zeros=st.one_of(st.sampled_from([0.0, 1.0]), st.floats(0.4, 0.9)),
-       case=st.sampled_from(OBJ_CASES), act1=st.sampled_from([SIG, TANH, RELU]), seed=seeds)
-def test_packed_objective_matches_twin(dtype, n, d, o1, o2, block, zeros, case, act1, seed):
+       case=st.sampled_from(OBJ_CASES),
+       act1=st.sampled_from([SIG, TANH, RELU, LEAKY, ELU, SOFTPLUS]), seed=seeds, slope1=slopes)
+def test_packed_objective_matches_twin(dtype, n, d, o1, o2, block, zeros, case, act1, seed,
+                                       slope1):
     act2, err = case
     rng = np.random.default_rng(seed)
     x = make_x(rng, n, d, dtype, zeros)
     w1, w2 = weights(rng, o1, d, dtype), weights(rng, o2, o1, dtype)
     t = targets(rng, n, o2, act2, err, dtype)
-    h, dz, dh, want = twin_objective(x, w1, w2, t, act1, act2, err, block)
-    got = native_twice(run_objective, native, x, w1, w2, t, act1, act2, err, block)
+    h, dz, dh, want = twin_objective(x, w1, w2, t, act1, act2, err, block, slope1)
+    got = native_twice(run_objective, native, x, w1, w2, t, act1, act2, err, block, True, slope1)
     # the hidden layer's error bound (sums of |terms| m1), carried through the output layer
     ax = np.hstack([np.ones((n, 1)), np.abs(x.astype(np.float64))])
     m1 = ax @ np.abs(w1.astype(np.float64)).T

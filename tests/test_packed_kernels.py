@@ -31,7 +31,9 @@ THREADS = [pytest.param(1, id="t1"), pytest.param(2, id="t2")]
 SETTINGS = settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 # rtol, and atol as a fraction of the sum of |terms| of the element's dot product
 TOL = {np.float32: (1e-4, 1e-5), np.float64: (1e-10, 1e-13)}
-ACTS = [R.ACT_LINEAR, R.ACT_SIGMOID, R.ACT_TANH, R.ACT_SOFTMAX, R.ACT_RELU]
+ACTS = [R.ACT_LINEAR, R.ACT_SIGMOID, R.ACT_TANH, R.ACT_SOFTMAX, R.ACT_RELU, R.ACT_LEAKY_RELU,
+        R.ACT_ELU, R.ACT_SOFTPLUS]
+SLOPE = 0.15    # leaky-relu's, not the default (the other activations ignore it)
 
 rows = st.one_of(st.sampled_from([1, 63, 64, 65, 200]), st.integers(1, 200))
 cols = st.one_of(st.sampled_from([1, 32, 33, 64, 100]), st.integers(1, 100))
@@ -93,14 +95,14 @@ def grad_mag(dz, x):
 def twin(x, w, dz, act):
     """The twin's dense_forward and weight_grad on x itself."""
     y, g = nans((x.shape[0], w.shape[0]), x.dtype), nans(w.shape, x.dtype)
-    R.dense_forward(x, w, act, y)
+    R.dense_forward(x, w, act, y, SLOPE)
     R.weight_grad(dz, x, g)
     return y, g
 
 
 def packed(kern, p, w, dz, act):
     y, g = nans((p.shape[0], w.shape[0]), p.dtype), nans(w.shape, p.dtype)
-    kern.packed_forward(p, w, act, y)
+    kern.packed_forward(p, w, act, y, SLOPE)
     kern.packed_weight_grad(dz, p, g)
     return y, g
 

@@ -1,24 +1,31 @@
 # Shared declarations of the compiled kernels (dense.pyx, loss.pyx, update.pyx).
 #
 # Everything here is ``cdef inline``: each module gets its own copy, no extra module is built.
-# The codes below have the integer values of reference.py (ACT_*, ERR_*, DELTA_*, REG_*).
+# The activation codes come from c/acts.h (the Python table, acts.py, has the same numbers);
+# the other codes below have the integer values of reference.py (ERR_*, DELTA_*, REG_*).
 from cython cimport floating
-from libc.math cimport fabs, fabsf
+from libc.math cimport fabs, fabsf, log1p, log1pf, isfinite
 from libc.string cimport memset
 from scipy.linalg.cython_blas cimport sgemm, dgemm, sgemv, dgemv
 cimport numpy as cnp
 
-cdef enum:
-    ACT_LINEAR = 0
-    ACT_SIGMOID = 1
-    ACT_TANH = 2
-    ACT_SOFTMAX = 3
-    ACT_RELU = 4
-    ACT_BINARY_THRESHOLD = 5
-    ACT_BIPOLAR_THRESHOLD = 6
-    ACT_BINARY_PROB = 7
-    N_ACT = 8
+cdef extern from "acts.h":
+    enum:
+        ACT_LINEAR
+        ACT_SIGMOID
+        ACT_TANH
+        ACT_SOFTMAX
+        ACT_RELU
+        ACT_BINARY_THRESHOLD
+        ACT_BIPOLAR_THRESHOLD
+        ACT_BINARY_PROB
+        ACT_LEAKY_RELU
+        ACT_ELU
+        ACT_SOFTPLUS
+        N_ACT
+    double SYN_LEAKY_SLOPE
 
+cdef enum:
     ERR_MISCLASSIFICATION = 0
     ERR_ARGMAX_MISCLASSIFICATION = 1
     ERR_SUM_OF_SQUARES = 2
@@ -56,6 +63,8 @@ cdef enum:
 cdef extern from "expf.h":
     float syn_expf(float x) noexcept nogil
     double syn_exp(double x) noexcept nogil
+    float syn_expm1f(float x) noexcept nogil
+    double syn_expm1(double x) noexcept nogil
     float syn_tanhf(float x) noexcept nogil
     double syn_tanh(double x) noexcept nogil
 
@@ -69,6 +78,21 @@ cdef inline floating f_exp(floating x) noexcept nogil:
         return syn_expf(x)
     else:
         return syn_exp(x)
+
+
+cdef inline floating f_expm1(floating x) noexcept nogil:
+    """e^x - 1 for x <= 0, accurate near 0 (see syn_expm1)."""
+    if floating is float:
+        return syn_expm1f(x)
+    else:
+        return syn_expm1(x)
+
+
+cdef inline floating f_log1p(floating x) noexcept nogil:
+    if floating is float:
+        return log1pf(x)
+    else:
+        return log1p(x)
 
 
 cdef inline floating f_abs(floating x) noexcept nogil:
@@ -130,10 +154,11 @@ cdef inline double row_sum(const floating* v, Py_ssize_t m) noexcept nogil:
     return (a0 + a1) + (a2 + a3)
 
 
-cdef inline void act_row(const floating* z, floating* out, Py_ssize_t m, int act) noexcept nogil:
-    """out[0:m] = f(z[0:m]) for one row; ``out`` may be ``z``."""
+cdef inline void act_row(const floating* z, floating* out, Py_ssize_t m, int act,
+                         double slope) noexcept nogil:
+    """out[0:m] = f(z[0:m]) for one row; ``out`` may be ``z``.  ``slope``: leaky-relu's."""
     cdef Py_ssize_t j
-    cdef floating v, mx
+    cdef floating v, mx, e, s_ = <floating>slope
     cdef double s
     if act == ACT_LINEAR:
         if out != z:
@@ -160,6 +185,20 @@ cdef inline void act_row(const floating* z, floating* out, Py_ssize_t m, int act
         for j in range(m):
             v = z[j]
             out[j] = v if (v >= 0 or v != v) else 0   # np.maximum(z, 0): NaN propagates
+    elif act == ACT_LEAKY_RELU:
+        for j in range(m):
+            v = z[j]
+            out[j] = v if v > 0 else v * s_          # NaN * slope: NaN
+    elif act == ACT_ELU:
+        for j in range(m):
+            v = z[j]
+            e = f_expm1(0 if v > 0 else v)           # np.expm1(np.minimum(z, 0)): NaN stays
+            out[j] = v if v > 0 else e
+    elif act == ACT_SOFTPLUS:
+        for j in range(m):                           # max(z, 0) + log1p(e^-|z|)
+            v = z[j]
+            e = f_log1p(f_exp(-f_abs(v)))
+            out[j] = (v if (v >= 0 or v != v) else 0) + e
     elif act == ACT_BINARY_THRESHOLD:
         for j in range(m):
             out[j] = 1 if z[j] >= 0 else 0
@@ -172,14 +211,14 @@ cdef inline void act_row(const floating* z, floating* out, Py_ssize_t m, int act
 
 
 cdef inline void act_rows(const floating* z, floating* out, Py_ssize_t r0, Py_ssize_t r1,
-                          Py_ssize_t m, int act) noexcept nogil:
+                          Py_ssize_t m, int act, double slope) noexcept nogil:
     """f over rows r0..r1-1 of an n x m array: one flat loop, softmax row by row."""
     cdef Py_ssize_t i
     if act == ACT_SOFTMAX:
         for i in range(r0, r1):
-            act_row(z + i * m, out + i * m, m, act)
+            act_row(z + i * m, out + i * m, m, act, slope)
     else:
-        act_row(z + r0 * m, out + r0 * m, (r1 - r0) * m, act)
+        act_row(z + r0 * m, out + r0 * m, (r1 - r0) * m, act, slope)
 
 
 cdef inline Py_ssize_t block_rows(Py_ssize_t m) noexcept nogil:
@@ -189,14 +228,15 @@ cdef inline Py_ssize_t block_rows(Py_ssize_t m) noexcept nogil:
 
 cdef inline bint act_is_heavy(int act) noexcept nogil:
     """exp-based passes: a few ns per element; the others are a fraction of one."""
-    return act == ACT_TANH or act == ACT_SIGMOID or act == ACT_SOFTMAX or act == ACT_BINARY_PROB
+    return (act == ACT_TANH or act == ACT_SIGMOID or act == ACT_SOFTMAX or act == ACT_BINARY_PROB
+            or act == ACT_ELU or act == ACT_SOFTPLUS)
 
 
 cdef inline void deriv_row(const floating* y, floating* out, Py_ssize_t m,
-                           int act) noexcept nogil:
+                           int act, double slope) noexcept nogil:
     """out = f'(y) through the output y, rounded like reference.derivative."""
     cdef Py_ssize_t j
-    cdef floating v, one = 1
+    cdef floating v, one = 1, s_ = <floating>slope
     if act == ACT_SIGMOID or act == ACT_SOFTMAX:
         for j in range(m):
             v = y[j]
@@ -208,16 +248,26 @@ cdef inline void deriv_row(const floating* y, floating* out, Py_ssize_t m,
     elif act == ACT_RELU:
         for j in range(m):
             out[j] = 1 if y[j] > 0 else 0
+    elif act == ACT_LEAKY_RELU:
+        for j in range(m):
+            out[j] = one if y[j] > 0 else s_
+    elif act == ACT_ELU:
+        for j in range(m):
+            v = y[j]
+            out[j] = one if v > 0 else v + one
+    elif act == ACT_SOFTPLUS:
+        for j in range(m):
+            out[j] = -f_expm1(-y[j])
     else:
         for j in range(m):
             out[j] = 1
 
 
 cdef inline void mul_deriv_row(floating* r, const floating* y, Py_ssize_t m,
-                               int act) noexcept nogil:
+                               int act, double slope) noexcept nogil:
     """r *= f'(y), rounded like the twin: r * (y * (1 - y)) etc."""
     cdef Py_ssize_t j
-    cdef floating v, one = 1
+    cdef floating v, one = 1, s_ = <floating>slope
     if act == ACT_SIGMOID or act == ACT_SOFTMAX:
         for j in range(m):
             v = y[j]
@@ -229,6 +279,16 @@ cdef inline void mul_deriv_row(floating* r, const floating* y, Py_ssize_t m,
     elif act == ACT_RELU:
         for j in range(m):
             r[j] = r[j] * (1 if y[j] > 0 else 0)
+    elif act == ACT_LEAKY_RELU:
+        for j in range(m):
+            r[j] = r[j] * (one if y[j] > 0 else s_)
+    elif act == ACT_ELU:
+        for j in range(m):
+            v = y[j]
+            r[j] = r[j] * (one if v > 0 else v + one)
+    elif act == ACT_SOFTPLUS:
+        for j in range(m):
+            r[j] = r[j] * (-f_expm1(-y[j]))
     # ACT_LINEAR: f' = 1, r is unchanged
 
 
@@ -365,9 +425,16 @@ cdef inline int check_act(int act) except -1:
 
 cdef inline int check_deriv(int act) except -1:
     check_act(act)
-    if not (act == ACT_LINEAR or act == ACT_SIGMOID or act == ACT_TANH
-            or act == ACT_SOFTMAX or act == ACT_RELU):
+    if (act == ACT_BINARY_THRESHOLD or act == ACT_BIPOLAR_THRESHOLD
+            or act == ACT_BINARY_PROB):
         raise ValueError(f"activation code {act} has no derivative")
+    return 0
+
+
+cdef inline int check_slope(double slope) except -1:
+    """leaky-relu's slope: finite, in [0, 1) (as acts.check_slope)."""
+    if not (isfinite(slope) and 0 <= slope < 1):
+        raise ValueError(f"the leaky-relu slope must be a finite number in [0, 1), got {slope!r}")
     return 0
 
 

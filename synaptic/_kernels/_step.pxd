@@ -27,10 +27,10 @@ cdef inline void _scale(floating* w, Py_ssize_t i0, Py_ssize_t i1, floating a) n
 # output_delta
 
 cdef inline void _delta_row(const floating* y, const floating* t, floating* out, Py_ssize_t m,
-                            int act, int kind) noexcept nogil:
+                            int act, int kind, double slope) noexcept nogil:
     """y - t, or (y - t) * f'(y) rounded like the twin (out may be y or t)."""
     cdef Py_ssize_t j
-    cdef floating v, one = 1
+    cdef floating v, one = 1, s_ = <floating>slope
     if kind == DELTA_DIFF or act == ACT_LINEAR:
         for j in range(m):
             out[j] = y[j] - t[j]
@@ -42,10 +42,22 @@ cdef inline void _delta_row(const floating* y, const floating* t, floating* out,
         for j in range(m):
             v = y[j]
             out[j] = (v - t[j]) * (one - v * v)
-    else:  # ACT_RELU
+    elif act == ACT_RELU:
         for j in range(m):
             v = y[j]
             out[j] = (v - t[j]) * (1 if v > 0 else 0)
+    elif act == ACT_LEAKY_RELU:
+        for j in range(m):
+            v = y[j]
+            out[j] = (v - t[j]) * (one if v > 0 else s_)
+    elif act == ACT_ELU:
+        for j in range(m):
+            v = y[j]
+            out[j] = (v - t[j]) * (one if v > 0 else v + one)
+    else:  # ACT_SOFTPLUS
+        for j in range(m):
+            v = y[j]
+            out[j] = (v - t[j]) * (-f_expm1(-v))
 
 # regularize
 

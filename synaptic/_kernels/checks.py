@@ -277,24 +277,25 @@ def check_pack_args(x, block):
 # The step sequences: ``kern`` is the backend whose kernels run them (the twin's module;
 # ``native`` for the compiled kernels' fallbacks).
 
-def output_backprop_steps(kern, h, w, t, act, kind, err, hact, y, dz, g, dh):
+def output_backprop_steps(kern, h, w, t, act, kind, err, hact, y, dz, g, dh, slope, hslope):
     """output_backprop as the separate kernels of the backend ``kern`` (the twin; the native
     kernel's fallback)."""
-    kern.dense_forward(h, w, act, y)
-    kern.output_delta(y, t, act, kind, dz)
+    kern.dense_forward(h, w, act, y, slope)
+    kern.output_delta(y, t, act, kind, dz, slope)
     kern.weight_grad(dz, h, g)
     if dh is not None:
-        kern.hidden_delta(dz, w, h, hact, dh)
+        kern.hidden_delta(dz, w, h, hact, dh, hslope)
     return kern.error_sum(y, t, err)
 
 
-def packed_objective_steps(kern, p, w1, w2, t, act1, act2, kind, err, y, g1, g2):
+def packed_objective_steps(kern, p, w1, w2, t, act1, act2, kind, err, y, g1, g2, slope1,
+                           slope2):
     """packed_objective as three calls into the backend ``kern`` (the twin; the native
     kernel's fallback)."""
     h = np.empty((p.x.shape[0], w1.shape[0]), dtype=p.x.dtype)
     dh = np.empty_like(h)
     dz = np.empty((p.x.shape[0], w2.shape[0]), dtype=p.x.dtype)
-    kern.packed_forward(p, w1, act1, h)
-    error = kern.output_backprop(h, w2, t, act2, kind, err, act1, y, dz, g2, dh)
+    kern.packed_forward(p, w1, act1, h, slope1)
+    error = kern.output_backprop(h, w2, t, act2, kind, err, act1, y, dz, g2, dh, slope2, slope1)
     kern.packed_weight_grad(dh, p, g1)
     return error

@@ -282,9 +282,9 @@ cdef void _im2col(const floating* xs, floating* col, Geo* g) noexcept nogil:
             memset(col + p * g.Qp + g.Q, 0, (g.Qp - g.Q) * sizeof(floating))
 
 
-cdef void _fwd_sample(const floating* xs, const floating* w, Geo* g, int act, int kind,
-                      Py_ssize_t ph, Py_ssize_t pw, floating* outs, int* idxs, floating* pres,
-                      floating* scratch, const long* off, int mode) noexcept nogil:
+cdef void _fwd_sample(const floating* xs, const floating* w, Geo* g, int act, double slope,
+                      int kind, Py_ssize_t ph, Py_ssize_t pw, floating* outs, int* idxs,
+                      floating* pres, floating* scratch, const long* off, int mode) noexcept nogil:
     """One sample: z = W . patches, then bias + activation + pooling.  Modes: MODE_IM2COL
     (z rows of Qp, map rows wc apart), MODE_BLAS (the same with SciPy's GEMM), MODE_DIRECT
     (the sample itself shifted by each tap: z rows of T = (hc - 1)*w + wc, map rows w apart,
@@ -328,7 +328,7 @@ cdef void _fwd_sample(const floating* xs, const floating* w, Geo* g, int act, in
                 row = z + k * zld + i * mw
                 for q in range(g.wc):
                     zc[k * Q + i * g.wc + q] = row[q] + b
-        act_row(zc, outs if kind == POOL_NONE else zc, g.K * Q, act)
+        act_row(zc, outs if kind == POOL_NONE else zc, g.K * Q, act, slope)
         if kind == POOL_NONE:
             return
         src = zc
@@ -341,9 +341,9 @@ cdef void _fwd_sample(const floating* xs, const floating* w, Geo* g, int act, in
             for q in range(span):
                 row[q] = row[q] + b
             if kind == POOL_NONE and mw == g.wc:
-                act_row(row, outs + k * Q, Q, act)
+                act_row(row, outs + k * Q, Q, act, slope)
             else:
-                act_row(row, row, span, act)
+                act_row(row, row, span, act, slope)
         src = z
         stride = zld
         ld = mw
@@ -362,8 +362,8 @@ cdef void _fwd_sample(const floating* xs, const floating* w, Geo* g, int act, in
 
 
 cdef int _conv_forward(const floating* x, const floating* w, Geo* g, Py_ssize_t n, int act,
-                       int kind, Py_ssize_t ph, Py_ssize_t pw, floating* out, int* idx,
-                       floating* pre, floating* scratch, int nthreads, int mode) except -1:
+                       double slope, int kind, Py_ssize_t ph, Py_ssize_t pw, floating* out,
+                       int* idx, floating* pre, floating* scratch, int nthreads, int mode) except -1:
     cdef Py_ssize_t s, c, r, t, xrow = g.X, orow = g.K * g.Qo, prow = g.K * g.Q
     cdef Py_ssize_t per = _per_thread(g)
     cdef long* off = <long*>malloc(g.P * sizeof(long))    # where row p of the patches starts
@@ -377,20 +377,21 @@ cdef int _conv_forward(const floating* x, const floating* w, Geo* g, Py_ssize_t 
     with nogil:
         if nthreads > 1:
             for s in prange(n, num_threads=nthreads, schedule='dynamic'):
-                _fwd_sample(x + s * xrow, w, g, act, kind, ph, pw, out + s * orow,
+                _fwd_sample(x + s * xrow, w, g, act, slope, kind, ph, pw, out + s * orow,
                             idx + s * orow if idx != NULL else NULL,
                             pre + s * prow if pre != NULL else NULL,
                             scratch + threadid() * per, off, mode)
         else:
             for s in range(n):
-                _fwd_sample(x + s * xrow, w, g, act, kind, ph, pw, out + s * orow,
+                _fwd_sample(x + s * xrow, w, g, act, slope, kind, ph, pw, out + s * orow,
                             idx + s * orow if idx != NULL else NULL,
                             pre + s * prow if pre != NULL else NULL, scratch, off, mode)
     free(off)
     return 0
 
 
-def conv_forward(x, w, geom, int act, pool, out, idx=None, pre=None, work=None):
+def conv_forward(x, w, geom, int act, pool, out, idx=None, pre=None, work=None,
+                 double slope=SYN_LEAKY_SLOPE):
     """out = pool(f(conv(x, w) + bias)): a convolution layer's forward pass.
 
     ``x`` n x c*h*w, ``w`` K x (1 + c*fh*fw), ``pool = (kind, ph, pw)`` or
@@ -409,6 +410,7 @@ def conv_forward(x, w, geom, int act, pool, out, idx=None, pre=None, work=None):
         raise ValueError(f"w has shape {w.shape}, expected (K, {1 + g.P})")
     kind, ph, pw, g.psh, g.psw, ho, wo = check_pool(pool, g.hc, g.wc)
     check_act(act)
+    check_slope(slope)
     cdef Py_ssize_t n = dim(x, 0)
     g.Qo = ho * wo
     check_same(kind_x, x, "x", check_float(out, "out", 2, True), out, "out")
@@ -441,12 +443,12 @@ def conv_forward(x, w, geom, int act, pool, out, idx=None, pre=None, work=None):
     if mode == MODE_DIRECT and (g.sh != 1 or g.sw != 1):
         mode = MODE_IM2COL                 # the direct product needs stride 1
     if kind_x == 0:
-        _conv_forward[float](<float*>_data(x), <float*>_data(w), &g, n, act, kind, ph, pw,
-                             <float*>_data(out), <int*>_data(idx), <float*>_data(pre),
+        _conv_forward[float](<float*>_data(x), <float*>_data(w), &g, n, act, slope, kind, ph,
+                             pw, <float*>_data(out), <int*>_data(idx), <float*>_data(pre),
                              <float*>_aligned(work), nthreads, mode)
     else:
-        _conv_forward[double](<double*>_data(x), <double*>_data(w), &g, n, act, kind, ph, pw,
-                              <double*>_data(out), <int*>_data(idx), <double*>_data(pre),
+        _conv_forward[double](<double*>_data(x), <double*>_data(w), &g, n, act, slope, kind, ph,
+                              pw, <double*>_data(out), <int*>_data(idx), <double*>_data(pre),
                               <double*>_aligned(work), nthreads, mode)
 
 

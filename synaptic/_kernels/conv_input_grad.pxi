@@ -1,7 +1,8 @@
 # Included by conv.pyx: conv_input_grad, the gradient a convolution layer sends below.
 
 cdef void _ig_sample(const floating* dzs, const int* idxs, const floating* wp, Geo* g,
-                     const floating* ys, int act, floating* dx, floating* scratch) noexcept nogil:
+                     const floating* ys, int act, double slope, floating* dx,
+                     floating* scratch) noexcept nogil:
     cdef floating* dxp = scratch
     cdef floating* dcolT = dxp + round_up(g.c * g.HW) + PAD
     cdef int* ks = <int*>(dcolT + round_up(g.Q * g.Pp) + PAD)
@@ -66,11 +67,11 @@ cdef void _ig_sample(const floating* dzs, const int* idxs, const floating* wp, G
                               g.fw, g.HW, g.w)
     _unload(dxp, dx, g)
     if act != ACT_LINEAR:
-        mul_deriv_row(dx, ys, g.X, act)
+        mul_deriv_row(dx, ys, g.X, act, slope)
 
 
 cdef int _conv_input_grad(const floating* dz, const int* idx, const floating* w, Geo* g,
-                          Py_ssize_t n, const floating* y, int act, floating* out,
+                          Py_ssize_t n, const floating* y, int act, double slope, floating* out,
                           floating* work, int nthreads) except -1:
     cdef Py_ssize_t s, k, drow = g.K * g.Qo, xrow = g.X
     cdef Py_ssize_t per = _per_thread(g)
@@ -84,16 +85,17 @@ cdef int _conv_input_grad(const floating* dz, const int* idx, const floating* w,
         if nthreads > 1:
             for s in prange(n, num_threads=nthreads, schedule='dynamic'):
                 _ig_sample(dz + s * drow, idx + s * drow if idx != NULL else NULL, wp, g,
-                           y + s * xrow if y != NULL else NULL, act, out + s * xrow,
+                           y + s * xrow if y != NULL else NULL, act, slope, out + s * xrow,
                            scratch + threadid() * per)
         else:
             for s in range(n):
                 _ig_sample(dz + s * drow, idx + s * drow if idx != NULL else NULL, wp, g,
-                           y + s * xrow if y != NULL else NULL, act, out + s * xrow, scratch)
+                           y + s * xrow if y != NULL else NULL, act, slope, out + s * xrow,
+                           scratch)
     return 0
 
 
-def conv_input_grad(dz, idx, w, geom, y, int act, out, work=None):
+def conv_input_grad(dz, idx, w, geom, y, int act, out, work=None, double slope=SYN_LEAKY_SLOPE):
     """out = (dE/dx) * f'(y): the gradient a convolution layer sends to the layer below.
 
     ``dz``/``idx`` as in :func:`conv_weight_grad`; ``w`` K x (1 + c*fh*fw); ``y`` (n x c*h*w)
@@ -109,6 +111,7 @@ def conv_input_grad(dz, idx, w, geom, y, int act, out, work=None):
         raise ValueError(f"w has shape {w.shape}, expected (K, {1 + g.P})")
     check_shape(out, "out", n, g.X)
     check_deriv(act)
+    check_slope(slope)
     if act != ACT_LINEAR:
         if y is None:
             raise ValueError("y is needed unless act is ACT_LINEAR")
@@ -127,9 +130,9 @@ def conv_input_grad(dz, idx, w, geom, y, int act, out, work=None):
         return
     if kind == 0:
         _conv_input_grad[float](<float*>_data(dz), <int*>_data(idx), <float*>_data(w), &g, n,
-                                <float*>_data(y), act, <float*>_data(out),
+                                <float*>_data(y), act, slope, <float*>_data(out),
                                 <float*>_aligned(work), nthreads)
     else:
         _conv_input_grad[double](<double*>_data(dz), <int*>_data(idx), <double*>_data(w), &g,
-                                 n, <double*>_data(y), act, <double*>_data(out),
+                                 n, <double*>_data(y), act, slope, <double*>_data(out),
                                  <double*>_aligned(work), nthreads)

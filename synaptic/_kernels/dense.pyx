@@ -143,7 +143,8 @@ include "dense_sparse.pxi"
 # ---------------------------------------------------------------------------------------
 # activate
 
-cdef int _activate(const floating[:, ::1] z, int act, floating[:, ::1] out) except -1:
+cdef int _activate(const floating[:, ::1] z, int act, double slope,
+                   floating[:, ::1] out) except -1:
     cdef Py_ssize_t n = z.shape[0], m = z.shape[1], b
     if n == 0 or m == 0:
         return 0
@@ -153,15 +154,16 @@ cdef int _activate(const floating[:, ::1] z, int act, floating[:, ::1] out) exce
     with nogil:
         if nb > 1 and _parallel(n * m, act_is_heavy(act)):
             for b in prange(nb, schedule='static', num_threads=_num_threads):
-                act_rows(zp, op, b * rb, min(n, b * rb + rb), m, act)
+                act_rows(zp, op, b * rb, min(n, b * rb + rb), m, act, slope)
         else:
-            act_rows(zp, op, 0, n, m, act)
+            act_rows(zp, op, 0, n, m, act, slope)
     return 0
 
 
-def activate(z, int act, out):
+def activate(z, int act, out, double slope=SYN_LEAKY_SLOPE):
     """out = f(z), elementwise (softmax: per row).  ``out`` may be ``z``."""
     check_act(act)
+    check_slope(slope)
     cdef int k = check_float(z, "z", 2, False)
     check_same(k, z, "z", check_float(out, "out", 2, True), out, "out")
     check_shape(out, "out", dim(z, 0), dim(z, 1))
@@ -169,16 +171,17 @@ def activate(z, int act, out):
     if act == ACT_SOFTMAX and dim(z, 1) == 0:
         raise ValueError(f"softmax needs at least one column, z has shape {z.shape}")
     if k == 0:
-        _activate[float](z, act, out)
+        _activate[float](z, act, slope, out)
     else:
-        _activate[double](z, act, out)
+        _activate[double](z, act, slope, out)
 
 
 # ---------------------------------------------------------------------------------------
 # dense_forward
 
 cdef inline void _bias_act_rows(floating* r, const floating* bias, Py_ssize_t r0,
-                                Py_ssize_t r1, Py_ssize_t o, int act) noexcept nogil:
+                                Py_ssize_t r1, Py_ssize_t o, int act,
+                                double slope) noexcept nogil:
     """Rows r0..r1-1 of the n x o output: r[i, j] = f(r[i, j] + bias[j]), in place."""
     cdef Py_ssize_t i, j
     cdef floating* row
@@ -186,12 +189,12 @@ cdef inline void _bias_act_rows(floating* r, const floating* bias, Py_ssize_t r0
         row = r + i * o
         for j in range(o):
             row[j] = row[j] + bias[j]
-    act_rows(r, r, r0, r1, o, act)
+    act_rows(r, r, r0, r1, o, act, slope)
 
 
 cdef void _forward_part(const floating* xp, const floating* wp, const floating* bias,
                         floating* op, Py_ssize_t r0, Py_ssize_t r1, Py_ssize_t d,
-                        Py_ssize_t o, Py_ssize_t ldw, int act) noexcept nogil:
+                        Py_ssize_t o, Py_ssize_t ldw, int act, double slope) noexcept nogil:
     """Rows r0..r1-1 of out: the GEMM (or GEMV for one row), then bias + activation."""
     cdef Py_ssize_t rb = block_rows(o), b
     if r1 - r0 == 1:
@@ -203,12 +206,12 @@ cdef void _forward_part(const floating* xp, const floating* wp, const floating* 
              d, op + r0 * o, o)
     b = r0
     while b < r1:
-        _bias_act_rows(op, bias, b, min(r1, b + rb), o, act)
+        _bias_act_rows(op, bias, b, min(r1, b + rb), o, act, slope)
         b += rb
 
 
 cdef int _dense_forward(const floating[:, ::1] x, const floating[:, ::1] w, int act,
-                        floating[:, ::1] out, const _Packed* pk) except -1:
+                        double slope, floating[:, ::1] out, const _Packed* pk) except -1:
     cdef Py_ssize_t n = x.shape[0], d = x.shape[1], o = w.shape[0], ldw = w.shape[1], i, b
     cdef Py_ssize_t t, nt, chunk, r0, r1, c0, c1
     if n == 0 or o == 0:
@@ -223,13 +226,13 @@ cdef int _dense_forward(const floating[:, ::1] x, const floating[:, ::1] w, int 
     with nogil:
         for i in range(o):
             bias[i] = wp[i * ldw]
-        if d > 0 and (pk != NULL or n >= _sp_fwd_rows) and _sparse_forward(xp, pk, wp, bias, op,
-                                                                          n, d, o, ldw, act):
+        if d > 0 and (pk != NULL or n >= _sp_fwd_rows) and _sparse_forward(
+                xp, pk, wp, bias, op, n, d, o, ldw, act, slope):
             pass
         elif d == 0:
             memset(op, 0, n * o * sizeof(floating))
             for b in range(nb):
-                _bias_act_rows(op, bias, b * rb, min(n, b * rb + rb), o, act)
+                _bias_act_rows(op, bias, b * rb, min(n, b * rb + rb), o, act, slope)
         elif n >= GEMM_MIN_PART * 2 and gemm_parts(n * o * d, n) > 1:
             # rows in parts shared by the threads, each with its GEMM and its epilogue
             nt = gemm_parts(n * o * d, n)
@@ -238,7 +241,7 @@ cdef int _dense_forward(const floating[:, ::1] x, const floating[:, ::1] w, int 
                 r0 = t * chunk
                 r1 = min(n, r0 + chunk)
                 if r1 > r0:
-                    _forward_part(xp, wp, bias, op, r0, r1, d, o, ldw, act)
+                    _forward_part(xp, wp, bias, op, r0, r1, d, o, ldw, act, slope)
         elif gemm_parts(n * o * d, o) > 1:
             # few rows: the output units in parts, then one epilogue
             nt = gemm_parts(n * o * d, o)
@@ -254,23 +257,23 @@ cdef int _dense_forward(const floating[:, ::1] x, const floating[:, ::1] w, int 
                         gemm(c'T', c'N', (c1 - c0), n, d, wp + c0 * ldw + 1,
                              ldw, xp, d, op + c0, o)
             for b in range(nb):
-                _bias_act_rows(op, bias, b * rb, min(n, b * rb + rb), o, act)
+                _bias_act_rows(op, bias, b * rb, min(n, b * rb + rb), o, act, slope)
         else:
-            _forward_part(xp, wp, bias, op, 0, n, d, o, ldw, act)
+            _forward_part(xp, wp, bias, op, 0, n, d, o, ldw, act, slope)
         free(bias)
     return 0
 
 
-def dense_forward(x, w, int act, out):
+def dense_forward(x, w, int act, out, double slope=SYN_LEAKY_SLOPE):
     """out = f([1 | x] . w^T): ``x`` n x d, ``w`` o x (1 + d), ``out`` n x o."""
-    cdef int k = _check_forward(x, w, act, out)
+    cdef int k = _check_forward(x, w, act, slope, out)
     if k == 0:
-        _dense_forward[float](x, w, act, out, NULL)
+        _dense_forward[float](x, w, act, slope, out, NULL)
     else:
-        _dense_forward[double](x, w, act, out, NULL)
+        _dense_forward[double](x, w, act, slope, out, NULL)
 
 
-cdef int _check_forward(x, w, int act, out, str xn="x", str on="out") except -1:
+cdef int _check_forward(x, w, int act, double slope, out, str xn="x", str on="out") except -1:
     """dense_forward's argument checks (x and out called ``xn`` and ``on`` in the messages);
     returns the dtype kind (0 float32, 1 float64)."""
     cdef int k = check_float(x, xn, 2, False)
@@ -281,6 +284,7 @@ cdef int _check_forward(x, w, int act, out, str xn="x", str on="out") except -1:
     check_same(k, x, xn, check_float(out, on, 2, True), out, on)
     check_shape(out, on, dim(x, 0), dim(w, 0))
     check_act(act)
+    check_slope(slope)
     if act == ACT_SOFTMAX and dim(w, 0) == 0:
         raise ValueError(f"softmax needs at least one output, w has shape {w.shape}")
     check_disjoint(out, on, x, xn)
@@ -291,7 +295,8 @@ cdef int _check_forward(x, w, int act, out, str xn="x", str on="out") except -1:
 # ---------------------------------------------------------------------------------------
 # derivative
 
-cdef int _derivative(const floating[:, ::1] y, int act, floating[:, ::1] out) except -1:
+cdef int _derivative(const floating[:, ::1] y, int act, double slope,
+                     floating[:, ::1] out) except -1:
     cdef Py_ssize_t size = y.shape[0] * y.shape[1], b, nb = (size + BLOCK_ELEMS - 1) // BLOCK_ELEMS
     if size == 0:
         return 0
@@ -301,23 +306,24 @@ cdef int _derivative(const floating[:, ::1] y, int act, floating[:, ::1] out) ex
         if nb > 1 and _parallel(size, False):
             for b in prange(nb, schedule='static', num_threads=_num_threads):
                 deriv_row(yp + b * BLOCK_ELEMS, op + b * BLOCK_ELEMS,
-                          min(size - b * BLOCK_ELEMS, <Py_ssize_t>BLOCK_ELEMS), act)
+                          min(size - b * BLOCK_ELEMS, <Py_ssize_t>BLOCK_ELEMS), act, slope)
         else:
-            deriv_row(yp, op, size, act)
+            deriv_row(yp, op, size, act, slope)
     return 0
 
 
-def derivative(y, int act, out):
+def derivative(y, int act, out, double slope=SYN_LEAKY_SLOPE):
     """out = f'(y) expressed through the output y (SYNAPTIC.md §2.4)."""
     cdef int k = check_float(y, "y", 2, False)
     check_same(k, y, "y", check_float(out, "out", 2, True), out, "out")
     check_shape(out, "out", dim(y, 0), dim(y, 1))
     check_deriv(act)
+    check_slope(slope)
     check_same_or_disjoint(out, "out", y, "y")
     if k == 0:
-        _derivative[float](y, act, out)
+        _derivative[float](y, act, slope, out)
     else:
-        _derivative[double](y, act, out)
+        _derivative[double](y, act, slope, out)
 
 
 # ---------------------------------------------------------------------------------------
@@ -326,7 +332,7 @@ def derivative(y, int act, out):
 cdef void _hidden_part(const floating* dzp, const floating* wp, const floating* yp,
                        floating* op, Py_ssize_t r0, Py_ssize_t r1, Py_ssize_t c0,
                        Py_ssize_t c1, Py_ssize_t o, Py_ssize_t h, Py_ssize_t ldw,
-                       int act) noexcept nogil:
+                       int act, double slope) noexcept nogil:
     """Rows r0..r1-1, columns c0..c1-1 of out = (dz . W[:, 1:]) * f'(y)."""
     cdef Py_ssize_t i
     if r1 - r0 == 1:
@@ -338,14 +344,15 @@ cdef void _hidden_part(const floating* dzp, const floating* wp, const floating* 
         gemm(c'N', c'N', (c1 - c0), (r1 - r0), o, wp + 1 + c0, ldw,
              dzp + r0 * o, o, op + r0 * h + c0, h)
     if c0 == 0 and c1 == h:
-        mul_deriv_row(op + r0 * h, yp + r0 * h, (r1 - r0) * h, act)
+        mul_deriv_row(op + r0 * h, yp + r0 * h, (r1 - r0) * h, act, slope)
     else:
         for i in range(r0, r1):
-            mul_deriv_row(op + i * h + c0, yp + i * h + c0, c1 - c0, act)
+            mul_deriv_row(op + i * h + c0, yp + i * h + c0, c1 - c0, act, slope)
 
 
 cdef int _hidden_delta(const floating[:, ::1] dz, const floating[:, ::1] w,
-                       const floating[:, ::1] y, int act, floating[:, ::1] out) except -1:
+                       const floating[:, ::1] y, int act, double slope,
+                       floating[:, ::1] out) except -1:
     cdef Py_ssize_t n = dz.shape[0], o = dz.shape[1], h = y.shape[1], ldw = w.shape[1]
     cdef Py_ssize_t t, nt, chunk, a0, a1
     if n == 0 or h == 0:
@@ -357,7 +364,7 @@ cdef int _hidden_delta(const floating[:, ::1] dz, const floating[:, ::1] w,
     with nogil:
         if o == 0:
             memset(op, 0, n * h * sizeof(floating))
-            mul_deriv_row(op, yp, n * h, act)
+            mul_deriv_row(op, yp, n * h, act, slope)
         elif n >= GEMM_MIN_PART * 2 and gemm_parts(n * o * h, n) > 1:
             nt = gemm_parts(n * o * h, n)
             chunk = (n + nt - 1) // nt
@@ -365,7 +372,7 @@ cdef int _hidden_delta(const floating[:, ::1] dz, const floating[:, ::1] w,
                 a0 = t * chunk
                 a1 = min(n, a0 + chunk)
                 if a1 > a0:
-                    _hidden_part(dzp, wp, yp, op, a0, a1, 0, h, o, h, ldw, act)
+                    _hidden_part(dzp, wp, yp, op, a0, a1, 0, h, o, h, ldw, act, slope)
         elif gemm_parts(n * o * h, h) > 1:
             nt = gemm_parts(n * o * h, h)
             chunk = (h + nt - 1) // nt
@@ -373,13 +380,13 @@ cdef int _hidden_delta(const floating[:, ::1] dz, const floating[:, ::1] w,
                 a0 = t * chunk
                 a1 = min(h, a0 + chunk)
                 if a1 > a0:
-                    _hidden_part(dzp, wp, yp, op, 0, n, a0, a1, o, h, ldw, act)
+                    _hidden_part(dzp, wp, yp, op, 0, n, a0, a1, o, h, ldw, act, slope)
         else:
-            _hidden_part(dzp, wp, yp, op, 0, n, 0, h, o, h, ldw, act)
+            _hidden_part(dzp, wp, yp, op, 0, n, 0, h, o, h, ldw, act, slope)
     return 0
 
 
-def hidden_delta(dz, w, y, int act, out):
+def hidden_delta(dz, w, y, int act, out, double slope=SYN_LEAKY_SLOPE):
     """out = (dz . w[:, 1:]) * f'(y): the delta of the layer below ``w``.
 
     ``dz`` n x o (the delta of the layer above), ``w`` o x (1 + h), ``y`` n x h (the
@@ -394,13 +401,14 @@ def hidden_delta(dz, w, y, int act, out):
     check_same(k, dz, "dz", check_float(out, "out", 2, True), out, "out")
     check_shape(out, "out", dim(y, 0), dim(y, 1))
     check_deriv(act)
+    check_slope(slope)
     check_disjoint(out, "out", dz, "dz")
     check_disjoint(out, "out", w, "w")
     check_disjoint(out, "out", y, "y")
     if k == 0:
-        _hidden_delta[float](dz, w, y, act, out)
+        _hidden_delta[float](dz, w, y, act, slope, out)
     else:
-        _hidden_delta[double](dz, w, y, act, out)
+        _hidden_delta[double](dz, w, y, act, slope, out)
 
 
 # ---------------------------------------------------------------------------------------

@@ -163,7 +163,8 @@ cdef void _slice_in(_Slice* sl, floating* w, floating* dw, floating* gn, Py_ssiz
 cdef Py_ssize_t _sgd_epoch(const floating* x, const floating* t, Py_ssize_t d,
                            const int64_t* bounds, Py_ssize_t nb, Py_ssize_t L,
                            const Py_ssize_t* units, floating** W, floating** DW, floating** GN,
-                           const int* acts, int delta_kind, _Sgd base, const double* alphas,
+                           const int* acts, const double* slopes, int delta_kind, _Sgd base,
+                           const double* alphas,
                            bint has_prev, bint has_gain, int reg_kind, double reg_lambda,
                            double decay, const int* stop, bint sparse) noexcept nogil:
     """The epoch (see above); the number of batches trained, -1 if out of memory."""
@@ -231,11 +232,11 @@ cdef Py_ssize_t _sgd_epoch(const floating* x, const floating* t, Py_ssize_t d,
     syn_bar_init(&sh.bar)
     if nt > 1:
         with parallel(num_threads=nt):
-            _epoch_run(x, t, d, bounds, nb, L, units, W, DW, GN, acts, delta_kind, alphas,
+            _epoch_run(x, t, d, bounds, nb, L, units, W, DW, GN, acts, slopes, delta_kind, alphas,
                        has_prev, has_gain, reg_kind, lam, fdecay, stop, sparse, A, D, G, B,
                        dacc, sl, nt, fb, cw, bs, &sh, threadid(), openmp.omp_get_num_threads())
     else:
-        _epoch_run(x, t, d, bounds, nb, L, units, W, DW, GN, acts, delta_kind, alphas,
+        _epoch_run(x, t, d, bounds, nb, L, units, W, DW, GN, acts, slopes, delta_kind, alphas,
                    has_prev, has_gain, reg_kind, lam, fdecay, stop, sparse, A, D, G, B, dacc,
                    sl, nt, fb, cw, bs, &sh, 0, 1)
     free(block)
@@ -252,9 +253,9 @@ cdef void _upper_jump(floating** W, floating** DW, Py_ssize_t L, const Py_ssize_
 
 cdef void _epoch_run(const floating* x, const floating* t, Py_ssize_t d, const int64_t* bounds,
                      Py_ssize_t nb, Py_ssize_t L, const Py_ssize_t* units, floating** W,
-                     floating** DW, floating** GN, const int* acts, int delta_kind,
-                     const double* alphas, bint has_prev, bint has_gain, int reg_kind,
-                     floating lam, floating decay, const int* stop, bint sparse, floating** A,
+                     floating** DW, floating** GN, const int* acts, const double* slopes,
+                     int delta_kind, const double* alphas, bint has_prev, bint has_gain,
+                     int reg_kind, floating lam, floating decay, const int* stop, bint sparse, floating** A,
                      floating** D, floating** G, floating** B, double* dacc, _Slice* sl,
                      Py_ssize_t nt, Py_ssize_t fb, Py_ssize_t cw, Py_ssize_t bs, _Shared* sh,
                      int tid, int team) noexcept nogil:
@@ -281,27 +282,27 @@ cdef void _epoch_run(const floating* x, const floating* t, Py_ssize_t d, const i
         # forward, first layer: each thread its units, all the rows (sparse while finite)
         c = tid
         while c < nt:
-            _first_forward(&sl[c], x + r0 * d, m, d, A[1], o1, acts[0], sparse and not sl[c].bad,
-                           fb, cw, jump, <floating>alphas[i])
+            _first_forward(&sl[c], x + r0 * d, m, d, A[1], o1, acts[0], slopes[0],
+                           sparse and not sl[c].bad, fb, cw, jump, <floating>alphas[i])
             c += team
         syn_bar_wait(&sh.bar, team, &sense)
         if tid == 0:
             if acts[0] == ACT_SOFTMAX:
-                act_rows(A[1], A[1], 0, m, o1, ACT_SOFTMAX)
+                act_rows(A[1], A[1], 0, m, o1, ACT_SOFTMAX, slopes[0])
             # forward, the layers above
             for l in range(2, L + 1):
                 for j in range(units[l]):
                     B[l][j] = W[l][j * (1 + units[l - 1])]
                 _forward_part(A[l - 1], W[l], B[l], A[l], 0, m, units[l - 1], units[l],
-                              1 + units[l - 1], acts[l - 1])
+                              1 + units[l - 1], acts[l - 1], slopes[l - 1])
             # output delta, then down to the first layer
-            _delta_row(A[L], t + r0 * oL, D[L], m * oL, acts[L - 1], delta_kind)
+            _delta_row(A[L], t + r0 * oL, D[L], m * oL, acts[L - 1], delta_kind, slopes[L - 1])
             for l in range(L, 1, -1):
                 _col_sums(D[l], m, units[l], units[l], dacc, G[l], 1 + units[l - 1])
                 _grad_part(D[l], A[l - 1], G[l], 0, units[l - 1], m, units[l], units[l - 1],
                            1 + units[l - 1])
                 _hidden_part(D[l], W[l], A[l - 1], D[l - 1], 0, m, 0, units[l - 1], units[l],
-                             units[l - 1], 1 + units[l - 1], acts[l - 2])
+                             units[l - 1], 1 + units[l - 1], acts[l - 2], slopes[l - 2])
             # the step's update parameters; the layers above updated
             sh.p.neg_inv_m = -1.0 / <double>m
             sh.p.momentum = prev and alphas[i] != 0
@@ -349,7 +350,8 @@ cdef inline void _transpose_out(const floating* wt, floating* w, Py_ssize_t o, P
 
 
 cdef void _first_forward(_Slice* sl, const floating* xb, Py_ssize_t m, Py_ssize_t d,
-                         floating* out, Py_ssize_t o1, int act, bint sparse, Py_ssize_t fb,
+                         floating* out, Py_ssize_t o1, int act, double slope, bint sparse,
+                         Py_ssize_t fb,
                          Py_ssize_t cw, bint jump, floating alpha) noexcept nogil:
     """The slice's units of the batch: out[:, k0:k0+o] = f(bias + x . Wt) (softmax: later),
     after the Nesterov jump of its weights when ``jump``."""
@@ -381,7 +383,7 @@ cdef void _first_forward(_Slice* sl, const floating* xb, Py_ssize_t m, Py_ssize_
                 o_[i * o1 + b] = o_[i * o1 + b] + bias[b]
     if act != ACT_SOFTMAX:
         for i in range(m):
-            act_row(o_ + i * o1, o_ + i * o1, sl.o, act)
+            act_row(o_ + i * o1, o_ + i * o1, sl.o, act, slope)
 
 
 cdef void _first_update(_Slice* sl, const floating* xb, Py_ssize_t m, Py_ssize_t d,
@@ -419,7 +421,7 @@ cdef void _first_update(_Slice* sl, const floating* xb, Py_ssize_t m, Py_ssize_t
 
 def sgd_epoch(x, t, bounds, weights, deltaw, gain, acts, int delta_kind, double lr, alphas,
               has_prev, has_gain, ming, maxg, nesterov, int reg_kind, double reg_lambda,
-              double decay, stop, zeros=None):
+              double decay, stop, zeros=None, slopes=None):
     """One epoch of backprop over the batches ``x[bounds[i]:bounds[i + 1]]`` (targets ``t``),
     weights, deltaw and gain (a list, or None) updated in place; returns the batches trained.
 
@@ -432,7 +434,8 @@ def sgd_epoch(x, t, bounds, weights, deltaw, gain, acts, int delta_kind, double 
     ``stop`` (int32, one element) is read before every batch: nonzero stops the epoch.
     ``zeros``: the fraction of zeros of ``x`` (None: sampled here), which picks the sparse
     kernels; a caller that trains one epoch in several calls passes the same value to each,
-    so that the calls compute as one call does.
+    so that the calls compute as one call does.  ``slopes``: the leaky-relu slope of each
+    layer (None: SYN_LEAKY_SLOPE for all).
     """
     cdef int k = check_float(x, "x", 2, False)
     cdef Py_ssize_t n = dim(x, 0), d = dim(x, 1), L, l, nb, i
@@ -448,6 +451,12 @@ def sgd_epoch(x, t, bounds, weights, deltaw, gain, acts, int delta_kind, double 
     if L < 1 or len(deltaw) != L or len(acts) != L or (gain is not None and len(gain) != L):
         raise ValueError(f"sgd_epoch needs as many weights, deltaw, gain and acts: got "
                          f"{L}, {len(deltaw)}, {None if gain is None else len(gain)}, {len(acts)}")
+    slopes = [SYN_LEAKY_SLOPE] * L if slopes is None else list(slopes)
+    if len(slopes) != L:
+        raise ValueError(f"sgd_epoch needs one slope per layer ({L}), got {len(slopes)}")
+    for l in range(L):
+        check_act(acts[l])
+        check_slope(slopes[l])
     gain = None if gain is None else list(gain)
     units = [d]
     for l in range(L):
@@ -516,18 +525,22 @@ def sgd_epoch(x, t, bounds, weights, deltaw, gain, acts, int delta_kind, double 
                                                  8 if k == 1 else 4, 1, _sp_fwd_zeros)
     cdef Py_ssize_t unit_arr[64]
     cdef int act_arr[64]
+    cdef double slope_arr[64]
     if L > 63:
         raise ValueError(f"sgd_epoch handles at most 63 layers, got {L}")
     for l in range(L + 1):
         unit_arr[l] = units[l]
     for l in range(L):
         act_arr[l] = acts[l]
+        slope_arr[l] = slopes[l]
     if k == 0:
-        done = _epoch_typed[float](x, t, bnd, nb, L, unit_arr, act_arr, weights, deltaw, gain,
+        done = _epoch_typed[float](x, t, bnd, nb, L, unit_arr, act_arr, slope_arr, weights,
+                                   deltaw, gain,
                                    delta_kind, p, alp, has_prev, has_gain, reg_kind, reg_lambda,
                                    decay, stop, sp)
     else:
-        done = _epoch_typed[double](x, t, bnd, nb, L, unit_arr, act_arr, weights, deltaw, gain,
+        done = _epoch_typed[double](x, t, bnd, nb, L, unit_arr, act_arr, slope_arr, weights,
+                                    deltaw, gain,
                                     delta_kind, p, alp, has_prev, has_gain, reg_kind,
                                     reg_lambda, decay, stop, sp)
     if done < 0:
@@ -536,7 +549,8 @@ def sgd_epoch(x, t, bounds, weights, deltaw, gain, acts, int delta_kind, double 
 
 
 cdef Py_ssize_t _epoch_typed(const floating[:, ::1] x, object t, cnp.ndarray bnd, Py_ssize_t nb,
-                             Py_ssize_t L, Py_ssize_t* units, int* acts, list weights,
+                             Py_ssize_t L, Py_ssize_t* units, int* acts, double* slopes,
+                             list weights,
                              list deltaw, object gain, int delta_kind, _Sgd p, cnp.ndarray alp,
                              bint has_prev, bint has_gain, int reg_kind, double reg_lambda,
                              double decay, cnp.ndarray stp, bint sp) except -2:
@@ -555,7 +569,7 @@ cdef Py_ssize_t _epoch_typed(const floating[:, ::1] x, object t, cnp.ndarray bnd
         GN[l + 1] = NULL if gain is None else <floating*>cnp.PyArray_DATA(<cnp.ndarray>gain[l])
     GN[0] = GN[1]
     with nogil:
-        done = _sgd_epoch(&x[0, 0], tp, x.shape[1], bp, nb, L, units, W, DW, GN, acts,
+        done = _sgd_epoch(&x[0, 0], tp, x.shape[1], bp, nb, L, units, W, DW, GN, acts, slopes,
                           delta_kind, p, ap, has_prev, has_gain, reg_kind, reg_lambda, decay,
                           sp_, sp)
     return done

@@ -39,7 +39,7 @@ cdef int _objective_block(const _Packed* pk, const floating* wt1, const floating
                           const floating* tp, floating* yp, Py_ssize_t n, Py_ssize_t d,
                           Py_ssize_t o1, Py_ssize_t o2, Py_ssize_t ldt, Py_ssize_t dp,
                           Py_ssize_t kb, int act1, int act2, int kind, int err,
-                          floating* S, floating* gt2, double* bs1, double* bs2, double* e,
+                          double slope1, double slope2, floating* S, floating* gt2, double* bs1, double* bs2, double* e,
                           char* scr) noexcept nogil:
     """Block kb of the objective: 1 if its deltas were finite (else its gradient part is
     unusable)."""
@@ -77,10 +77,10 @@ cdef int _objective_block(const _Packed* pk, const floating* wt1, const floating
             syn_pk_fwd_block_d(pk.rmask, nw, rv, pk.roff, s0, s1, wt1, ldt, bp1, hb - i0 * o1, o1,
                                cw, vp, ob)
         s0 = s1
-    act_rows(hb, hb, 0, rows, o1, act1)
+    act_rows(hb, hb, 0, rows, o1, act1, slope1)
     # output layer: y rows, error, delta, its gradient, the hidden delta (as output_backprop)
     _top_rows_narrow(hb, wt2, wr2, bv2, tp + i0 * o2, yp + i0 * o2, dz2, gtb, acc, &eb, dhb,
-                     rows, o1, dp, o2, act2, kind, err, act1, dzb, tmp)
+                     rows, o1, dp, o2, act2, kind, err, act1, slope2, slope1, dzb, tmp)
     e[0] += eb
     for j in range(o2):
         bs2[j] += acc[j]
@@ -102,7 +102,8 @@ cdef int _objective_block(const _Packed* pk, const floating* wt1, const floating
 cdef int _packed_objective(const _Packed* pk, const floating* w1, const floating* w2,
                            const floating* tp, floating* yp, floating* g1, floating* g2,
                            Py_ssize_t n, Py_ssize_t d, Py_ssize_t o1, Py_ssize_t o2, int act1,
-                           int act2, int kind, int err, double* error) noexcept nogil:
+                           int act2, int kind, int err, double slope1, double slope2,
+                           double* error) noexcept nogil:
     """0 when done, 1 when declined (see the top of this file)."""
     cdef Py_ssize_t vl = SYN_SP_VLD if floating is double else SYN_SP_VLF
     cdef Py_ssize_t ldt = _sp_ldt(o1, floating is double), dp = (o1 + vl - 1) // vl * vl
@@ -174,7 +175,8 @@ cdef int _packed_objective(const _Packed* pk, const floating* w1, const floating
             kb = p * bpp
             while kb < min(nb, p * bpp + bpp) and part[p].ok:
                 part[p].ok = _objective_block(pk, wt1, bp1, wt2, wr2, bv2, tp, yp, n, d, o1, o2,
-                                              ldt, dp, kb, act1, act2, kind, err, S, gt2, bs1,
+                                              ldt, dp, kb, act1, act2, kind, err, slope1,
+                                              slope2, S, gt2, bs1,
                                               bs2, &part[p].err, scr + sz * sizeof(floating))
                 kb = kb + 1
     for p in range(parts):
@@ -217,8 +219,10 @@ cdef int _packed_objective(const _Packed* pk, const floating* w1, const floating
     return 0 if good else 1
 
 
-def packed_objective(p, w1, w2, t, int act1, int act2, int kind, int err, y, g1, g2):
-    """A two-layer dense net (input -> hidden ``act1`` -> output ``act2``) on the packed x:
+def packed_objective(p, w1, w2, t, int act1, int act2, int kind, int err, y, g1, g2,
+                     double slope1=SYN_LEAKY_SLOPE, double slope2=SYN_LEAKY_SLOPE):
+    """A two-layer dense net (input -> hidden ``act1`` -> output ``act2``, leaky-relu slopes
+    ``slope1``, ``slope2``) on the packed x:
     fills ``y`` (the outputs), ``g1``, ``g2`` (Σ dE/dW of each layer) and returns the error of
     kind ``err`` over the rows, as the twin's packed_forward -> output_backprop (with an
     output-delta ``kind``) -> packed_weight_grad."""
@@ -235,6 +239,8 @@ def packed_objective(p, w1, w2, t, int act1, int act2, int kind, int err, y, g1,
         raise ValueError(f"w2 has {dim(w2, 1)} columns, expected 1 + {dim(w1, 0)}")
     check_deriv(act1)
     check_act(act2)
+    check_slope(slope1)
+    check_slope(slope2)
     for a, name, shape in ((t, "t", (n, dim(w2, 0))), (y, "y", (n, dim(w2, 0))),
                            (g1, "g1", (dim(w1, 0), dim(w1, 1))),
                            (g2, "g2", (dim(w2, 0), dim(w2, 1)))):
@@ -259,7 +265,8 @@ def packed_objective(p, w1, w2, t, int act1, int act2, int kind, int err, y, g1,
                                             <float*>cnp.PyArray_DATA(y),
                                             <float*>cnp.PyArray_DATA(g1),
                                             <float*>cnp.PyArray_DATA(g2), n, d, dim(w1, 0),
-                                            dim(w2, 0), act1, act2, kind, err, &error)
+                                            dim(w2, 0), act1, act2, kind, err, slope1, slope2,
+                                            &error)
     else:
         declined = _packed_objective[double](&pk, <double*>cnp.PyArray_DATA(w1),
                                              <double*>cnp.PyArray_DATA(w2),
@@ -267,10 +274,12 @@ def packed_objective(p, w1, w2, t, int act1, int act2, int kind, int err, y, g1,
                                              <double*>cnp.PyArray_DATA(y),
                                              <double*>cnp.PyArray_DATA(g1),
                                              <double*>cnp.PyArray_DATA(g2), n, d, dim(w1, 0),
-                                             dim(w2, 0), act1, act2, kind, err, &error)
+                                             dim(w2, 0), act1, act2, kind, err, slope1, slope2,
+                                             &error)
     if not declined:
         return error
     # non-finite values, a wide output layer, no rows: the twin's three steps, on the native
     # kernels
     from . import native
-    return packed_objective_steps(native, p, w1, w2, t, act1, act2, kind, err, y, g1, g2)
+    return packed_objective_steps(native, p, w1, w2, t, act1, act2, kind, err, y, g1, g2, slope1,
+                                  slope2)

@@ -204,15 +204,15 @@ cdef int _packed_grad(const floating* dzp, const _Packed* pk, floating* op, Py_s
     return 1
 
 
-def packed_forward(p, w, int act, out):
-    """out = f([1 | x] . w^T) for the packed x: as ``dense_forward(p.x, w, act, out)``."""
+def packed_forward(p, w, int act, out, double slope=SYN_LEAKY_SLOPE):
+    """out = f([1 | x] . w^T) for the packed x: as ``dense_forward(p.x, w, act, out, slope)``."""
     cdef _Packed pk
     x = _packed_x(p, &pk)
-    cdef int k = _check_forward(x, w, act, out)
+    cdef int k = _check_forward(x, w, act, slope, out)
     if k == 0:
-        _dense_forward[float](x, w, act, out, &pk)
+        _dense_forward[float](x, w, act, slope, out, &pk)
     else:
-        _dense_forward[double](x, w, act, out, &pk)
+        _dense_forward[double](x, w, act, slope, out, &pk)
 
 
 def packed_weight_grad(dz, p, out):

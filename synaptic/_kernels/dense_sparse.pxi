@@ -183,7 +183,7 @@ cdef struct _Packed:
 
 cdef int _sparse_forward(const floating* xp, const _Packed* pk, const floating* wp,
                          const floating* bias, floating* op, Py_ssize_t n, Py_ssize_t d,
-                         Py_ssize_t o, Py_ssize_t ldw, int act) noexcept nogil:
+                         Py_ssize_t o, Py_ssize_t ldw, int act, double slope) noexcept nogil:
     """The sparse-input forward (see above), the zeros found in x or (pk not NULL) read from
     a pack (dense_packed.pxi): 1 if done, 0 if declined (too few zeros in x, non-finite W,
     no memory) and nothing was written."""
@@ -257,7 +257,7 @@ cdef int _sparse_forward(const floating* xp, const _Packed* pk, const floating* 
                 syn_sp_fwd_block_f(xp, d, b, e, wt, ldt, bp, op, o, o, cw, mw, ob)
             else:
                 syn_sp_fwd_block_d(xp, d, b, e, wt, ldt, bp, op, o, o, cw, mw, ob)
-            act_rows(op, op, b, e, o, act)
+            act_rows(op, op, b, e, o, act, slope)
             b = e
     for t in range(nt):
         good = good and ok[t]

@@ -38,38 +38,39 @@ cdef void _top_chunk(const floating* hp, const floating* wp, const floating* bia
                      const floating* tp, floating* yp, floating* dzp, floating* part,
                      double* bsum, double* epart, floating* dhp, Py_ssize_t r0, Py_ssize_t r1,
                      Py_ssize_t d, Py_ssize_t o, int act, int kind, int err,
-                     int hact) noexcept nogil:
+                     int hact, double slope, double hslope) noexcept nogil:
     cdef Py_ssize_t ldw = 1 + d
-    _forward_part(hp, wp, bias, yp, r0, r1, d, o, ldw, act)
+    _forward_part(hp, wp, bias, yp, r0, r1, d, o, ldw, act, slope)
     epart[0] = _chunk_error(yp, tp, r0, r1, o, err)
-    _delta_row(yp + r0 * o, tp + r0 * o, dzp + r0 * o, (r1 - r0) * o, act, kind)
+    _delta_row(yp + r0 * o, tp + r0 * o, dzp + r0 * o, (r1 - r0) * o, act, kind, slope)
     _colsum_chunk(dzp, r0, r1, o, o, bsum)
     # part (o x d, row-major) = dz[r0:r1]^T . h[r0:r1]; column-major: part^T = h^T . dz
     gemm(c'N', c'T', d, o, (r1 - r0), hp + r0 * d, d, dzp + r0 * o, o,
          part, d)
     if dhp != NULL:
-        _hidden_part(dzp, wp, hp, dhp, r0, r1, 0, d, o, d, ldw, hact)
+        _hidden_part(dzp, wp, hp, dhp, r0, r1, 0, d, o, d, ldw, hact, hslope)
 
 
 cdef void _top_rows_narrow(const floating* hp, const floating* wt, const floating* wr,
                            const floating* bv, const floating* tp, floating* yp, floating* dzp,
                            floating* gt, double* bsum, double* e, floating* dhp,
                            Py_ssize_t rows, Py_ssize_t d, Py_ssize_t dp, Py_ssize_t o, int act,
-                           int kind, int err, int hact, floating* dzs,
-                           floating* tmp) noexcept nogil:
+                           int kind, int err, int hact, double slope, double hslope,
+                           floating* dzs, floating* tmp) noexcept nogil:
     """The narrow output layer (o <= VL) on ``rows`` rows, every row pointer at the first of
     them: y = f(bias + h . W[:, 1:]^T) (wt: W[:, 1:] transposed, d x VL; bv: the bias), its
     error e (double), the delta dz, bsum = dz's column sums (double), gt = the weight gradient
     transposed (d x VL: lane j of row k is g[j, 1 + k]) and, unless dhp is NULL,
     dh = (dz . W[:, 1:]) * f'(h) (wr: W[:, 1:]'s rows padded to dp).  Scratch: dzs, min(rows,
-    64) x VL; tmp, dp.  Also the output layer of packed_objective."""
+    64) x VL; tmp, dp.  ``slope``, ``hslope``: leaky-relu's of act and hact.  Also the output
+    layer of packed_objective."""
     if floating is float:
         syn_top_fwd_f(hp, d, 0, rows, wt, bv, yp, o)
     else:
         syn_top_fwd_d(hp, d, 0, rows, wt, bv, yp, o)
-    act_rows(yp, yp, 0, rows, o, act)
+    act_rows(yp, yp, 0, rows, o, act, slope)
     e[0] = _chunk_error(yp, tp, 0, rows, o, err)
-    _delta_row(yp, tp, dzp, rows * o, act, kind)
+    _delta_row(yp, tp, dzp, rows * o, act, kind, slope)
     _colsum_chunk(dzp, 0, rows, o, o, bsum)
     if floating is float:
         syn_top_grad_f(hp, d, dzp, o, 0, rows, gt, dzs)
@@ -80,13 +81,13 @@ cdef void _top_rows_narrow(const floating* hp, const floating* wt, const floatin
             syn_top_hid_f(dzp, o, wr, dp, d, 0, rows, dhp, tmp)
         else:
             syn_top_hid_d(dzp, o, wr, dp, d, 0, rows, dhp, tmp)
-        mul_deriv_row(dhp, hp, rows * d, hact)
+        mul_deriv_row(dhp, hp, rows * d, hact, hslope)
 
 
 cdef int _output_backprop(const floating[:, ::1] h, const floating[:, ::1] w,
                           const floating[:, ::1] t, int act, int kind, int err, int hact,
-                          floating[:, ::1] y, floating[:, ::1] dz, floating[:, ::1] g,
-                          floating* dhp, double* error) except -1:
+                          double slope, double hslope, floating[:, ::1] y, floating[:, ::1] dz,
+                          floating[:, ::1] g, floating* dhp, double* error) except -1:
     """0 when done (error set), 1 when the partials would be too big (nothing written)."""
     cdef Py_ssize_t n = h.shape[0], d = h.shape[1], o = w.shape[0], ldw = 1 + d
     cdef Py_ssize_t rows = chunk_rows(n, o), nch = (n + rows - 1) // rows, c, j, k, nt, r0
@@ -140,10 +141,11 @@ cdef int _output_backprop(const floating[:, ::1] h, const floating[:, ::1] w,
                                      dzp + r0 * o, part + c * psize, bsum + c * o, epart + c,
                                      dhp + r0 * d if dhp != NULL else NULL,
                                      min(n, r0 + rows) - r0, d, dp, o, act, kind, err, hact,
-                                     scr, scr + 64 * vl)
+                                     slope, hslope, scr, scr + 64 * vl)
             else:
                 _top_chunk(hp, wp, bias, tp, yp, dzp, part + c * psize, bsum + c * o, epart + c,
-                           dhp, c * rows, min(n, c * rows + rows), d, o, act, kind, err, hact)
+                           dhp, c * rows, min(n, c * rows + rows), d, o, act, kind, err, hact,
+                           slope, hslope)
                 status[c] = 0
         for c in range(nch):
             failed = failed or status[c]
@@ -176,13 +178,15 @@ cdef int _output_backprop(const floating[:, ::1] h, const floating[:, ::1] w,
     return 0
 
 
-def output_backprop(h, w, t, int act, int kind, int err, int hact, y, dz, g, dh):
+def output_backprop(h, w, t, int act, int kind, int err, int hact, y, dz, g, dh,
+                    double slope=SYN_LEAKY_SLOPE, double hslope=SYN_LEAKY_SLOPE):
     """The output layer of a dense net over all the rows of ``h`` at once; returns the error.
 
-    As the twin's sequence: ``dense_forward(h, w, act, y)``, ``output_delta(y, t, act, kind,
-    dz)``, ``weight_grad(dz, h, g)``, ``hidden_delta(dz, w, h, hact, dh)`` (skipped when
-    ``dh`` is None: h is then the net's input) and ``return error_sum(y, t, err)``."""
-    cdef int k = _check_forward(h, w, act, y, "h", "y")
+    As the twin's sequence: ``dense_forward(h, w, act, y, slope)``, ``output_delta(y, t, act,
+    kind, dz, slope)``, ``weight_grad(dz, h, g)``, ``hidden_delta(dz, w, h, hact, dh, hslope)``
+    (skipped when ``dh`` is None: h is then the net's input) and ``return error_sum(y, t,
+    err)``."""
+    cdef int k = _check_forward(h, w, act, slope, y, "h", "y")
     cdef double error = 0
     check_same(k, h, "h", check_float(t, "t", 2, False), t, "t")
     check_shape(t, "t", dim(h, 0), dim(w, 0))
@@ -203,22 +207,24 @@ def output_backprop(h, w, t, int act, int kind, int err, int hact, y, dz, g, dh)
         check_same(k, h, "h", check_float(dh, "dh", 2, True), dh, "dh")
         check_shape(dh, "dh", dim(h, 0), dim(h, 1))
         check_deriv(hact)
+        check_slope(hslope)
         outs.append((dh, "dh"))
     for i, (a, name) in enumerate(outs):
         for b, other in [(h, "h"), (w, "w"), (t, "t")] + outs[i + 1:]:
             check_disjoint(a, name, b, other)
     if k == 0:
-        done = _output_backprop[float](h, w, t, act, kind, err, hact, y, dz, g,
+        done = _output_backprop[float](h, w, t, act, kind, err, hact, slope, hslope, y, dz, g,
                                        <float*>_data_or_null(dh), &error)
     else:
-        done = _output_backprop[double](h, w, t, act, kind, err, hact, y, dz, g,
+        done = _output_backprop[double](h, w, t, act, kind, err, hact, slope, hslope, y, dz, g,
                                         <double*>_data_or_null(dh), &error)
     if done == 0:
         return error
     # no rows, no inputs, or layers too wide for the partials: the twin's separate kernels,
     # native
     from . import native
-    return output_backprop_steps(native, h, w, t, act, kind, err, hact, y, dz, g, dh)
+    return output_backprop_steps(native, h, w, t, act, kind, err, hact, y, dz, g, dh, slope,
+                                 hslope)
 
 
 cdef inline void* _data_or_null(object a) noexcept:

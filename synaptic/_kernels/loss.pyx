@@ -29,7 +29,7 @@ cdef inline bint _parallel(Py_ssize_t elems, bint heavy) noexcept nogil:
 # output_delta
 
 cdef int _output_delta(const floating[:, ::1] y, const floating[:, ::1] t, int act, int kind,
-                       floating[:, ::1] out) except -1:
+                       floating[:, ::1] out, double slope) except -1:
     cdef Py_ssize_t size = y.shape[0] * y.shape[1], b, nb = (size + BLOCK_ELEMS - 1) // BLOCK_ELEMS
     cdef Py_ssize_t o
     if size == 0:
@@ -42,14 +42,15 @@ cdef int _output_delta(const floating[:, ::1] y, const floating[:, ::1] t, int a
             for b in prange(nb, schedule='static', num_threads=_num_threads):
                 o = b * BLOCK_ELEMS
                 _delta_row(yp + o, tp + o, op + o, min(size - o, <Py_ssize_t>BLOCK_ELEMS),
-                           act, kind)
+                           act, kind, slope)
         else:
-            _delta_row(yp, tp, op, size, act, kind)
+            _delta_row(yp, tp, op, size, act, kind, slope)
     return 0
 
 
-def output_delta(y, t, int act, int kind, out):
-    """dE/dz of the output layer: DELTA_DIFF -> y - t; DELTA_SSE -> f'(y) (y - t)."""
+def output_delta(y, t, int act, int kind, out, double slope=SYN_LEAKY_SLOPE):
+    """dE/dz of the output layer: DELTA_DIFF -> y - t; DELTA_SSE -> f'(y) (y - t)
+    (``slope``: leaky-relu's)."""
     cdef int k = check_float(y, "y", 2, False)
     check_same(k, y, "y", check_float(t, "t", 2, False), t, "t")
     check_shape(t, "t", dim(y, 0), dim(y, 1))
@@ -57,14 +58,15 @@ def output_delta(y, t, int act, int kind, out):
     check_shape(out, "out", dim(y, 0), dim(y, 1))
     if kind == DELTA_SSE:
         check_deriv(act)
+        check_slope(slope)
     elif kind != DELTA_DIFF:
         raise ValueError(f"unknown output-delta kind {kind}")
     check_same_or_disjoint(out, "out", y, "y")
     check_same_or_disjoint(out, "out", t, "t")
     if k == 0:
-        _output_delta[float](y, t, act, kind, out)
+        _output_delta[float](y, t, act, kind, out, slope)
     else:
-        _output_delta[double](y, t, act, kind, out)
+        _output_delta[double](y, t, act, kind, out, slope)
 
 
 # ---------------------------------------------------------------------------------------

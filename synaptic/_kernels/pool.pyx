@@ -208,7 +208,8 @@ cdef void _avg_backward_strided(const floating* g, Py_ssize_t hc, Py_ssize_t wc,
 
 cdef int _avg_backward(const floating* g, Py_ssize_t n, Py_ssize_t k, Py_ssize_t hc,
                        Py_ssize_t wc, Py_ssize_t ph, Py_ssize_t pw, Py_ssize_t sh,
-                       Py_ssize_t sw, const floating* y, int act, floating* out) except -1:
+                       Py_ssize_t sw, const floating* y, int act, double slope,
+                       floating* out) except -1:
     cdef Py_ssize_t s, m, q = hc * wc, qo = ((hc - ph) // sh + 1) * ((wc - pw) // sw + 1)
     cdef int t = _threads(n, n * k * q)
     cdef bint tiles = sh == ph and sw == pw and hc % ph == 0 and wc % pw == 0
@@ -222,11 +223,12 @@ cdef int _avg_backward(const floating* g, Py_ssize_t n, Py_ssize_t k, Py_ssize_t
                     _avg_backward_strided(g + (s * k + m) * qo, hc, wc, ph, pw, sh, sw,
                                           out + (s * k + m) * q)
             if act != ACT_LINEAR:
-                mul_deriv_row(out + s * k * q, y + s * k * q, k * q, act)
+                mul_deriv_row(out + s * k * q, y + s * k * q, k * q, act, slope)
     return 0
 
 
-def avg_pool_backward(g, shape, ph, pw, y, int act, out, stride=None):
+def avg_pool_backward(g, shape, ph, pw, y, int act, out, stride=None,
+                      double slope=SYN_LEAKY_SLOPE):
     """out = (g / (ph*pw) spread over each window) * f'(y): ``g`` n x K*ho*wo, ``y`` and
     ``out`` n x K*hc*wc (``y`` the activities before pooling; ACT_LINEAR: no factor).  With
     overlapping windows (``stride``) the shares are added; elements no window covers get 0."""
@@ -236,6 +238,7 @@ def avg_pool_backward(g, shape, ph, pw, y, int act, out, stride=None):
     check_same(kind, g, "g", check_float(out, "out", 2, True), out, "out")
     check_shape(out, "out", dim(g, 0), k * hc * wc)
     check_deriv(act)
+    check_slope(slope)
     if act != ACT_LINEAR:
         if y is None:
             raise ValueError("y is needed unless act is ACT_LINEAR")
@@ -249,7 +252,7 @@ def avg_pool_backward(g, shape, ph, pw, y, int act, out, stride=None):
         raise ValueError("the map is too large for int32 indices")
     if kind == 0:
         _avg_backward[float](<float*>_data(g), dim(g, 0), k, hc, wc, ph, pw, sh, sw,
-                             <float*>_data(y), act, <float*>_data(out))
+                             <float*>_data(y), act, slope, <float*>_data(out))
     else:
         _avg_backward[double](<double*>_data(g), dim(g, 0), k, hc, wc, ph, pw, sh, sw,
-                              <double*>_data(y), act, <double*>_data(out))
+                              <double*>_data(y), act, slope, <double*>_data(out))

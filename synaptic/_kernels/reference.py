@@ -12,7 +12,8 @@ the twins, none of which imports this module:
 * ``reference_epoch.py``: sgd_epoch (dense_epoch.pxi).
 
 Each imports only NumPy/SciPy, ``checks.py`` (what the twins share with the compiled
-kernels) and the twins above it in this list.
+kernels), ``acts.py`` (the activation table: codes, NumPy forward and derivative) and the
+twins above it in this list.
 """
 from .reference_dense import *  # noqa: F401,F403
 from .reference_conv import *  # noqa: F401,F403

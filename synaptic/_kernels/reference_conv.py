@@ -41,7 +41,8 @@ import numpy as np
 
 from .checks import (N_POOL, POOL_AVG, POOL_MAX, POOL_NONE, check_geom,  # noqa: F401
                      check_map_shape, check_pool, conv_map)
-from .reference_dense import ACT_LINEAR, _check_2d, _check_shape, activate, derivative
+from .reference_dense import (ACT_LINEAR, LEAKY_SLOPE, _check_2d, _check_act, _check_shape,
+                              activate, derivative)
 
 # conv_work_size layout (elements of the data's dtype): the compiled kernels split a batch
 # into at most WG_CHUNKS fixed chunks whose partial weight gradients are added in chunk
@@ -162,7 +163,7 @@ def _patches(x, g):
 # ---------------------------------------------------------------------------------------
 # convolution
 
-def conv_forward(x, w, geom, act, pool, out, idx=None, pre=None, work=None):
+def conv_forward(x, w, geom, act, pool, out, idx=None, pre=None, work=None, slope=LEAKY_SLOPE):
     """out = pool(f(conv(x, w) + bias)): a convolution layer's forward pass.
 
     ``x`` n x c*h*w, ``w`` K x (1 + c*fh*fw), ``pool = (kind, ph, pw)``.  ``out`` holds the
@@ -184,8 +185,7 @@ def conv_forward(x, w, geom, act, pool, out, idx=None, pre=None, work=None):
     n, k = x.shape[0], w.shape[0]
     hc, wc = conv_map(g)
     kind, ph, pw, sh, sw, ho, wo = check_pool(pool, hc, wc)
-    if not 0 <= act < 8:
-        raise ValueError(f"unknown activation code {act}")
+    _check_act(act, slope)
     _check_float("out", out, x.dtype)
     _check_shape("out", out, (n, k * ho * wo))
     if kind == POOL_NONE and (idx is not None or pre is not None):
@@ -210,7 +210,7 @@ def conv_forward(x, w, geom, act, pool, out, idx=None, pre=None, work=None):
     z = target.reshape(n, k, hc * wc)
     np.matmul(w[:, 1:], _patches(x, g), out=z)    # (K, P) . (n, P, Q)
     z += w[:, 0][None, :, None]
-    activate(target, act, target)
+    activate(target, act, target, slope)
     if kind == POOL_MAX:
         _max_pool(target, k, hc, wc, ph, pw, out, idx, sh, sw)
     elif kind == POOL_AVG:
@@ -269,7 +269,7 @@ def conv_weight_grad(dz, idx, x, geom, out, work=None):
            out=out[:, 1:])
 
 
-def conv_input_grad(dz, idx, w, geom, y, act, out, work=None):
+def conv_input_grad(dz, idx, w, geom, y, act, out, work=None, slope=LEAKY_SLOPE):
     """out = (dE/dx) * f'(y): the gradient a convolution layer sends to the layer below.
 
     ``dz``/``idx`` as in :func:`conv_weight_grad`; ``w`` K x (1 + c*fh*fw).  dE/dx[n, c, i, j]
@@ -295,7 +295,7 @@ def conv_input_grad(dz, idx, w, geom, y, act, out, work=None):
             raise ValueError("y is needed unless act is ACT_LINEAR")
         _check_float("y", y, dz.dtype)
         _check_shape("y", y, out.shape)
-    derivative(np.empty((0, 1), dz.dtype), act, np.empty((0, 1), dz.dtype))   # act check
+    derivative(np.empty((0, 1), dz.dtype), act, np.empty((0, 1), dz.dtype), slope)   # act check
     hc, wc = conv_map(g)
     q = hc * wc
     if idx is not None and dz.shape[1] % k:
@@ -312,7 +312,7 @@ def conv_input_grad(dz, idx, w, geom, y, act, out, work=None):
     out[...] = dx[:, :, pt:pt + h, pl:pl + wd].reshape(n, -1)
     if act != ACT_LINEAR:
         fprime = np.empty_like(out)
-        derivative(y, act, fprime)
+        derivative(y, act, fprime, slope)
         out *= fprime
 
 
@@ -369,7 +369,7 @@ def max_pool_backward(g, idx, out):
     out[...] = np.bincount(flat, weights=g.ravel(), minlength=out.size).reshape(out.shape)
 
 
-def avg_pool_backward(g, shape, ph, pw, y, act, out, stride=None):
+def avg_pool_backward(g, shape, ph, pw, y, act, out, stride=None, slope=LEAKY_SLOPE):
     """out = (g / (ph*pw) spread over each window) * f'(y): ``g`` n x K*ho*wo, ``y`` and
     ``out`` n x K*hc*wc (``y`` the activities before pooling; ACT_LINEAR: no factor).  With
     overlapping windows (``stride``) the shares are added; elements no window covers get 0."""
@@ -385,7 +385,7 @@ def avg_pool_backward(g, shape, ph, pw, y, act, out, stride=None):
             raise ValueError("y is needed unless act is ACT_LINEAR")
         _check_float("y", y, g.dtype)
         _check_shape("y", y, out.shape)
-    derivative(np.empty((0, 1), g.dtype), act, np.empty((0, 1), g.dtype))   # act check
+    derivative(np.empty((0, 1), g.dtype), act, np.empty((0, 1), g.dtype), slope)   # act check
     _check_disjoint(out, "out", "g", g, "y", y if act != ACT_LINEAR else None)
     n = g.shape[0]
     if sh == ph and sw == pw and hc % ph == 0 and wc % pw == 0:    # tiling windows
@@ -400,7 +400,7 @@ def avg_pool_backward(g, shape, ph, pw, y, act, out, stride=None):
         out[...] = spread.reshape(out.shape)
     if act != ACT_LINEAR:
         fprime = np.empty_like(out)
-        derivative(y, act, fprime)
+        derivative(y, act, fprime, slope)
         out *= fprime
 
 

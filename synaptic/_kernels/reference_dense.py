@@ -12,29 +12,24 @@ Conventions (SYNAPTIC.md §2.2, §4):
   except the reductions, which return a Python float.
 
 All array arguments are C-contiguous and share one floating dtype (float32 or float64).
-Integer codes (``act``, ``kind``) are the module constants below.
+Integer codes (``act``, ``kind``) are the module constants below.  A kernel that takes an
+activation code also takes ``slope`` (leaky-relu's slope for z < 0, in [0, 1), default
+LEAKY_SLOPE; the other activations ignore it).
 """
 import math
 import sys
 
 import numpy as np
-from scipy.special import expit
 
+# The activation codes (ACT_*, N_ACT) and their NumPy forward and derivative: acts.TABLE.
+from .acts import (  # noqa: F401
+    ACT_BINARY_PROB, ACT_BINARY_THRESHOLD, ACT_BIPOLAR_THRESHOLD, ACT_ELU, ACT_LEAKY_RELU,
+    ACT_LINEAR, ACT_RELU, ACT_SIGMOID, ACT_SOFTMAX, ACT_SOFTPLUS, ACT_TANH, LEAKY_SLOPE, N_ACT,
+    check_slope, kernel_act)
 from .checks import GAMMA as _GAMMA, MIX1 as _MIX1, MIX2 as _MIX2
 from .checks import check_adam as _check_adam, check_dropout as _check_dropout
 from .checks import dropout_key  # noqa: F401  (re-exported: layers.Dropout.key)
 from .checks import output_backprop_steps as _output_backprop_steps
-
-# Activation codes.  The derivative, where one exists, is a function of the output y.
-ACT_LINEAR = 0
-ACT_SIGMOID = 1
-ACT_TANH = 2
-ACT_SOFTMAX = 3
-ACT_RELU = 4
-ACT_BINARY_THRESHOLD = 5
-ACT_BIPOLAR_THRESHOLD = 6
-ACT_BINARY_PROB = 7
-N_ACT = 8
 
 # Error-sum kinds (error_sum).
 ERR_MISCLASSIFICATION = 0          # the original: round each unit (half up), compare whole rows
@@ -72,36 +67,22 @@ def _check_shape(name, a, shape):
         raise ValueError(f"{name} has shape {a.shape}, expected {tuple(shape)}")
 
 
-def _check_act(act):
-    if not 0 <= act < N_ACT:
-        raise ValueError(f"unknown activation code {act}")
+def _check_act(act, slope=LEAKY_SLOPE):
+    """The table row of the code ``act``; ``slope`` checked (a ValueError/TypeError)."""
+    row = kernel_act(act)
+    check_slope(slope)
+    return row
 
 
-def activate(z, act, out):
+def activate(z, act, out, slope=LEAKY_SLOPE):
     """out = f(z), elementwise (softmax: per row).  ``out`` may be ``z``."""
-    _check_act(act)
+    row = _check_act(act, slope)
     _check_2d("z", z)
     _check_shape("out", out, z.shape)
-    if act == ACT_LINEAR:
-        out[...] = z
-    elif act == ACT_SIGMOID:
-        expit(z, out=out)
-    elif act == ACT_TANH:
-        np.tanh(z, out=out)
-    elif act == ACT_SOFTMAX:
-        e = np.exp(z - z.max(axis=1, keepdims=True))
-        out[...] = e / e.sum(axis=1, keepdims=True)
-    elif act == ACT_RELU:
-        np.maximum(z, 0, out=out)
-    elif act == ACT_BINARY_THRESHOLD:
-        out[...] = z >= 0
-    elif act == ACT_BIPOLAR_THRESHOLD:
-        out[...] = np.where(z >= 0, 1, -1)
-    else:  # ACT_BINARY_PROB: sigmoid(z) >= 0.5
-        out[...] = expit(z) >= 0.5
+    row.forward(z, out, slope)
 
 
-def dense_forward(x, w, act, out):
+def dense_forward(x, w, act, out, slope=LEAKY_SLOPE):
     """out = f([1 | x] . w^T): ``x`` n x d, ``w`` o x (1 + d), ``out`` n x o."""
     _check_2d("x", x)
     _check_2d("w", w)
@@ -110,26 +91,19 @@ def dense_forward(x, w, act, out):
     _check_shape("out", out, (x.shape[0], w.shape[0]))
     np.matmul(x, w[:, 1:].T, out=out)
     out += w[:, 0]
-    activate(out, act, out)
+    activate(out, act, out, slope)
 
 
-def derivative(y, act, out):
+def derivative(y, act, out, slope=LEAKY_SLOPE):
     """out = f'(y) expressed through the output y (SYNAPTIC.md §2.4)."""
-    _check_act(act)
+    row = _check_act(act, slope)
     _check_shape("out", out, y.shape)
-    if act == ACT_LINEAR:
-        out[...] = 1
-    elif act in (ACT_SIGMOID, ACT_SOFTMAX):
-        np.multiply(y, 1 - y, out=out)
-    elif act == ACT_TANH:
-        np.subtract(1, y * y, out=out)
-    elif act == ACT_RELU:
-        out[...] = y > 0
-    else:
+    if row.derivative is None:
         raise ValueError(f"activation code {act} has no derivative")
+    row.derivative(y, out, slope)
 
 
-def hidden_delta(dz, w, y, act, out):
+def hidden_delta(dz, w, y, act, out, slope=LEAKY_SLOPE):
     """out = (dz . w[:, 1:]) * f'(y): the delta of the layer below ``w``.
 
     ``dz`` n x o (the delta of the layer above), ``w`` o x (1 + h), ``y`` n x h (the
@@ -142,12 +116,12 @@ def hidden_delta(dz, w, y, act, out):
     _check_shape("y", y, (dz.shape[0], w.shape[1] - 1))
     _check_shape("out", out, y.shape)
     fprime = np.empty_like(y)
-    derivative(y, act, fprime)
+    derivative(y, act, fprime, slope)
     np.matmul(dz, w[:, 1:], out=out)
     out *= fprime
 
 
-def output_delta(y, t, act, kind, out):
+def output_delta(y, t, act, kind, out, slope=LEAKY_SLOPE):
     """dE/dz of the output layer: DELTA_DIFF -> y - t; DELTA_SSE -> f'(y) (y - t)."""
     _check_2d("y", y)
     _check_shape("t", t, y.shape)
@@ -156,7 +130,7 @@ def output_delta(y, t, act, kind, out):
         np.subtract(y, t, out=out)
     elif kind == DELTA_SSE:
         fprime = np.empty_like(y)
-        derivative(y, act, fprime)
+        derivative(y, act, fprime, slope)
         np.subtract(y, t, out=out)
         out *= fprime
     else:
@@ -174,14 +148,16 @@ def weight_grad(dz, x, out):
     np.matmul(dz.T, x, out=out[:, 1:])
 
 
-def output_backprop(h, w, t, act, kind, err, hact, y, dz, g, dh):
+def output_backprop(h, w, t, act, kind, err, hact, y, dz, g, dh, slope=LEAKY_SLOPE,
+                    hslope=LEAKY_SLOPE):
     """The output layer of a dense net over all the rows of ``h`` at once; returns the error:
     y = f([1 | h] . w^T), dz its delta, g = dz^T . [1 | h], dh = the delta of the layer
-    below (its activation ``hact``; None: not computed), and error_sum(y, t, err)."""
+    below (its activation ``hact``, with ``hslope``; None: not computed), and
+    error_sum(y, t, err)."""
     if err not in range(N_ERR):
         raise ValueError(f"unknown error kind {err}")
     return _output_backprop_steps(sys.modules[__name__], h, w, t, act, kind, err, hact, y, dz,
-                                  g, dh)
+                                  g, dh, slope, hslope)
 
 
 def _argmax_last(a):

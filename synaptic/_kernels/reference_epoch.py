@@ -7,7 +7,8 @@ from .checks import x_zeros  # noqa: F401  (sgd_epoch's zeros, the same for both
 
 
 def sgd_epoch(x, t, bounds, weights, deltaw, gain, acts, delta_kind, lr, alphas, has_prev,
-              has_gain, ming, maxg, nesterov, reg_kind, reg_lambda, decay, stop, zeros=None):
+              has_gain, ming, maxg, nesterov, reg_kind, reg_lambda, decay, stop, zeros=None,
+              slopes=None):
     """One epoch of backprop over the batches ``x[bounds[i]:bounds[i + 1]]`` (targets ``t``),
     weights, deltaw and gain (a list, or None) updated in place; returns the batches trained.
 
@@ -19,6 +20,7 @@ def sgd_epoch(x, t, bounds, weights, deltaw, gain, acts, delta_kind, lr, alphas,
     ``has_prev`` / ``has_gain``: deltaw / gain hold a previous step's values (then always).
     ``stop`` (int32, one element) is read before every batch: nonzero stops the epoch.
     ``zeros`` (the compiled kernel's choice of its sparse path) changes nothing here.
+    ``slopes``: the leaky-relu slope of each layer (None: LEAKY_SLOPE for all).
     """
     _r._check_2d("x", x)
     _r._check_2d("t", t)
@@ -30,6 +32,11 @@ def sgd_epoch(x, t, bounds, weights, deltaw, gain, acts, delta_kind, lr, alphas,
         raise ValueError(f"sgd_epoch needs as many weights, deltaw, gain and acts: got "
                          f"{n_layers}, {len(deltaw)}, {None if gain is None else len(gain)}, "
                          f"{len(acts)}")
+    slopes = [_r.LEAKY_SLOPE] * n_layers if slopes is None else list(slopes)
+    if len(slopes) != n_layers:
+        raise ValueError(f"sgd_epoch needs one slope per layer ({n_layers}), got {len(slopes)}")
+    for act, slope in zip(acts, slopes):
+        _r._check_act(act, slope)
     gains = [None] * n_layers if gain is None else list(gain)
     units = x.shape[1]
     for i, (w, dw, gn) in enumerate(zip(weights, deltaw, gains)):  # all checked up front
@@ -65,15 +72,16 @@ def sgd_epoch(x, t, bounds, weights, deltaw, gain, acts, delta_kind, lr, alphas,
                 _r.add_scaled(w, dw, alpha)
         m = len(xb)
         outs, deltas, a = [o[:m] for o in acts_buf], [dl[:m] for dl in deltas_buf], xb
-        for w, act, out in zip(weights, acts, outs):
-            _r.dense_forward(a, w, act, out)
+        for w, act, slope, out in zip(weights, acts, slopes, outs):
+            _r.dense_forward(a, w, act, out, slope)
             a = out
-        _r.output_delta(outs[-1], tb, acts[-1], delta_kind, deltas[-1])
+        _r.output_delta(outs[-1], tb, acts[-1], delta_kind, deltas[-1], slopes[-1])
         for k in range(n_layers - 1, -1, -1):
             below = xb if k == 0 else outs[k - 1]
             _r.weight_grad(deltas[k], below, grads[k])
             if k > 0:
-                _r.hidden_delta(deltas[k], weights[k], below, acts[k - 1], deltas[k - 1])
+                _r.hidden_delta(deltas[k], weights[k], below, acts[k - 1], deltas[k - 1],
+                                slopes[k - 1])
         for w, g, dw, gn in zip(weights, grads, deltaw, gains):
             if reg_kind != _r.REG_NONE:
                 _r.regularize(g, w, reg_kind, reg_lambda)

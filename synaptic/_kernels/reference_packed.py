@@ -90,12 +90,12 @@ def _cols_x(p):
     return xb.transpose(0, 2, 1).reshape(nb * block, d)[:n].copy()
 
 
-def packed_forward(p, w, act, out):
-    """out = f([1 | x] . w^T) for the packed x: as ``dense_forward(p.x, w, act, out)``."""
+def packed_forward(p, w, act, out, slope=_dense.LEAKY_SLOPE):
+    """out = f([1 | x] . w^T) for the packed x: as ``dense_forward(p.x, w, act, out, slope)``."""
     _check_packed(p)
     if not isinstance(w, np.ndarray) or w.dtype != p.x.dtype:
         raise TypeError(f"w must be a {p.x.dtype.name} array like the packed x")
-    _dense.dense_forward(_rows_x(p), w, act, out)
+    _dense.dense_forward(_rows_x(p), w, act, out, slope)
 
 
 def packed_weight_grad(dz, p, out):
@@ -106,7 +106,8 @@ def packed_weight_grad(dz, p, out):
     _dense.weight_grad(dz, _cols_x(p), out)
 
 
-def packed_objective(p, w1, w2, t, act1, act2, kind, err, y, g1, g2):
+def packed_objective(p, w1, w2, t, act1, act2, kind, err, y, g1, g2, slope1=_dense.LEAKY_SLOPE,
+                     slope2=_dense.LEAKY_SLOPE):
     """A two-layer dense net (input -> hidden ``act1`` -> output ``act2``) on the packed x:
     fills ``y`` (the outputs), ``g1``, ``g2`` (Σ dE/dW of each layer) and returns the error of
     kind ``err`` over the rows: packed_forward, output_backprop (output-delta ``kind``),
@@ -120,4 +121,5 @@ def packed_objective(p, w1, w2, t, act1, act2, kind, err, y, g1, g2):
                          f"(o2, 1 + {w1.shape[0] if w1.ndim == 2 else '?'})")
     twin = _Kernels(packed_forward=packed_forward, output_backprop=_dense.output_backprop,
                     packed_weight_grad=packed_weight_grad)
-    return _packed_objective_steps(twin, p, w1, w2, t, act1, act2, kind, err, y, g1, g2)
+    return _packed_objective_steps(twin, p, w1, w2, t, act1, act2, kind, err, y, g1, g2, slope1,
+                                   slope2)

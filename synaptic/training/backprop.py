@@ -92,7 +92,8 @@ class Backprop(Optimizer):
                               self.gradients.delta_kind, self.epsilon, alphas,
                               "deltaw" in state, "lr_gain" in state, self.ming, self.maxg,
                               self.nesterov, self.reg_kind, self.reg_lambda, self.decay, stop,
-                              self._zeros(x, kern))
+                              self._zeros(x, kern),
+                              slopes=[layer.slope for layer in net.layers[1:]])
         if done:
             if self.momentum is not None and "alpha_start" in self.momentum:
                 state["alpha"] = float(alphas[done - 1])

@@ -98,7 +98,8 @@ class Gradients:
         else:
             self._forward_packed(x, ws, kern, packed, len(net.weights))
         out_layer = net.layers[-1]
-        kern.output_delta(ws.acts[-1], t, out_layer.act_code, self.delta_kind, ws.deltas[-1])
+        kern.output_delta(ws.acts[-1], t, out_layer.act_code, self.delta_kind, ws.deltas[-1],
+                          out_layer.slope)
         if self.dense:
             self._backward(x, ws, kern, packed, len(net.weights) - 1)
             return self.grads
@@ -111,7 +112,8 @@ class Gradients:
             if i > 0:
                 # f' of the layer below at its own output (before its dropout), then the mask
                 layer.input_grad(kern, ws.deltas[i], net.weights[i], ws.acts[i - 1],
-                                 net.layers[i].fused_act, ws.deltas[i - 1], buf)
+                                 net.layers[i].fused_act, ws.deltas[i - 1], buf,
+                                 net.layers[i].slope)
                 drop = net.layers[i].dropout
                 if drop is not None:
                     kern.dropout(ws.deltas[i - 1], ws.deltas[i - 1], drop.p, drop.key(counter))
@@ -139,7 +141,7 @@ class Gradients:
             error = kern.packed_objective(packed, net.weights[0], net.weights[1], t,
                                           net.layers[1].act_code, net.layers[2].act_code,
                                           self.delta_kind, err, ws.acts[1], self.grads[0],
-                                          self.grads[1])
+                                          self.grads[1], net.layers[1].slope, net.layers[2].slope)
             return error, self.grads
         if packed is None:
             for i in range(top):
@@ -149,7 +151,8 @@ class Gradients:
             self._forward_packed(x, ws, kern, packed, top)
         error = kern.output_backprop(ws.acts[top - 1], net.weights[top], t, net.layers[-1].act_code,
                                      self.delta_kind, err, net.layers[top].act_code, ws.acts[top],
-                                     ws.deltas[top], self.grads[top], ws.deltas[top - 1])
+                                     ws.deltas[top], self.grads[top], ws.deltas[top - 1],
+                                     net.layers[-1].slope, net.layers[top].slope)
         self._backward(x, ws, kern, packed, top - 1)
         return error, self.grads
 
@@ -157,7 +160,8 @@ class Gradients:
         """The forward pass of layers 0..upto-1 of a packable net, the first on the pack."""
         self._check_packed(x, packed)
         net = self.net
-        kern.packed_forward(packed, net.weights[0], net.layers[1].act_code, ws.acts[0])
+        kern.packed_forward(packed, net.weights[0], net.layers[1].act_code, ws.acts[0],
+                            net.layers[1].slope)
         for i in range(1, upto):
             net.layers[i + 1].forward(kern, ws.acts[i - 1], net.weights[i], ws.acts[i])
 
@@ -176,7 +180,7 @@ class Gradients:
                 kern.weight_grad(ws.deltas[i], x if i == 0 else ws.acts[i - 1], self.grads[i])
             if i > 0:
                 kern.hidden_delta(ws.deltas[i], net.weights[i], ws.acts[i - 1],
-                                  net.layers[i].act_code, ws.deltas[i - 1])
+                                  net.layers[i].act_code, ws.deltas[i - 1], net.layers[i].slope)
 
 
 def error_fn_of(net):

@@ -1,4 +1,5 @@
-/* exp and tanh without branches, float and double: syn_expf, syn_exp, syn_tanhf, syn_tanh.
+/* exp, expm1 and tanh without branches, float and double: syn_expf, syn_exp, syn_expm1f,
+ * syn_expm1, syn_tanhf, syn_tanh.
  *
  * Without branches so that the loops calling them vectorize (glibc's exp/expf do not
  * without -ffast-math): Cody-Waite reduction x = n ln2 + r with n rounded by the
@@ -8,7 +9,7 @@
  * smallest normal number are flushed to 0 (e^-1e4 is exactly 0); NaN stays NaN.
  * The rounding trick needs IEEE arithmetic: never build this with -ffast-math.
  *
- * Declared for Cython in _common.pxd (f_exp, f_tanh, f_sigmoid: every kernel module).
+ * Declared for Cython in _common.pxd (f_exp, f_expm1, f_tanh, f_sigmoid: every kernel module).
  * Plain C, the same code at every CPU level.
  */
 #ifndef SYNAPTIC_EXPF_H
@@ -80,6 +81,45 @@ static inline double syn_tanh(double x) {
     double big = (1.0 - e) / (1.0 + e);
     big = x < 0 ? -big : big;
     return a <= 0.625 ? small : big;
+}
+
+/* e^x - 1 without the cancellation of exp(x) - 1 near 0, branch-free (elu, the softplus
+   derivative): the Taylor series (to x^9 / x^15: truncation below half an ulp) for
+   |x| < 0.5, else syn_exp(x) - 1 (at most a few ulp there).  Meant for x <= 0, like
+   syn_exp; -inf gives -1, NaN stays NaN. */
+static inline float syn_expm1f(float x) {
+    float q = 2.7557319223985893e-06f;
+    q = q * x + 2.48015873015873e-05f;
+    q = q * x + 0.0001984126984126984f;
+    q = q * x + 0.001388888888888889f;
+    q = q * x + 0.008333333333333333f;
+    q = q * x + 0.041666666666666664f;
+    q = q * x + 0.16666666666666666f;
+    q = q * x + 0.5f;
+    q = q * x + 1.0f;
+    float small = x * q;
+    float big = syn_expf(x) - 1.0f;
+    return (x < 0.5f && x > -0.5f) ? small : big;
+}
+static inline double syn_expm1(double x) {
+    double q = 7.647163731819816e-13;
+    q = q * x + 1.1470745597729725e-11;
+    q = q * x + 1.6059043836821613e-10;
+    q = q * x + 2.08767569878681e-09;
+    q = q * x + 2.505210838544172e-08;
+    q = q * x + 2.755731922398589e-07;
+    q = q * x + 2.7557319223985893e-06;
+    q = q * x + 2.48015873015873e-05;
+    q = q * x + 0.0001984126984126984;
+    q = q * x + 0.001388888888888889;
+    q = q * x + 0.008333333333333333;
+    q = q * x + 0.041666666666666664;
+    q = q * x + 0.16666666666666666;
+    q = q * x + 0.5;
+    q = q * x + 1.0;
+    double small = x * q;
+    double big = syn_exp(x) - 1.0;
+    return (x < 0.5 && x > -0.5) ? small : big;
 }
 
 #endif /* SYNAPTIC_EXPF_H */
