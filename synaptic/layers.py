@@ -446,8 +446,49 @@ def _options(spec):
     return {k: v for k, v in spec.items() if k in activations.OPTION_KEYS}
 
 
+def _input_from_spec(cls, spec, built, index, last):
+    if index != 0:
+        raise ValueError(f"layer {index}: only layer 0 may be an input layer")
+    built.append(cls(spec.get("n"), spec.get("fieldsize")))
+
+
+def _fc_from_spec(cls, spec, built, index, last):
+    built.append(cls(spec["n"], spec["act_fn"], built[-1].n, _options(spec), index))
+
+
+def _conv_from_spec(cls, spec, built, index, last):
+    if last:
+        raise ValueError(f"layer {index} (convolution) cannot be the last layer: end the "
+                         "net with a fully-connected layer")
+    built.append(cls(spec["act_fn"], spec["feature_map"], built[-1], spec.get("pool"), index,
+                     _options(spec)))
+
+
+def _dropout_from_spec(cls, spec, built, index, last):
+    if last:
+        raise ValueError(f"layer {index} (dropout) cannot be the last layer: it drops "
+                         "units of the layer before it, which the next layer reads")
+    if built[-1].dropout is not None:
+        raise ValueError(f"layer {index} (dropout) follows another dropout layer: give "
+                         "one, with the combined p")
+    built[-1].dropout = cls(spec.get("p", 0.5), spec.get("seed"), len(built) - 1, index)
+
+
+# The layer kinds of a spec list: each kind is one class, the keys its spec takes, the keys it
+# needs, and how it joins the layers built so far (``built``; ``last``: the spec list's last).
+# Adding a kind is its class and its row here.
+KINDS = {
+    "input": (Input, {"n", "fieldsize"}, (), _input_from_spec),
+    "fully_connected": (FullyConnected, {"n", "act_fn"} | activations.OPTION_KEYS,
+                        ("n", "act_fn"), _fc_from_spec),
+    "convolution": (Convolution, {"act_fn", "feature_map", "pool"} | activations.OPTION_KEYS,
+                    ("act_fn", "feature_map"), _conv_from_spec),
+    "dropout": (Dropout, {"p", "seed"}, (), _dropout_from_spec),
+}
+
+
 def build(layer_specs):
-    """Instrument a list of layer dicts into layer objects (input first)."""
+    """Instrument a list of layer dicts into layer objects (input first; see KINDS)."""
     if not isinstance(layer_specs, (list, tuple)):
         raise TypeError(f"layers must be a list of dicts, got {type(layer_specs).__name__}")
     if len(layer_specs) < 2:
@@ -459,42 +500,18 @@ def build(layer_specs):
             raise TypeError(f"layer {index} must be a dict, got {type(layer).__name__} "
                             f"{layer!r:.60}")
         kind = _key(layer.get("type", ""))
-        if index == 0:
-            if kind != "input":
-                raise ValueError(f"layer 0 must be of type 'input', got {layer!r}")
-            spec = _spec(layer, {"type", "n", "fieldsize"}, index)
-            built.append(Input(spec.get("n"), spec.get("fieldsize")))
-        elif kind == "fully_connected":
-            spec = _spec(layer, {"type", "n", "act_fn"} | activations.OPTION_KEYS, index)
-            if "n" not in spec or "act_fn" not in spec:
-                raise ValueError(f"layer {index} (fully-connected) needs 'n' and 'act_fn'")
-            built.append(FullyConnected(spec["n"], spec["act_fn"], built[-1].n,
-                                        _options(spec), index))
-        elif kind == "convolution":
-            spec = _spec(layer, {"type", "act_fn", "feature_map", "pool"} | activations.OPTION_KEYS,
-                         index)
-            if "act_fn" not in spec or "feature_map" not in spec:
-                raise ValueError(f"layer {index} (convolution) needs 'act_fn' and 'feature_map'")
-            if index == len(layer_specs) - 1:
-                raise ValueError(f"layer {index} (convolution) cannot be the last layer: end the "
-                                 "net with a fully-connected layer")
-            built.append(Convolution(spec["act_fn"], spec["feature_map"], built[-1],
-                                     spec.get("pool"), index, _options(spec)))
-        elif kind == "dropout":
-            spec = _spec(layer, {"type", "p", "seed"}, index)
-            if index == len(layer_specs) - 1:
-                raise ValueError(f"layer {index} (dropout) cannot be the last layer: it drops "
-                                 "units of the layer before it, which the next layer reads")
-            if built[-1].dropout is not None:
-                raise ValueError(f"layer {index} (dropout) follows another dropout layer: give "
-                                 "one, with the combined p")
-            built[-1].dropout = Dropout(spec.get("p", 0.5), spec.get("seed"), len(built) - 1,
-                                        index)
-        elif kind == "input":
-            raise ValueError(f"layer {index}: only layer 0 may be an input layer")
-        else:
+        if index == 0 and kind != "input":
+            raise ValueError(f"layer 0 must be of type 'input', got {layer!r}")
+        if kind not in KINDS:
             raise ValueError(f"layer {index}: unknown layer type {layer.get('type')!r}; "
-                             "known: input, fully-connected, convolution, dropout")
+                             f"known: {', '.join(k.replace('_', '-') for k in KINDS)}")
+        cls, keys, required, join = KINDS[kind]
+        spec = _spec(layer, {"type"} | keys, index)
+        missing = [k for k in required if k not in spec]
+        if missing:
+            raise ValueError(f"layer {index} ({cls.kind}) needs "
+                             f"{' and '.join(repr(k) for k in required)}")
+        join(cls, spec, built, index, index == len(layer_specs) - 1)
     return built
 
 
