@@ -248,17 +248,26 @@ class Net:
                 raise ValueError(f"layer {i}'s weights hold NaN or infinity ({bad} of {w.size} "
                                  "values): the net diverged or its weights were damaged")
 
-    def forward_into(self, x, acts, kern=None, bufs=None):
+    def forward_into(self, x, acts, kern=None, bufs=None, dropped=None, inputs=None):
         """Run the forward pass of ``x`` into the preallocated activity buffers ``acts``.
 
         ``bufs``: the layers' own per-batch buffers (:meth:`layer_buffers`, e.g. the pool
-        indices of a convolution layer), allocated here when not given.
+        indices of a convolution layer), allocated here when not given.  Training with
+        dropout: ``dropped`` holds, for each layer but the last (input first), a buffer for its
+        output after its dropout (None where it has none), filled with the masks of batch
+        ``self._batches``; ``inputs`` (a list) receives what each layer read.
         """
         kern = kern or _kernels.get_backend()
         if bufs is None:
             bufs = self.layer_buffers(x.shape[0])
         a = x
-        for layer, w, out, buf in zip(self.layers[1:], self.weights, acts, bufs):
+        for i, (layer, w, out, buf) in enumerate(zip(self.layers[1:], self.weights, acts, bufs)):
+            if dropped is not None and dropped[i] is not None:
+                drop = self.layers[i].dropout
+                kern.dropout(a, dropped[i], drop.p, drop.key(self._batches))
+                a = dropped[i]
+            if inputs is not None:
+                inputs.append(a)
             if layer.act == activations.STOCHASTIC:
                 layer.forward_sampled(kern, a, w, out, buf, self.rng)
             else:

@@ -62,21 +62,8 @@ class Gradients:
     def forward_dropout(self, x, ws, kern):
         """The training forward pass with the dropout masks of batch ``net._batches``: the
         activities (before dropout) in ``ws.acts``; returns what each layer read."""
-        net = self.net
-        counter = net._batches
-        inputs, a = [], x
-        for i, (layer, w, out, buf) in enumerate(zip(net.layers[1:], net.weights, ws.acts,
-                                                      ws.bufs)):
-            drop = net.layers[i].dropout
-            if drop is not None:
-                kern.dropout(a, ws.dropped[i], drop.p, drop.key(counter))
-                a = ws.dropped[i]
-            inputs.append(a)
-            if layer.act == activations.STOCHASTIC:
-                layer.forward_sampled(kern, a, w, out, buf, net.rng)
-            else:
-                layer.forward(kern, a, w, out, buf)
-            a = out
+        inputs = []
+        self.net.forward_into(x, ws.acts, kern, ws.bufs, ws.dropped, inputs)
         return inputs
 
     def compute(self, x, t, kern=None, packed=None):
