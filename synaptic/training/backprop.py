@@ -12,7 +12,6 @@ Python between the batches; the training loop takes it when nobody watches the n
 import numpy as np
 
 from .. import _kernels
-from .._kernels import reference as _codes
 from ..layers import FullyConnected
 from .gradients import Gradients
 from .optimizer import Optimizer, momentum_alpha, register  # noqa: F401 (momentum_alpha: old home)
