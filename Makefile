@@ -100,7 +100,7 @@ wheel-test:
 	    --disable-pip-version-check -q install --only-binary=:all: \
 	    "$$(ls wheelhouse/synaptic-*.whl)[test]"
 	mkdir -p $(WHEEL_TEST_DIR)/src
-	cp -r tests conftest.py $(WHEEL_TEST_DIR)/src/
+	cp -r tests conftest.py examples $(WHEEL_TEST_DIR)/src/
 	cd $(WHEEL_TEST_DIR)/src && ../venv/bin/python -c "import sys, synaptic; \
 	    from synaptic._kernels import _cpu; print(synaptic.__file__); \
 	    print('CPU levels compiled:', *_cpu.COMPILED, '- in use:', _cpu.level()); \

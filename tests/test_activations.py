@@ -373,7 +373,10 @@ def test_training_with_the_new_activations_on_both_backends(algo):
 
 def test_the_docs_list_every_activation():
     """README's list and neural_net's docstring name every activation of the table."""
-    readme = (pathlib.Path(__file__).parent.parent / "README.md").read_text()
+    path = pathlib.Path(__file__).parent.parent / "README.md"
+    if not path.is_file():  # the suite run against an installed wheel
+        pytest.skip("the README is checked from the checkout")
+    readme = path.read_text()
     listed = re.search(r"\* Activations: (.*?)\n\* ", readme, re.S).group(1)
     doc = " ".join(synaptic.neural_net.__doc__.split())
     for row in acts.TABLE:
