@@ -9,7 +9,8 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 
 import synaptic
 from synaptic._kernels import native, reference as R
-from test_update_kernels import BACKENDS, DTYPES, THREADS, same, skip_without_native, threads
+from test_update_kernels import (BACKENDS, DTYPES, THREADS, same, signed, skip_without_native,
+                                 threads)
 
 SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 # small shapes (1 row, 1 column, odd sizes) and a few above the kernel's block of 8192
@@ -20,7 +21,7 @@ shapes = st.one_of(st.tuples(st.integers(1, 29), st.integers(1, 23)),
 
 def arrays(rng, shape, dtype, amsgrad):
     w = rng.standard_normal(shape).astype(dtype)
-    g = (rng.standard_normal(shape) * (rng.uniform(size=shape) > 0.1)).astype(dtype)
+    g = signed(rng, shape, dtype, zeros=0.1)
     m = (rng.standard_normal(shape) * 0.1).astype(dtype)
     v = np.abs(rng.standard_normal(shape) * 0.01).astype(dtype)
     vmax = (v + np.abs(rng.standard_normal(shape)) * 0.01 * (rng.uniform(size=shape) > 0.5)

@@ -11,6 +11,7 @@ from synaptic import _kernels
 from synaptic._kernels import reference as R
 
 from helpers import BACKENDS, using
+from test_conv_stride import conv
 
 HIDDEN = ["sigmoid", "hyperbolic-tangent", "relu", "linear", "leaky-relu", "elu", "softplus"]
 SSE_ERROR = lambda y, t: 0.5 * R.error_sum(y, t, R.ERR_SUM_OF_SQUARES)  # noqa: E731
@@ -69,12 +70,7 @@ def test_gradients_match_central_differences(backend, out_act, error_fn, error, 
         w[...] = rng.normal(0, 0.8, w.shape)
     x = rng.uniform(-1, 1, (6, 5))
     t = _targets(rng, 6, 3, out_act)
-    with using(backend):
-        analytic = synaptic.error_derivatives(net, synaptic.dataset(x, t))
-    with using("numpy"):
-        numeric = numeric_gradient(net, x, t, error)
-    for a, n in zip(analytic, numeric):
-        np.testing.assert_allclose(a, n, rtol=1e-5, atol=1e-7)
+    _check(net, x, t, error, [backend])
 
 
 def test_the_gradient_check_can_fail():
@@ -109,33 +105,18 @@ def test_forward_only_hidden_layers_raise(hidden):
 # ---------------------------------------------------------------------------------------
 # convolution stride and padding, pooling with its own stride (every option of the spec)
 
-def _conv(k, size, act="hyperbolic-tangent", stride=None, padding=None, pool=None,
-          kind="max", pool_stride=None):
-    fmap = {"size": list(size), "k": k}
-    if stride is not None:
-        fmap["stride"] = list(stride)
-    if padding is not None:
-        fmap["padding"] = padding
-    layer = {"type": "convolution", "act_fn": act, "feature_map": fmap}
-    if pool is not None:
-        layer["pool"] = {"kind": kind, "size": list(pool)}
-        if pool_stride is not None:
-            layer["pool"]["stride"] = list(pool_stride)
-    return layer
-
-
 STRIDED_NETS = {
-    "stride-2x3": ([2, 9, 8], [_conv(3, [3, 2], stride=[2, 3])]),
-    "same": ([1, 7, 6], [_conv(2, [4, 3], padding="same")]),
-    "same-stride-2": ([2, 8, 7], [_conv(2, [3, 3], "sigmoid", stride=[2, 2], padding="same")]),
-    "padding-1x2": ([2, 6, 6], [_conv(2, [2, 3], "sigmoid", padding=[1, 2])]),
-    "max-pool-stride-overlapping": ([1, 9, 9], [_conv(2, [3, 3], pool=[3, 2], pool_stride=[1, 2])]),
-    "avg-pool-stride-overlapping": ([2, 8, 9], [_conv(2, [2, 2], "relu", pool=[3, 3], kind="avg",
+    "stride-2x3": ([2, 9, 8], [conv(3, [3, 2], stride=[2, 3])]),
+    "same": ([1, 7, 6], [conv(2, [4, 3], padding="same")]),
+    "same-stride-2": ([2, 8, 7], [conv(2, [3, 3], "sigmoid", stride=[2, 2], padding="same")]),
+    "padding-1x2": ([2, 6, 6], [conv(2, [2, 3], "sigmoid", padding=[1, 2])]),
+    "max-pool-stride-overlapping": ([1, 9, 9], [conv(2, [3, 3], pool=[3, 2], pool_stride=[1, 2])]),
+    "avg-pool-stride-overlapping": ([2, 8, 9], [conv(2, [2, 2], "relu", pool=[3, 3], kind="avg",
                                                       pool_stride=[2, 1])]),
-    "pool-floor-mode": ([1, 8, 8], [_conv(2, [2, 2], pool=[2, 2], pool_stride=[2, 2])]),
-    "stacked": ([2, 11, 10], [_conv(3, [3, 3], stride=[2, 1], padding=[1, 1], pool=[2, 2],
+    "pool-floor-mode": ([1, 8, 8], [conv(2, [2, 2], pool=[2, 2], pool_stride=[2, 2])]),
+    "stacked": ([2, 11, 10], [conv(3, [3, 3], stride=[2, 1], padding=[1, 1], pool=[2, 2],
                                     pool_stride=[1, 1]),
-                              _conv(2, [2, 2], "sigmoid", stride=[1, 2], padding="same",
+                              conv(2, [2, 2], "sigmoid", stride=[1, 2], padding="same",
                                     pool=[2, 2], kind="avg", pool_stride=[1, 1])]),
 }
 

@@ -38,10 +38,6 @@ class Adam(Optimizer):
     scalar_state = ("adam_t",)
 
     @classmethod
-    def options(cls, params):
-        return {**cls.implied["adam"], **params.get("adam", {})}
-
-    @classmethod
     def validate(cls, params):
         opts = cls.options(params)
         for key in ("beta1", "beta2"):

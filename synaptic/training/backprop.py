@@ -46,6 +46,7 @@ class Backprop(Optimizer):
         self.reg_kind, self.reg_lambda = self.reg.code, self.reg.lam
         self._deltaw = self.per_weight("deltaw")
         self._gain = self.per_weight("lr_gain", np.ones_like)
+        self.zeros = None  # the training set's fraction of zeros, when the loop knows it
         self._zeros_of = self._zeros_value = None
 
     def begin_epoch(self, epoch):
@@ -60,7 +61,11 @@ class Backprop(Optimizer):
 
     def _zeros(self, x, kern):
         """The fraction of zeros of ``x`` (sampled once per training set): every call of an
-        epoch, and every epoch, takes the same kernel path (watched or not: same bits)."""
+        epoch, and every epoch, takes the same kernel path (watched or not: same bits).
+        ``self.zeros``, when set (the loop samples a reshuffled set once, in its stored
+        order), is used for every x: each epoch's order is a permutation of the same rows."""
+        if self.zeros is not None:
+            return self.zeros
         if self._zeros_of is not x:
             self._zeros_of, self._zeros_value = x, kern.x_zeros(x)
         return self._zeros_value

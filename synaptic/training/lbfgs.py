@@ -94,7 +94,7 @@ class LBFGS(Optimizer):
 
     @classmethod
     def validate(cls, params):
-        lb = {**cls.implied["lbfgs"], **params.get("lbfgs", {})}
+        lb = cls.options(params)
         if lb["m"] < 1:
             raise ValueError(f"lbfgs.m (the history size) must be >= 1, got {lb['m']}")
         if lb["eps"] < 0:

@@ -157,7 +157,7 @@ def _epoch_sets(data, kern):
     order (TrainingSet.for_epoch) gathered into one buffer reused from epoch to epoch -- every
     path (the per-batch steps, the whole-epoch kernel, the divergence Guard's replays) reads
     the same permuted rows with the same batch bounds -- and the algorithms made sample their
-    sparse-path choice (Backprop's ``_zeros``) on the stored order, not on the epoch's, so
+    sparse-path choice (Backprop's ``zeros``) on the stored order, not on the epoch's, so
     every epoch takes the kernel path an uninterrupted run takes, whichever epoch a training
     resumes at."""
     if not data.reshuffle:
@@ -169,10 +169,12 @@ def _epoch_sets(data, kern):
             last[1], last[0] = data.for_epoch(epoch, last[1]), epoch
         return last[1]
 
+    zeros = kern.x_zeros(data.x)  # on the stored order, once
+
     def make(net):
         algo = make_algorithm(net)
-        if hasattr(algo, "_zeros_of"):
-            algo._zeros_of, algo._zeros_value = of(net.training.stats.epochs).x, kern.x_zeros(data.x)
+        if hasattr(algo, "zeros"):
+            algo.zeros = zeros
         return algo
     return of, make
 

@@ -129,6 +129,13 @@ class Optimizer:
     epoch_based = True
 
     @classmethod
+    def options(cls, params):
+        """The algorithm's own section (named as it): its defaults, then the implied values,
+        then the user's."""
+        return {**cls.defaults.get(cls.name, {}), **cls.implied.get(cls.name, {}),
+                **params.get(cls.name, {})}
+
+    @classmethod
     def validate(cls, params):
         """Raise ValueError for values of its own section(s) that cannot work."""
 

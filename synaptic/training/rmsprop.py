@@ -35,10 +35,6 @@ class RMSprop(Optimizer):
     adaptive_gains = True
 
     @classmethod
-    def options(cls, params):
-        return {**cls.defaults["rmsprop"], **cls.implied["rmsprop"], **params.get("rmsprop", {})}
-
-    @classmethod
     def validate(cls, params):
         rms = cls.options(params)
         if not 0 <= rms["alpha"] < 1:

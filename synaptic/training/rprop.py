@@ -57,10 +57,6 @@ class Rprop(Optimizer):
     scalar_state = ("alpha", "rp_err")
 
     @classmethod
-    def options(cls, params):
-        return {**cls.defaults["rprop"], **cls.implied["rprop"], **params.get("rprop", {})}
-
-    @classmethod
     def validate(cls, params):
         rp = cls.options(params)
         variant = rp["variant"]
