@@ -21,6 +21,8 @@ import synaptic
 from synaptic import _kernels
 from synaptic._kernels import native, reference as R
 
+from helpers import forced_threads
+
 DTYPES = [pytest.param(np.float32, id="f32"), pytest.param(np.float64, id="f64")]
 THREADS = [pytest.param(1, id="t1"), pytest.param(2, id="t2")]
 BACKENDS = [pytest.param(R, id="numpy"),
@@ -131,6 +133,53 @@ def test_native_matches_twin(dtype, nthreads, seed, d, units, hidden, out, sizes
     done, got = run(native, case, nthreads)
     assert done == want_done == nb
     compare(got, want, close(TOL[dtype]))
+
+
+# the layers above the first split between the threads (by units), phase by phase
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@SETTINGS
+@given(seed=st.integers(0, 2**32 - 1), d=st.integers(1, 30),
+       units=st.lists(st.integers(1, 48), min_size=2, max_size=4),
+       hidden=st.sampled_from(HIDDEN), out=st.sampled_from(OUTPUTS),
+       sizes=st.lists(st.integers(1, 24), min_size=1, max_size=4), sparse=st.booleans(),
+       nesterov=st.booleans(), reg=st.sampled_from([R.REG_NONE, R.REG_L2]),
+       gain=st.booleans())
+def test_split_upper_layers_match_the_twin(dtype, seed, d, units, hidden, out, sizes, sparse,
+                                           nesterov, reg, gain):
+    """2 threads with every GEMM split (forced_threads): each layer's forward, gradient
+    and delta below by parts of its units, the update by the threads of its gradient."""
+    skip_without_native()
+    rng = np.random.default_rng(seed)
+    bounds, nb = np.cumsum([0] + sizes), len(sizes)
+    gain = gain and dtype is np.float64
+    case = make_case(rng, dtype, [d] + units, bounds, [hidden] * (len(units) - 1) + [out[0]],
+                     out[1], sparse=sparse, prev=True, gain=gain, alphas=np.full(nb, 0.9),
+                     nesterov=nesterov, reg_kind=reg, reg_lambda=0.02 if reg else 0.0,
+                     decay=0.999, has_gain=gain)
+    with np.errstate(over="ignore", invalid="ignore"):
+        _, want = run(R, case)
+    assume(all(np.abs(w).max() < 10 for w in want["weights"]))
+    c = copies(case)
+    with forced_threads(2):
+        done = native.sgd_epoch(**c)
+    assert done == nb
+    compare(c, want, close(TOL[dtype]))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_split_upper_layers_same_bits_with_one_and_two_threads(dtype):
+    """Layers big enough for the default split (GEMM_MIN_MACS): 2 threads give the bits
+    of 1 thread, and the twin's values."""
+    skip_without_native()
+    case = make_case(np.random.default_rng(5), dtype, [64, 256, 256, 10], [0, 128, 256, 300],
+                     **dict(NET, acts=[R.ACT_RELU, R.ACT_TANH, R.ACT_SOFTMAX]), prev=True,
+                     alphas=np.full(3, 0.9), nesterov=True, reg_kind=R.REG_L2, reg_lambda=0.01)
+    _, one = run(native, case, 1)
+    _, two = run(native, case, 2)
+    compare(two, one, np.testing.assert_array_equal)
+    _, want = run(R, case)
+    compare(two, want, close(TOL[dtype]))
 
 
 # the stop flag, the bounds

@@ -88,76 +88,7 @@ ctypedef struct _Shared:
     _Sgd p
 
 
-# A thread's share of the first layer: the units k0..k0+o-1, their weights transposed (Wt:
-# d x vw, vw = o padded to whole vectors), deltaw, gain, gradient, the bias part, scratch.
-ctypedef struct _Slice:
-    Py_ssize_t k0, o, vw
-    void* wt
-    void* dwt
-    void* gnt
-    void* s
-    void* bias
-    void* dwb
-    void* gnb
-    void* gb
-    double* acc
-    void* fscr
-    uint32_t* mw
-    void* gscr
-    uint64_t* cm
-    int bad
-
-
-cdef Py_ssize_t _slice_bytes(Py_ssize_t d, Py_ssize_t vw, Py_ssize_t fb, Py_ssize_t bs,
-                             bint gain, size_t item) noexcept nogil:
-    cdef Py_ssize_t row = (vw * item + 63) // 64 * 64
-    return (d * row * (4 if gain else 3) + 4 * row + (vw * 8 + 63) // 64 * 64
-            + fb * row + (fb * ((d + 31) // 32) * 4 + 63) // 64 * 64 + bs * row
-            + (d * 8 + 63) // 64 * 64 + 64)
-
-
-cdef void _slice_carve(_Slice* sl, char** cur, Py_ssize_t d, Py_ssize_t fb, Py_ssize_t bs,
-                       bint gain, size_t item) noexcept nogil:
-    cdef Py_ssize_t row = sl.vw * item
-    sl.wt = _carve(cur, d * row)
-    sl.dwt = _carve(cur, d * row)
-    sl.s = _carve(cur, d * row)
-    sl.gnt = _carve(cur, d * row) if gain else NULL
-    sl.bias = _carve(cur, row)
-    sl.dwb = _carve(cur, row)
-    sl.gnb = _carve(cur, row)
-    sl.gb = _carve(cur, row)
-    sl.acc = <double*>_carve(cur, sl.vw * 8)
-    sl.fscr = _carve(cur, fb * row)
-    sl.mw = <uint32_t*>_carve(cur, fb * ((d + 31) // 32) * 4)
-    sl.gscr = _carve(cur, bs * row)
-    sl.cm = <uint64_t*>_carve(cur, d * 8)
-
-
-cdef void _slice_in(_Slice* sl, floating* w, floating* dw, floating* gn, Py_ssize_t d,
-                    bint out) noexcept nogil:
-    """Copy the slice's part of the first layer in (transposed), or back ``out``."""
-    cdef Py_ssize_t j, ldw = 1 + d
-    cdef floating* src[3]
-    cdef floating* dst[3]
-    cdef floating* bs[3]
-    cdef int q
-    src[0], src[1], src[2] = w + sl.k0 * ldw, dw + sl.k0 * ldw, (gn + sl.k0 * ldw) if gn else NULL
-    dst[0], dst[1], dst[2] = <floating*>sl.wt, <floating*>sl.dwt, <floating*>sl.gnt
-    bs[0], bs[1], bs[2] = <floating*>sl.bias, <floating*>sl.dwb, <floating*>sl.gnb
-    sl.bad = 0
-    for q in range(3):
-        if src[q] == NULL:
-            continue
-        if out:
-            _transpose_out(dst[q], src[q], sl.o, d, sl.vw)
-            for j in range(sl.o):
-                src[q][j * ldw] = bs[q][j]
-        else:
-            if not _transpose_in(src[q], dst[q], sl.o, d, sl.vw) and q == 0:
-                sl.bad = 1
-            for j in range(sl.o):
-                bs[q][j] = src[q][j * ldw]
+include "dense_slices.pxi"
 
 
 cdef Py_ssize_t _sgd_epoch(const floating* x, const floating* t, Py_ssize_t d,
@@ -251,6 +182,56 @@ cdef void _upper_jump(floating** W, floating** DW, Py_ssize_t L, const Py_ssize_
         _axpy(W[l], DW[l], 0, units[l] * (1 + units[l - 1]), alpha)
 
 
+cdef inline Py_ssize_t _split(Py_ssize_t macs, Py_ssize_t extent, int team) noexcept nogil:
+    """The parts a phase of the layers above the first is split into (one per thread, the
+    per-layer kernels' rule, gemm_parts: 1 below GEMM_MIN_MACS, parts of >= a quarter of it,
+    so that 1 and 2 threads give the same bits)."""
+    cdef Py_ssize_t p = gemm_parts(macs, extent)
+    return p if p < team else team
+
+
+cdef inline void _part(Py_ssize_t n, Py_ssize_t parts, Py_ssize_t c, Py_ssize_t* a,
+                       Py_ssize_t* b) noexcept nogil:
+    a[0] = n * c // parts
+    b[0] = n * (c + 1) // parts
+
+
+cdef void _forward_units(const floating* a, const floating* w, floating* bias, floating* out,
+                         Py_ssize_t m, Py_ssize_t d, Py_ssize_t o, Py_ssize_t j0, Py_ssize_t j1,
+                         int act, double slope) noexcept nogil:
+    """Units j0..j1-1 of a layer for the m rows: out[:, j0:j1] = f(a . W[j0:j1, 1:]^T + b)
+    (softmax: the caller, over whole rows, later); bias[j0:j1] = W[j0:j1, 0] first."""
+    cdef Py_ssize_t ldw = 1 + d, n = j1 - j0, i, j
+    cdef floating* r
+    for j in range(j0, j1):
+        bias[j] = w[j * ldw]
+    if m == 1:
+        gemv(c'T', d, n, w + j0 * ldw + 1, ldw, a, out + j0)
+    else:
+        # column-major: out^T (n x m, ld o) = (W[j0:j1, 1:] seen as d x n)^T . a^T (d x m)
+        gemm(c'T', c'N', n, m, d, w + j0 * ldw + 1, ldw, a, d, out + j0, o)
+    for i in range(m):
+        r = out + i * o
+        for j in range(j0, j1):
+            r[j] = r[j] + bias[j]
+        if act != ACT_SOFTMAX:
+            act_row(r + j0, r + j0, n, act, slope)
+
+
+cdef void _grad_units(const floating* dz, const floating* a, floating* g, Py_ssize_t m,
+                      Py_ssize_t o, Py_ssize_t d, Py_ssize_t j0, Py_ssize_t j1,
+                      double* acc) noexcept nogil:
+    """Rows j0..j1-1 of the layer's gradient g = [sum of dz | dz^T . a] (acc: scratch of
+    the units, acc[j0:j1] used)."""
+    cdef Py_ssize_t ldw = 1 + d, n = j1 - j0
+    _col_sums(dz + j0, m, n, o, acc + j0, g + j0 * ldw, ldw)
+    if m == 1:
+        _outer(dz + j0, a, n, d, g + j0 * ldw, ldw)
+    else:
+        # column-major: g[j0:j1, 1:]^T (d x n, ld ldw) = a^T (d x m) . dz[:, j0:j1] (m x n)
+        gemm(c'N', c'T', d, n, m, a, d, dz + j0, o, g + j0 * ldw + 1, ldw)
+
+
 cdef void _epoch_run(const floating* x, const floating* t, Py_ssize_t d, const int64_t* bounds,
                      Py_ssize_t nb, Py_ssize_t L, const Py_ssize_t* units, floating** W,
                      floating** DW, floating** GN, const int* acts, const double* slopes,
@@ -259,12 +240,17 @@ cdef void _epoch_run(const floating* x, const floating* t, Py_ssize_t d, const i
                      floating** D, floating** G, floating** B, double* dacc, _Slice* sl,
                      Py_ssize_t nt, Py_ssize_t fb, Py_ssize_t cw, Py_ssize_t bs, _Shared* sh,
                      int tid, int team) noexcept nogil:
-    """One thread's part of the epoch: the slices c = tid, tid + team, ... of the first layer
-    (transposed in, forward, gradient + update, out), and on thread 0 everything else, in
-    between two spin barriers per batch (syn_bar: no sleeping, no futex wake-up per batch)."""
-    cdef Py_ssize_t o1 = units[1], oL = units[L], i = 0, r0, m, l, j, c
+    """One thread's part of the epoch.  Per batch: the first layer's forward (each thread its
+    slices c = tid, tid + team, ...), a barrier, then the layers above in phases -- each
+    layer's forward, the softmax, the output delta, then per layer from the top its gradient
+    and the delta below, fused with the update of the layer above (whose weights that delta
+    read) -- each phase split over the threads by units (_split) or run on thread 0, with a
+    barrier (syn_bar: spinning, then yielding) only where a phase and the one before do not
+    both run on thread 0 alone; a barrier; the first layer's gradient + update (slices)."""
+    cdef Py_ssize_t o1 = units[1], oL = units[L], i = 0, r0, m, l, j0, j1, c
+    cdef Py_ssize_t fp, gp, hp, owner = 0
     cdef bint gain = GN[0] != NULL, nesterov = sh.p.nesterov, prev = has_prev, hg = has_gain
-    cdef bint jump
+    cdef bint jump, split
     cdef int sense = 0
     c = tid
     while c < nt:
@@ -286,37 +272,63 @@ cdef void _epoch_run(const floating* x, const floating* t, Py_ssize_t d, const i
                            sparse and not sl[c].bad, fb, cw, jump, <floating>alphas[i])
             c += team
         syn_bar_wait(&sh.bar, team, &sense)
+        # thread 0: the step's update parameters, the next-batch decision (stop_training is
+        # read here); read by the other threads after the next barrier
         if tid == 0:
             if acts[0] == ACT_SOFTMAX:
                 act_rows(A[1], A[1], 0, m, o1, ACT_SOFTMAX, slopes[0])
-            # forward, the layers above
-            for l in range(2, L + 1):
-                for j in range(units[l]):
-                    B[l][j] = W[l][j * (1 + units[l - 1])]
-                _forward_part(A[l - 1], W[l], B[l], A[l], 0, m, units[l - 1], units[l],
-                              1 + units[l - 1], acts[l - 1], slopes[l - 1])
-            # output delta, then down to the first layer
-            _delta_row(A[L], t + r0 * oL, D[L], m * oL, acts[L - 1], delta_kind, slopes[L - 1])
-            for l in range(L, 1, -1):
-                _col_sums(D[l], m, units[l], units[l], dacc, G[l], 1 + units[l - 1])
-                _grad_part(D[l], A[l - 1], G[l], 0, units[l - 1], m, units[l], units[l - 1],
-                           1 + units[l - 1])
-                _hidden_part(D[l], W[l], A[l - 1], D[l - 1], 0, m, 0, units[l - 1], units[l],
-                             units[l - 1], 1 + units[l - 1], acts[l - 2], slopes[l - 2])
-            # the step's update parameters; the layers above updated
             sh.p.neg_inv_m = -1.0 / <double>m
             sh.p.momentum = prev and alphas[i] != 0
             sh.p.alpha = alphas[i] if sh.p.momentum else 0.0
             sh.p.has_gain = hg
-            for l in range(2, L + 1):
-                _update_dense(W[l], G[l], DW[l], GN[l] if gain else NULL, units[l],
-                              1 + units[l - 1], reg_kind, lam, decay, &sh.p)
-            # the next batch? (stop_training is read here, between two batches)
             sh.done = i + 1
             sh.go = i + 1 < nb and stop[0] == 0
-            if sh.go and nesterov and alphas[i + 1] != 0:
-                _upper_jump(W, DW, L, units, <floating>alphas[i + 1])
+        split = False   # the phase before ran on more threads than thread 0
+        # forward, the layers above
+        for l in range(2, L + 1):
+            fp = _split(m * units[l] * units[l - 1], units[l], team)
+            if fp > 1 or split:
+                syn_bar_wait(&sh.bar, team, &sense)
+            split = fp > 1
+            if tid < fp:
+                _part(units[l], fp, tid, &j0, &j1)
+                _forward_units(A[l - 1], W[l], B[l], A[l], m, units[l - 1], units[l], j0, j1,
+                               acts[l - 1], slopes[l - 1])
+            if acts[l - 1] == ACT_SOFTMAX:
+                if split:
+                    syn_bar_wait(&sh.bar, team, &sense)
+                    split = False
+                if tid == 0:
+                    act_rows(A[l], A[l], 0, m, units[l], ACT_SOFTMAX, slopes[l - 1])
+        # the output delta (thread 0)
+        if split:
+            syn_bar_wait(&sh.bar, team, &sense)
+            split = False
+        if tid == 0:
+            _delta_row(A[L], t + r0 * oL, D[L], m * oL, acts[L - 1], delta_kind, slopes[L - 1])
+        # down: per layer its gradient (rows: units) and the delta below (columns), and the
+        # update of the layer above, by the threads that computed its gradient
+        for l in range(L, 1, -1):
+            gp = _split(m * units[l] * units[l - 1], units[l], team)
+            hp = _split(m * units[l] * units[l - 1], units[l - 1], team)
+            if gp > 1 or hp > 1 or split:
+                syn_bar_wait(&sh.bar, team, &sense)
+            split = gp > 1 or hp > 1
+            if l < L:
+                _upper_update(l + 1, owner, tid, i, nb, W, DW, GN, G, units, alphas, reg_kind,
+                              lam, decay, sh)
+            if tid < gp:
+                _part(units[l], gp, tid, &j0, &j1)
+                _grad_units(D[l], A[l - 1], G[l], m, units[l], units[l - 1], j0, j1, dacc)
+            if tid < hp:
+                _part(units[l - 1], hp, tid, &j0, &j1)
+                _hidden_part(D[l], W[l], A[l - 1], D[l - 1], 0, m, j0, j1, units[l],
+                             units[l - 1], 1 + units[l - 1], acts[l - 2], slopes[l - 2])
+            owner = gp
         syn_bar_wait(&sh.bar, team, &sense)
+        if L > 1:
+            _upper_update(2, owner, tid, i, nb, W, DW, GN, G, units, alphas, reg_kind, lam,
+                          decay, sh)
         # the first layer's slices: gradient fused with the update
         c = tid
         while c < nt:
@@ -332,91 +344,22 @@ cdef void _epoch_run(const floating* x, const floating* t, Py_ssize_t d, const i
         c += team
 
 
-cdef inline bint _transpose_in(const floating* w, floating* wt, Py_ssize_t o, Py_ssize_t d,
-                               Py_ssize_t ldt) noexcept nogil:
-    """wt (d x ldt) = w[:o, 1:]^T, zero columns o..ldt-1; 0 if w holds an inf or NaN."""
-    if floating is float:
-        return syn_sp_transpose_in_f(w, 1 + d, o, 0, d, wt, ldt)
-    else:
-        return syn_sp_transpose_in_d(w, 1 + d, o, 0, d, wt, ldt)
-
-
-cdef inline void _transpose_out(const floating* wt, floating* w, Py_ssize_t o, Py_ssize_t d,
-                                Py_ssize_t ldt) noexcept nogil:
-    if floating is float:
-        syn_sp_transpose_out_f(wt, ldt, 0, d, o, w, 1 + d)
-    else:
-        syn_sp_transpose_out_d(wt, ldt, 0, d, o, w, 1 + d)
-
-
-cdef void _first_forward(_Slice* sl, const floating* xb, Py_ssize_t m, Py_ssize_t d,
-                         floating* out, Py_ssize_t o1, int act, double slope, bint sparse,
-                         Py_ssize_t fb,
-                         Py_ssize_t cw, bint jump, floating alpha) noexcept nogil:
-    """The slice's units of the batch: out[:, k0:k0+o] = f(bias + x . Wt) (softmax: later),
-    after the Nesterov jump of its weights when ``jump``."""
-    cdef floating* wt = <floating*>sl.wt
-    cdef floating* bias = <floating*>sl.bias
-    cdef floating* o_ = out + sl.k0
-    cdef Py_ssize_t b, e, i
-    if jump:
-        _axpy(wt, <floating*>sl.dwt, 0, d * sl.vw, alpha)
-        _axpy(bias, <floating*>sl.dwb, 0, sl.o, alpha)
-        sl.bad = _any_bad(wt, 0, d * sl.vw)   # an inf in deltaw: no sparse path from here
-        sparse = sparse and not sl.bad
-    if sparse:
-        b = 0
-        while b < m:
-            e = min(m, b + fb)
-            if floating is float:
-                syn_sp_fwd_block_f(xb, d, b, e, wt, sl.vw, bias, o_, o1, sl.o, cw, sl.mw,
-                                   <floating*>sl.fscr)
-            else:
-                syn_sp_fwd_block_d(xb, d, b, e, wt, sl.vw, bias, o_, o1, sl.o, cw, sl.mw,
-                                   <floating*>sl.fscr)
-            b = e
-    else:
-        # column-major: out^T (o x m, ld o1) = Wt^T (Wt seen as vw x d, its first o rows) . x^T
-        gemm(c'N', c'N', sl.o, m, d, wt, sl.vw, xb, d, o_, o1)
-        for i in range(m):
-            for b in range(sl.o):
-                o_[i * o1 + b] = o_[i * o1 + b] + bias[b]
-    if act != ACT_SOFTMAX:
-        for i in range(m):
-            act_row(o_ + i * o1, o_ + i * o1, sl.o, act, slope)
-
-
-cdef void _first_update(_Slice* sl, const floating* xb, Py_ssize_t m, Py_ssize_t d,
-                        const floating* dz, Py_ssize_t o1, bint sparse, Py_ssize_t bs,
-                        int reg_kind, floating lam, floating decay,
-                        const _Sgd* p) noexcept nogil:
-    """The slice's units: S = x^T dz (its columns of dz), then regularize, decay and
-    sgd_update of Wt and of the bias part; sl.bad = 1 if an updated weight is not finite."""
-    cdef floating* wt = <floating*>sl.wt
-    cdef floating* s = <floating*>sl.s
-    cdef Py_ssize_t n = d * sl.vw
-    cdef bint ok = 0
-    sparse = sparse and not sl.bad
-    _col_sums(dz + sl.k0, m, sl.o, o1, sl.acc, <floating*>sl.gb, 1)
-    _sgd_block(<floating*>sl.bias, <floating*>sl.gb, <floating*>sl.dwb, <floating*>sl.gnb, 0,
-               sl.o, p)
-    if sparse:
-        if floating is float:
-            ok = syn_sp_grad_cols_f(dz + sl.k0, o1, xb, m, sl.o, d, 0, d, s, sl.vw, bs, sl.cm,
-                                    <floating*>sl.gscr)
-        else:
-            ok = syn_sp_grad_cols_d(dz + sl.k0, o1, xb, m, sl.o, d, 0, d, s, sl.vw, bs, sl.cm,
-                                    <floating*>sl.gscr)
-    if not ok:
-        # column-major: S (vw x d, its first o rows) = dz^T (o x m, ld o1) . x (m x d)
-        gemm(c'N', c'T', sl.o, d, m, dz + sl.k0, o1, xb, d, s,
-             sl.vw)
-    if reg_kind != REG_NONE:
-        _reg_part(s, wt, 0, n, reg_kind, lam)
-    if decay != 1:
-        _scale(wt, 0, n, decay)
-    _sgd_block(wt, s, <floating*>sl.dwt, <floating*>sl.gnt, 0, n, p)
-    sl.bad = _any_bad(wt, 0, n)
+cdef inline void _upper_update(Py_ssize_t l, Py_ssize_t parts, int tid, Py_ssize_t i,
+                               Py_ssize_t nb, floating** W, floating** DW, floating** GN,
+                               floating** G, const Py_ssize_t* units, const double* alphas,
+                               int reg_kind, floating lam, floating decay,
+                               _Shared* sh) noexcept nogil:
+    """This thread's rows of layer l (of ``parts``, as its gradient was split): regularize,
+    decay and sgd_update, then the next batch's Nesterov jump."""
+    cdef Py_ssize_t j0, j1, ldw = 1 + units[l - 1]
+    if tid >= parts:
+        return
+    _part(units[l], parts, tid, &j0, &j1)
+    _update_dense(W[l] + j0 * ldw, G[l] + j0 * ldw, DW[l] + j0 * ldw,
+                  (GN[l] + j0 * ldw) if GN[0] != NULL else NULL, j1 - j0, ldw, reg_kind, lam,
+                  decay, &sh.p)
+    if sh.go and sh.p.nesterov and alphas[i + 1] != 0:
+        _axpy(W[l], DW[l], j0 * ldw, j1 * ldw, <floating>alphas[i + 1])
 
 
 def sgd_epoch(x, t, bounds, weights, deltaw, gain, acts, int delta_kind, double lr, alphas,
