@@ -3,7 +3,7 @@
 A dense backprop net trains each epoch in one kernel call (with a watch that wants every
 batch: one call per batch, so watched or not gives the same bits, test_determinism.py); the
 per-batch path through the per-layer kernels is what every other net takes (here forced by
-FUSED_MAX_ROWS = 0).  Same seed, same data, same options: the two paths must give the same
+strategy.FORCE_WHOLE_EPOCH = False).  Same seed, same data, same options: the two paths must give the same
 net -- bit for bit on
 the NumPy backend (the twin of sgd_epoch runs the per-layer twins in the trainer's order),
 within float rounding on the native one (its sums run in another order).
@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 import synaptic
-from synaptic.training import backprop
+from synaptic.training import strategy
 from synaptic.training.backprop import Backprop
 
 from helpers import BACKENDS, using
@@ -60,7 +60,7 @@ def test_whole_epoch_path_equals_the_per_batch_path(backend, dtype, option, monk
     trset = synaptic.training_set(x, labels, batch=7, rand=False, nvalid=10, dtype=dtype)
     with using(backend):
         fused = run(build(OPTIONS[option], dtype), trset, 3, watched=False)
-        monkeypatch.setattr(backprop, "FUSED_MAX_ROWS", 0)
+        monkeypatch.setattr(strategy, "FORCE_WHOLE_EPOCH", False)
         plain = run(build(OPTIONS[option], dtype), trset, 3, watched=True)
     assert fused._batches == plain._batches == 3 * trset.nbatches
     exact = backend == "numpy"
@@ -93,8 +93,12 @@ def test_the_epoch_path_is_taken_only_when_it_applies(monkeypatch):
     run(build({}, np.float64), small, 1, watched=True)   # watched: a call per batch
     assert len(calls) == 1 + small.nbatches
     del calls[1:]
-    big = synaptic.training_set(np.tile(x, (6, 1)), np.tile(labels, 6),
-                                batch=backprop.FUSED_MAX_ROWS + 1, rand=False)
+    # a batch past the rule of strategy.whole_epoch: the per-layer kernels
+    rows = max(strategy.EPOCH_ROWS_PER_UNIT * 17, strategy.EPOCH_MIN_PACK // 30) + 1
+    big = synaptic.training_set(np.tile(x, (rows // len(x) + 1, 1)),
+                                np.tile(labels, rows // len(x) + 1), batch=rows, rand=False)
+    assert not strategy.whole_epoch(build({}, np.float64), big.batch_bounds)
+    assert strategy.whole_epoch(build({}, np.float64), [(0, 3 * 17 + 1)])  # m * d small
     synaptic.train(build({}, np.float64), big, 1).result(timeout=60)
     assert len(calls) == 1
     conv = synaptic.neural_net(

@@ -10,7 +10,7 @@ import pytest
 
 import synaptic
 from synaptic import DataSet, TrainingDiverged, TrainingSet, persist
-from synaptic.training import backprop, divergence
+from synaptic.training import divergence, strategy
 
 from helpers import BACKENDS, forced_threads, using
 
@@ -239,7 +239,7 @@ def test_the_whole_epoch_kernel_and_the_per_batch_path_agree(backend, monkeypatc
     with using(backend):
         trset = toy(n=130)
         fused = train(build(), trset, 5)
-        monkeypatch.setattr(backprop, "FUSED_MAX_ROWS", 0)  # per-batch steps
+        monkeypatch.setattr(strategy, "FORCE_WHOLE_EPOCH", False)  # per-batch steps
         stepped = train(build(), trset, 5)
     for a, b in zip(fused.weights, stepped.weights):
         if backend == "numpy":

@@ -12,16 +12,9 @@ Python between the batches; the training loop takes it when nobody watches the n
 import numpy as np
 
 from .. import _kernels
-from ..layers import FullyConnected
+from . import strategy
 from .gradients import Gradients
 from .optimizer import Optimizer, momentum_alpha, register  # noqa: F401 (momentum_alpha: old home)
-
-# Batches of at most this many rows train through sgd_epoch; bigger ones through the
-# per-layer kernels, whose products split the rows over the threads.  Measured (W1 epoch,
-# f32, 2 threads; sgd_epoch / per layer): 100 rows 12.6 / 22 ms, 200 12.0 / 13.7,
-# 500 11.4 / 10.7, 1000 11.2 / 9.7, full batch 12.3 / 9.1.
-FUSED_MAX_ROWS = 256
-
 
 @register
 class Backprop(Optimizer):
@@ -54,10 +47,9 @@ class Backprop(Optimizer):
         self.decay = 1.0 - self.epsilon * self.reg.weight_decay
 
     def fusable(self, bounds):
-        """True if an epoch over these batches runs in one ``sgd_epoch`` call: a dense net
-        (backprop refuses stochastic units), batches of at most FUSED_MAX_ROWS rows."""
-        return (all(isinstance(layer, FullyConnected) for layer in self.net.layers[1:])
-                and not self.net.dropouts and max(b - a for a, b in bounds) <= FUSED_MAX_ROWS)
+        """True if an epoch over these batches runs in one ``sgd_epoch`` call
+        (strategy.whole_epoch: a dense net without dropout, and its rule)."""
+        return strategy.whole_epoch(self.net, bounds)
 
     def _zeros(self, x, kern):
         """The fraction of zeros of ``x`` (sampled once per training set): every call of an

@@ -13,6 +13,7 @@ over the windows (average).
 import numpy as np
 
 from .. import _kernels, activations, losses
+from . import strategy
 from ..layers import FullyConnected
 
 
@@ -109,19 +110,20 @@ class Gradients:
     def compute_with_error(self, x, t, err, kern=None, packed=None):
         """(Σ error of kind ``err`` over the rows, :meth:`compute`'s gradients) at once.
 
-        A :meth:`packable` net with a hidden layer runs its output layer through
-        ``kern.output_backprop`` (forward, error, delta, gradient and the delta below in one
-        pass over row chunks), and a net of exactly one hidden layer on a ``packed`` x runs
-        the whole evaluation in ``kern.packed_objective``; otherwise compute(), then
-        error_sum.  The output activities are always in ``workspace(n).acts[-1]``."""
+        strategy.objective chooses: a :meth:`packable` net with a hidden layer runs its
+        output layer through ``kern.output_backprop`` (forward, error, delta, gradient and the
+        delta below in one pass over row chunks), and a net of one hidden layer on a
+        ``packed`` x the whole evaluation in ``kern.packed_objective``; otherwise compute(),
+        then error_sum.  The output activities are always in ``workspace(n).acts[-1]``."""
         kern = kern or _kernels.get_backend()
         net = self.net
         top = len(net.weights) - 1
-        if top < 1 or not self.packable():
+        how = strategy.objective(self, packed)
+        if how == "layers":
             grads = self.compute(x, t, kern, packed)
             return kern.error_sum(self.workspace(x.shape[0]).acts[-1], t, err), grads
         ws = self.workspace(x.shape[0])
-        if packed is not None and top == 1:
+        if how == "packed":
             # input -> hidden -> output on a packed x: the whole evaluation in one kernel
             # (ws.acts[0], the hidden activities, is not filled)
             self._check_packed(x, packed)

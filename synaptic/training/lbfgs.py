@@ -31,7 +31,7 @@ entry for that evaluation.
 
 Speed: every evaluation reads the same training set, so on the native kernels a mostly-zero
 input (MNIST pixels) is packed once per run (:func:`pack`: its nonzeros and their bit masks,
-~7 MB a layout instead of x's 31 MB), and a net of one hidden layer evaluates C and ∇C in one
+~7 MB a layout instead of x's 31 MB; strategy.py chooses), and a net of one hidden layer evaluates C and ∇C in one
 kernel call (``packed_objective``: rows in blocks of 64, forward, output layer and backward
 while the block is in L1).  Measured on W1 (784-100-10, 10,000 digits, f32, 2 threads): an
 evaluation 9.0 -> 6.5 ms; SciPy's own L-BFGS-B work is ~2.3 ms an iteration at m = 5.
@@ -48,9 +48,9 @@ from .divergence import TrainingDiverged, bad_layer, policy
 from .gradients import Gradients, labelled
 from .optimizer import INT, NUMBER, Optimizer, register
 from .stats import evaluate, output_errors, update_stats
+from .strategy import pack  # noqa: F401 (lbfgs.pack: its old home)
 
 M, EPS, MAXLS = 5, 0.1, 20
-PACK_MIN_ROWS, PACK_SAMPLE_ROWS, PACK_MIN_ZEROS, PACK_BLOCK_BYTES = 256, 256, 0.5, 28672
 
 
 def flatten(weights):
@@ -156,24 +156,6 @@ class LBFGS(Optimizer):
 
         self.net.swap(finish, "weights")
         self.net.swap(lambda net: update_stats(net, data, 0.0), "stats")
-
-
-def pack(gradients, x, kern):
-    """x packed for the whole run (``kern.pack_input``) when that pays: the native kernels, a
-    dense net, a first layer's input of at least PACK_MIN_ROWS rows that is mostly zeros
-    (as dense_forward's sparse path decides).  Else None.  Measured (MNIST t10k, 784-100-10,
-    f32, 2 threads): an evaluation 9.0 -> 7.5 ms; x (31 MB) was read from memory twice each."""
-    n = x.shape[0]
-    if kern is not _kernels.native or n < PACK_MIN_ROWS or x.size == 0 or not gradients.packable():
-        return None
-    sample = x[::max(1, n // PACK_SAMPLE_ROWS)]
-    if np.count_nonzero(sample) > (1.0 - PACK_MIN_ZEROS) * sample.size:
-        return None
-    # the weight gradient's block of rows: its dz rows (o padded to 64-byte vectors) in L1
-    item = x.dtype.itemsize
-    lanes = 64 // item
-    width = -(-gradients.net.weights[0].shape[0] // lanes) * lanes * item
-    return kern.pack_input(x, max(1, min(64, PACK_BLOCK_BYTES // width)))
 
 
 class _Search:
