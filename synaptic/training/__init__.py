@@ -13,8 +13,8 @@ The loop follows the original (SYNAPTIC.md §6): the state is ``training`` befor
 returns, the batches are trained in order (no reshuffle), the stats are computed at each
 epoch's end with the kinds of ``params["stats"]["errorkinds"]``, every transition notifies the
 watches, and the training set's labels and name are stored on the net.  Without a watch that
-wants every batch, a dense backprop net on batches of up to 256 rows trains each epoch in one
-kernel call.
+wants every batch, a dense backprop net trains each epoch in one kernel call (unless its
+batches are big enough for the per-layer kernels to be faster: strategy.py).
 
 Parameters
 ----------
