@@ -139,3 +139,40 @@ def test_w1_peak_memory(benchmark, mnist_path, impl):
     peak = benchmark.pedantic(run, rounds=1, iterations=1)
     benchmark.extra_info["peak_rss_mb"] = round(peak, 1)
     assert peak > 0
+
+
+@pytest.fixture
+def busy_neighbour():
+    """A busy-loop process beside the benchmark (one core of this 2-core machine taken)."""
+    proc = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        yield proc
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+@pytest.mark.skipif(synaptic._kernels.native is None, reason="native backend not built")
+@pytest.mark.parametrize("threads, adaptive", [(1, False), (2, True), (2, False)],
+                         ids=["1thread", "2threads-adaptive", "2threads-fixed"])
+def test_w1_epoch_beside_a_busy_process(benchmark, digits, busy_neighbour, threads, adaptive):
+    """W1 at batch 100 with a busy-loop process beside it: 20 rounds of one epoch each on one
+    net, whose thread chooser (training/threads.py) carries over from round to round.  The
+    median epoch on 2 threads should be no slower than on 1 (issue 15: <= 1.1x); with the
+    adaptation off it is the spin-waiting the chooser avoids."""
+    x, labels = digits
+    benchmark.group = (f"W1 epoch batch 100 beside a busy-loop process, {threads} thread"
+                       f"{'s' if threads > 1 else ''}{', adaptive' if adaptive else ''}")
+    benchmark.extra_info.update(threads=threads, adaptive=adaptive)
+    trset = synaptic.training_set(x, labels, batch=100, rand=False, dtype=np.float32)
+    net = synaptic.mlp([784, 100, 10], ["sigmoid", "softmax"], synaptic.training("backprop", PARAMS),
+                       dtype=np.float32, seed=1)
+    before = synaptic.adaptive_threads()
+    synaptic.set_adaptive_threads(adaptive)
+    try:
+        with synaptic.num_threads(threads), synaptic.backend("native"):
+            benchmark.pedantic(lambda: synaptic.train(net, trset, 1).result(), rounds=20,
+                               iterations=1, warmup_rounds=1)
+    finally:
+        synaptic.set_adaptive_threads(before)
+    assert net.stats.epochs >= 1

@@ -17,8 +17,8 @@ Examples
 >>> syn.train(net, trset, 100).result().stats.epochs
 100
 """
-from ._config import (backend, get_backend, get_num_threads, num_threads, set_backend,
-                      set_num_threads, show_config)
+from ._config import (adaptive_threads, backend, get_backend, get_num_threads, num_threads,
+                      set_adaptive_threads, set_backend, set_num_threads, show_config)
 from .api import estimate, mlp, net_activities, neural_net
 from .datasets import (DataSet, DataWarning, TrainingSet, dataset, load_training_set, mnist5k, mnist10k,
                        read_labeledsamples_csv, read_labels_idx, read_samples_csv,
@@ -35,11 +35,13 @@ __version__ = "0.1.0"
 
 __all__ = [
     "DataSet", "DataWarning", "FileFormatError", "Net", "NetState", "Stats", "Training",
-    "TrainingDiverged", "TrainingSet", "TrainingStats", "accuracy", "backend", "dataset",
-    "error_derivatives", "estimate", "get_backend", "get_num_threads", "histogram", "load_neural_net",
+    "TrainingDiverged", "TrainingSet", "TrainingStats", "accuracy", "adaptive_threads",
+    "backend", "dataset", "error_derivatives", "estimate", "get_backend", "get_num_threads",
+    "histogram", "load_neural_net",
     "load_training_set", "load_training_set_header", "mlp", "mnist10k", "mnist5k",
     "net_activities", "neural_net", "num_threads", "read_labeledsamples_csv", "read_labels_idx",
     "read_samples_csv", "read_samples_idx", "save_neural_net", "save_training_set",
-    "set_backend", "set_num_threads", "show_config", "stop_training", "test_set", "train",
+    "set_adaptive_threads", "set_backend", "set_num_threads", "show_config", "stop_training",
+    "test_set", "train",
     "training", "training_error", "training_set", "watch_progress", "weight_histograms",
 ]

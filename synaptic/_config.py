@@ -21,6 +21,7 @@ from threadpoolctl import ThreadpoolController, threadpool_info
 from . import _kernels
 
 _num_threads = None
+_adaptive = os.environ.get("SYNAPTIC_ADAPTIVE_THREADS", "1") != "0"
 
 
 def _default_threads():
@@ -96,6 +97,59 @@ def get_num_threads():
     True
     """
     return _num_threads
+
+
+def set_adaptive_threads(on):
+    """Let training adapt its thread count to a busy machine (on by default).
+
+    With it on, an epoch during which another process took cores from the kernels' threads
+    (their CPU time well below threads x wall time) is followed by one on a single thread,
+    and the faster count is kept, probing the other now and then (training/threads.py).  The
+    results do not depend on it: the kernels give the same bits for any thread count.  The
+    default at import is on unless ``$SYNAPTIC_ADAPTIVE_THREADS`` is ``0``.
+
+    Parameters
+    ----------
+    on : bool
+        True to adapt, False to train every epoch on ``get_num_threads()`` threads.
+
+    Returns
+    -------
+    None
+
+    Raises
+    ------
+    TypeError
+        ``on`` is not a bool.
+
+    Examples
+    --------
+    >>> import synaptic
+    >>> synaptic.set_adaptive_threads(False)
+    >>> synaptic.adaptive_threads()
+    False
+    >>> synaptic.set_adaptive_threads(True)
+    """
+    global _adaptive
+    if not isinstance(on, (bool, np.bool_)):
+        raise TypeError(f"set_adaptive_threads takes a bool, got {type(on).__name__}")
+    _adaptive = bool(on)
+
+
+def adaptive_threads():
+    """Whether training adapts its thread count to a busy machine (:func:`set_adaptive_threads`).
+
+    Returns
+    -------
+    bool
+
+    Examples
+    --------
+    >>> import synaptic
+    >>> isinstance(synaptic.adaptive_threads(), bool)
+    True
+    """
+    return _adaptive
 
 
 @contextlib.contextmanager

@@ -24,6 +24,7 @@ from .divergence import Guard, finish, policy
 from .early_stopping import EarlyStopping
 from .optimizer import algorithms
 from .stats import check_targets, init_stats, update_stats
+from .threads import chooser as thread_chooser
 
 FUSED_CALLS = 16  # a watched epoch through sgd_epoch: this many calls, a "weights" event each
 
@@ -180,6 +181,14 @@ def _epoch_sets(data, kern):
 
 
 def _train_epochs(net, trset, data, epochs):
+    threads = thread_chooser(net)
+    try:
+        return _run_epochs(net, trset, data, epochs, threads)
+    finally:
+        threads.restore(_kernels.get_backend())
+
+
+def _run_epochs(net, trset, data, epochs, threads):
     _start(net, trset)
     stats = net.training.stats
     max_epochs = stats.epochs + epochs
@@ -201,6 +210,7 @@ def _train_epochs(net, trset, data, epochs):
 
     while stats.epochs < max_epochs:
         started = time.perf_counter()
+        threads.begin(kern)
         algo.begin_epoch(stats.epochs)
         if guard is not None:
             guard.begin()
@@ -216,6 +226,7 @@ def _train_epochs(net, trset, data, epochs):
             net.swap(step(batch.x, batch.y, algo), "weights")
             done += 1
         seconds = time.perf_counter() - started
+        threads.end(kern, bounds[done - 1][1] - bounds[0][0] if done else 0)
         errors = None
         if guard is not None:
             algo, errors, diverged = guard.end(algo, through_kernel, done, not stopped, seconds)
