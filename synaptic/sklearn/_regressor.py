@@ -184,7 +184,7 @@ Examples
 >>> import numpy as np
 >>> from synaptic.sklearn import MLPRegressor
 >>> X = np.linspace(-2, 2, 200).reshape(-1, 1)
->>> reg = MLPRegressor((32,), activation="tanh", solver="lbfgs", random_state=0)
+>>> reg = MLPRegressor(hidden_layer_sizes=(32,), activation="tanh", solver="lbfgs", random_state=0)
 >>> reg.fit(X, 100 + 10 * X.ravel() ** 2).score(X, 100 + 10 * X.ravel() ** 2) > 0.99
 True
 """
