@@ -143,6 +143,16 @@ def _check_values(x, y, what="", one_hot=False):
                              f"{np.array2string(y[i], threshold=12)}")
 
 
+def _check_binary(y, what=""):
+    """Multi-label targets: every value 0 or 1."""
+    for start, block in _row_blocks(y):
+        bad = ~((block == 0) | (block == 1)).all(axis=1)
+        if bad.any():
+            i = start + int(np.argmax(bad))
+            raise ValueError(f"{what}y row {i} holds a value other than 0 and 1 (multi-label "
+                             f"targets): {np.array2string(y[i], threshold=12)}")
+
+
 def _one_block(arrays):
     """The single C-contiguous array whose consecutive row slices ``arrays`` are, or None."""
     first = arrays[0]
@@ -300,7 +310,8 @@ class TrainingSet:
         """Check the whole set, as training and ``estimate`` do: a dict header whose labels
         (if any) are a list with one per target column; non-empty batches; finite real
         samples; one-hot targets (or a single column of 0s and 1s, the original's one-unit
-        case) -- or, for continuous targets (``header["targets"]``, see
+        case; with ``header["multilabel"]`` True, rows of 0s and 1s, any number of 1s) --
+        or, for continuous targets (``header["targets"]``, see
         :attr:`target_scaling`), finite ones; the same in ``valid``, of the same widths;
         ``reshuffle`` (if any) a bool, with an int seed.  Raises TypeError / ValueError, else returns self.  The value checks run
         once per set (again only if ``valid`` is replaced).
@@ -326,15 +337,22 @@ class TrainingSet:
         empty = [i for i, (a, b) in enumerate(self._bounds) if a == b]
         if empty:
             raise ValueError(f"batch {empty[0]} is empty")
-        one_hot = targets is None
+        # header["multilabel"]: each target row holds any number of 1s (independent sigmoid
+        # outputs with cross-entropy, scikit-learn's multi-label case), else one-hot classes
+        multilabel = self.header.get("multilabel", False) is True
+        one_hot = targets is None and not multilabel
         if not self._check[0]:
             _check_values(self._x, self._y, one_hot=one_hot)
+            if multilabel and self._y is not None:
+                _check_binary(self._y)
             self._check[0] = True
         valid = self.valid
         if valid is not None:
             if not isinstance(valid, DataSet):
                 raise TypeError(f"valid must be a DataSet or None, got {type(valid).__name__}")
             valid.validate("valid.", one_hot=one_hot)
+            if multilabel and valid.y is not None:
+                _check_binary(valid.y, "valid.")
             if valid.x.shape[1] != self._x.shape[1]:
                 raise ValueError(f"valid.x has {valid.x.shape[1]} columns, x has "
                                  f"{self._x.shape[1]}")

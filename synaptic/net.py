@@ -131,6 +131,24 @@ class Net:
         self._batches = 0
         self._stop = np.zeros(1, dtype=np.int32)  # set by stop_training, read by the kernels
 
+    # -- pickling (scikit-learn and joblib copy estimators that way) -----------------------
+    def __getstate__(self):
+        """The net without its lock and watches (they belong to this process); refused while
+        it trains.  synaptic's own files (persist.py) never pickle."""
+        with self.lock:
+            if self.state is not None:
+                raise RuntimeError(f"cannot pickle a net while it trains (state {self.state!r})")
+            state = dict(self.__dict__)
+        for key in ("lock", "_watches", "_every_batch"):
+            del state[key]
+        return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self.lock = threading.RLock()
+        self._watches = {}
+        self._every_batch = set()
+
     # -- the observable reference ---------------------------------------------------------
     def add_watch(self, key, fn, *, every_batch=True):
         """Call ``fn(key, net, old, new)`` after every state transition (SYNAPTIC.md §6).

@@ -87,6 +87,7 @@ STALE_SECONDS = 300  # a temporary file untouched this long is a killed save's: 
 
 __all__ = ["FileFormatError", "file_list", "load_neural_net", "load_neural_net_file",
            "load_training_set_file", "load_training_set_header", "save_neural_net",
+           "save_neural_net_file",
            "save_training_set"]
 
 
@@ -527,7 +528,16 @@ def save_neural_net(net, name=None):
         raise TypeError(f"save_neural_net needs a Net, got {type(net).__name__}")
     with net.lock:
         name = net.header.get("name") or _timestamp_name() if name is None else name
-        path = _path("neuralnet", name)
+    save_neural_net_file(net, _path("neuralnet", name))
+    return name
+
+
+def save_neural_net_file(net, path):
+    """Write ``net`` to ``path`` (any folder) as :func:`save_neural_net` does; read it back
+    with :func:`load_neural_net_file`."""
+    if not isinstance(net, Net):
+        raise TypeError(f"save_neural_net_file needs a Net, got {type(net).__name__}")
+    with net.lock:
         arrays = {f"weight_{i}": w.copy() for i, w in enumerate(net.weights)}
         training = None
         if net.training is not None:
@@ -545,7 +555,6 @@ def save_neural_net(net, name=None):
                              "rng": net.rng.bit_generator.state, "batches": net._batches},
                             "the net")
     _save_npz(path, document, arrays)
-    return name
 
 
 def load_neural_net(name):

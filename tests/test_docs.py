@@ -10,6 +10,11 @@ import synaptic
 from synaptic.training import params
 
 PUBLIC = sorted(synaptic.__all__)
+try:  # synaptic.sklearn's public names (the estimators, save, load) when scikit-learn is there
+    import synaptic.sklearn as _sk
+    SKLEARN_PUBLIC = sorted(_sk.__all__)
+except ImportError:
+    _sk, SKLEARN_PUBLIC = None, []
 # Functions that return nothing (no Returns section needed) and context managers (Yields).
 NO_RETURN = {"set_backend", "set_num_threads"}
 YIELDS = {"backend", "num_threads"}
@@ -38,9 +43,17 @@ def test_all_lists_exactly_the_names_imported_by_the_package():
     assert set(synaptic.__all__) == imported
 
 
-@pytest.mark.parametrize("name", PUBLIC)
+def _public(name):
+    return getattr(_sk, name[len("sklearn."):]) if name.startswith("sklearn.") \
+        else getattr(synaptic, name)
+
+
+ALL_PUBLIC = PUBLIC + [f"sklearn.{n}" for n in SKLEARN_PUBLIC]
+
+
+@pytest.mark.parametrize("name", ALL_PUBLIC)
 def test_every_public_name_has_a_numpydoc_docstring(name):
-    obj = getattr(synaptic, name)
+    obj = _public(name)
     doc = inspect.getdoc(obj)
     assert doc and len(doc.splitlines()) >= 5, f"{name}: no real docstring"
     assert section(doc, "Examples"), f"{name}: no Examples section"
@@ -51,15 +64,15 @@ def test_every_public_name_has_a_numpydoc_docstring(name):
             for n in line.split(",")}
         missing = [p for p in own_parameters(obj) if p not in documented]
         assert not missing, f"{name}: parameters not documented: {missing}"
-    if inspect.isfunction(obj) and name not in NO_RETURN:
+    if inspect.isfunction(obj) and name not in NO_RETURN | {"sklearn.save"}:
         assert section(doc, "Yields" if name in YIELDS else "Returns"), f"{name}: no Returns"
 
 
-@pytest.mark.parametrize("name", PUBLIC)
+@pytest.mark.parametrize("name", ALL_PUBLIC)
 def test_the_examples_run(name, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # examples that save write into ./data of a scratch folder
     monkeypatch.delenv("SYNAPTIC_DATA", raising=False)
-    obj = getattr(synaptic, name)
+    obj = _public(name)
     finder = doctest.DocTestFinder(recurse=False)
     runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS)
     for test in finder.find(obj, name, globs={}):

@@ -12,7 +12,12 @@ follow a schedule (schedules.py).
 The update is one fused kernel (``adam_update``).  The state lives in ``net.training.state``:
 ``adam_m``, ``adam_v`` (and ``adam_vmax`` with AMSGrad) per layer, and ``adam_t`` (the updates
 done, for the bias corrections), so training resumes exactly.
+
+``"eps_before_correction": True`` adds ``eps`` to ``sqrt(v)`` before the bias correction
+(scikit-learn's ``AdamOptimizer``, Kingma & Ba's efficient form) instead of to the corrected
+root (PyTorch's): the same kernel with ``eps / sqrt(1 - beta2^t)``.
 """
+import math
 from .. import _kernels
 from .gradients import Gradients
 from .optimizer import BOOL, NUMBER, Optimizer, register
@@ -25,15 +30,22 @@ class Adam(Optimizer):
            "bias-corrected; with weight_decay it is AdamW (decoupled), with regularization "
            "Adam + L2 (coupled); adam.amsgrad for AMSGrad.")
     defaults = {"error_fn": "cross-entropy", "learning_rate": {"epsilon": 0.001}}
-    schema = {"adam": {"beta1": NUMBER, "beta2": NUMBER, "eps": NUMBER, "amsgrad": BOOL}}
-    implied = {"adam": {"beta1": 0.9, "beta2": 0.999, "eps": 1e-8, "amsgrad": False}}
+    schema = {"adam": {"beta1": NUMBER, "beta2": NUMBER, "eps": NUMBER, "amsgrad": BOOL,
+                       "eps_before_correction": BOOL}}
+    implied = {"adam": {"beta1": 0.9, "beta2": 0.999, "eps": 1e-8, "amsgrad": False,
+                        "eps_before_correction": False}}
     uses = frozenset({"learning_rate", "weight_decay"})
     key_docs = {"adam": ("the Adam section", None),
                 "adam.beta1": ("the decay of the running mean of the gradient, in [0, 1)", None),
                 "adam.beta2": ("the decay of the running mean of its square, in [0, 1)", None),
                 "adam.eps": ("added to the root of the second moment (>= 0)", None),
                 "adam.amsgrad": ("AMSGrad: the largest second moment so far in the "
-                                 "denominator", None)}
+                                 "denominator", None),
+                "adam.eps_before_correction": ("eps added to sqrt(v) before the bias "
+                                               "correction, as scikit-learn and Kingma & "
+                                               "Ba's efficient form: the step is lr * sqrt(1 - "
+                                               "beta2^t) / (1 - beta1^t) * m / (sqrt(v) + eps)",
+                                               None)}
     weight_state = ("adam_m", "adam_v", "adam_vmax")
     scalar_state = ("adam_t",)
 
@@ -52,6 +64,7 @@ class Adam(Optimizer):
         self.beta1, self.beta2 = float(opts["beta1"]), float(opts["beta2"])
         self.eps = float(opts["eps"])
         self.amsgrad = bool(opts["amsgrad"])
+        self.eps_before_correction = bool(opts["eps_before_correction"])
         self.gradients = Gradients(net, self.error_fn)
         self._m = self.per_weight("adam_m")
         self._v = self.per_weight("adam_v")
@@ -65,8 +78,13 @@ class Adam(Optimizer):
         self.reg.add_derivative(grads, net.weights, kern)
         step = int(state.get("adam_t", 0)) + 1
         decay = 1.0 - self.epsilon * self.reg.weight_decay
+        eps = self.eps
+        if self.eps_before_correction:
+            # the kernel adds eps to sqrt(v / (1 - beta2^t)); sqrt(v) + eps is the same
+            # denominator times 1 / sqrt(1 - beta2^t) with eps scaled by that factor
+            eps = self.eps / math.sqrt(1.0 - self.beta2 ** step)
         for w, g, m, v, vmax in zip(net.weights, grads, self._m, self._v, self._vmax):
-            kern.adam_update(w, g, m, v, vmax, self.epsilon, self.beta1, self.beta2, self.eps,
+            kern.adam_update(w, g, m, v, vmax, self.epsilon, self.beta1, self.beta2, eps,
                              step, 1.0 / x.shape[0], decay)
         state["adam_m"], state["adam_v"], state["adam_t"] = self._m, self._v, step
         if self.amsgrad:

@@ -22,7 +22,8 @@ set to the result and the stats recorded once more: N epochs add about N + 2 ent
 line searches need several evaluations).  Unlike the original, ``stop_training`` works: it is
 checked before each evaluation, and the run ends at once.  Whatever ends the run (the epochs,
 the eps test, a stop, a failed line search -- which the original threw on), the net gets the
-best point evaluated (the lowest C), and ``state["lbfgs_status"]`` says why it ended.  An
+best point evaluated (the lowest C), ``state["lbfgs_status"]`` says why it ended and
+``state["lbfgs_iterations"]`` how many iterations the last run made.  An
 exception raised by the objective also leaves the best weights in place.  Unless
 ``on_nonfinite`` is "ignore", each evaluation's point (as the net holds it), C and ∇C are
 checked: one not finite ends the run with TrainingDiverged (or, "stop", a RuntimeWarning),
@@ -90,6 +91,7 @@ class LBFGS(Optimizer):
                 "lbfgs.m": ("the history size (>= 1)", None),
                 "lbfgs.eps": ("the stop test: ||g|| / max(1, ||w||) <= eps", None),
                 "lbfgs.maxls": ("the line-search budget per iteration (>= 1)", None)}
+    scalar_state = ("lbfgs_iterations",)
     epoch_based = False
 
     @classmethod
@@ -153,6 +155,7 @@ class LBFGS(Optimizer):
         def finish(net):
             search.keep_best(net)
             net.training.state["lbfgs_status"] = status
+            net.training.state["lbfgs_iterations"] = search.iterations  # of the last run
 
         self.net.swap(finish, "weights")
         self.net.swap(lambda net: update_stats(net, data, 0.0), "stats")

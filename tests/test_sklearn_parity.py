@@ -1,0 +1,89 @@
+"""synaptic.sklearn against scikit-learn itself: the same initial weights, one epoch, the same
+weights after it (float64, shuffle=False), for the solvers whose algorithm is the same."""
+import warnings
+
+import numpy as np
+import pytest
+
+sklearn = pytest.importorskip("sklearn")
+from sklearn.exceptions import ConvergenceWarning  # noqa: E402
+from sklearn.neural_network import MLPClassifier as SkClassifier  # noqa: E402
+from sklearn.neural_network import MLPRegressor as SkRegressor  # noqa: E402
+
+from synaptic.sklearn import MLPClassifier, MLPRegressor  # noqa: E402
+
+CASES = [dict(solver="sgd", momentum=0.0, learning_rate_init=0.1),
+         dict(solver="sgd", momentum=0.9, nesterovs_momentum=False, learning_rate_init=0.05),
+         dict(solver="sgd", momentum=0.9, nesterovs_momentum=True, learning_rate_init=0.05),
+         dict(solver="adam", learning_rate_init=0.01),
+         dict(solver="adam", learning_rate_init=0.01, beta_1=0.8, beta_2=0.99, epsilon=1e-4)]
+
+
+def _data(n_classes, n=157, d=7, seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, d))
+    y = (x[:, :n_classes].argmax(axis=1) if n_classes > 2 else (x[:, 0] + x[:, 1] > 0))
+    return x, y.astype(int)
+
+
+def _one_epoch(est, x, y, init):
+    """A warm-started fit of one epoch from the weights ``init`` (a new optimiser state)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        est.fit(x, y)  # builds the layers
+        est.coefs_ = [c.copy() for c in init[0]]
+        est.intercepts_ = [b.copy() for b in init[1]]
+        est.fit(x, y)
+    return [np.array(c) for c in est.coefs_], [np.array(b) for b in est.intercepts_]
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: "-".join(f"{v}" for v in c.values()))
+@pytest.mark.parametrize("n_classes", [2, 4])
+@pytest.mark.parametrize("activation", ["relu", "tanh", "logistic"])
+def test_one_epoch_matches_sklearn(case, n_classes, activation):
+    x, y = _data(n_classes)
+    common = dict(hidden_layer_sizes=(9, 5), activation=activation, alpha=0.01, batch_size=40,
+                  max_iter=1, shuffle=False, warm_start=True, random_state=3, **case)
+    sk = SkClassifier(**common)
+    ours = MLPClassifier(dtype="float64", **common)
+    rng = np.random.default_rng(1)
+    sizes = [7, 9, 5, 1 if n_classes == 2 else n_classes]
+    init = ([rng.uniform(-0.5, 0.5, (a, b)) for a, b in zip(sizes, sizes[1:])],
+            [rng.uniform(-0.5, 0.5, b) for b in sizes[1:]])
+    sk_w = _one_epoch(sk, x, y, init)
+    our_w = _one_epoch(ours, x, y, init)
+    moved = max(np.abs(a - b).max() for a, b in zip(sk_w[0], init[0]))
+    assert moved > 1e-3  # the epoch changed the weights: the comparison means something
+    for a, b in zip(sk_w[0] + sk_w[1], our_w[0] + our_w[1]):
+        np.testing.assert_allclose(b, a, rtol=0, atol=1e-10)
+
+
+@pytest.mark.parametrize("solver", ["sgd", "adam"])
+def test_initial_weights_are_sklearns(solver):
+    """The same random_state draws the same Glorot-uniform weights as scikit-learn."""
+    x, y = _data(3)
+    kw = dict(hidden_layer_sizes=(6,), solver=solver, max_iter=1, random_state=7,
+              learning_rate_init=1e-12)  # (almost) no step: the initial weights
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        sk = SkClassifier(**kw).fit(x, y)
+        ours = MLPClassifier(dtype="float64", **kw).fit(x, y)
+    for a, b in zip(sk.coefs_ + sk.intercepts_, ours.coefs_ + ours.intercepts_):
+        np.testing.assert_allclose(b, a, atol=1e-9)
+
+
+def test_regressor_one_epoch_matches_sklearn_on_standardized_targets():
+    """The regressor trains on standardized targets: scikit-learn's on the same standardized
+    targets takes the same step."""
+    rng = np.random.default_rng(2)
+    x = rng.normal(size=(120, 5))
+    y = 3 * x[:, 0] - x[:, 1] ** 2 + 0.1 * rng.normal(size=120)
+    z = (y - y.mean()) / y.std()
+    common = dict(hidden_layer_sizes=(8,), solver="sgd", learning_rate_init=0.05, alpha=0.001,
+                  batch_size=32, max_iter=1, shuffle=False, warm_start=True, random_state=0)
+    init = ([rng.uniform(-0.5, 0.5, (5, 8)), rng.uniform(-0.5, 0.5, (8, 1))],
+            [rng.uniform(-0.5, 0.5, 8), rng.uniform(-0.5, 0.5, 1)])
+    sk_w = _one_epoch(SkRegressor(**common), x, z, init)
+    our_w = _one_epoch(MLPRegressor(dtype="float64", **common), x, y, init)
+    for a, b in zip(sk_w[0] + sk_w[1], our_w[0] + our_w[1]):
+        np.testing.assert_allclose(b, a, rtol=0, atol=1e-10)
