@@ -44,7 +44,7 @@ import numpy as np
 
 from .. import activations
 from .optimizer import COMMON_IMPLIED
-from .stats import evaluate
+from .stats import evaluate, training_errors
 
 TRANSIENT = "state"  # net.training.state["state"]: training / stopping, never copied back
 COPY_BUDGET = 0.01  # the share of an epoch's time the copy of its start may take, on average
@@ -227,7 +227,7 @@ class Guard:
                 return algo, None, None
             if self.kinds:
                 with net.lock:
-                    errors = evaluate(net, self.data.x, self.data.y, self.kinds, self.kern)
+                    errors = training_errors(net, self.data, self.kinds, self.kern)
             if not self.kinds or not bad_kinds(errors):
                 self.since.append((fused, net.training.stats.epochs))
                 self.every = (1 if self.cost <= COPY_BUDGET * seconds else
