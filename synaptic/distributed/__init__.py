@@ -129,7 +129,7 @@ def init(comm=None, *, deterministic=False, timeout=30.0, threads=1):
     Examples
     --------
     >>> from synaptic import distributed
-    >>> ctx = distributed.init()          # doctest: +SKIP (needs mpi4py)
+    >>> ctx = distributed.init()          # doctest: +SKIP
     >>> ctx.rank, ctx.size                # doctest: +SKIP
     (0, 1)
     """
@@ -386,6 +386,10 @@ def start(net, data):
     if ctx.emulated:
         if "shard" in data.header:
             raise ValueError("emulate trains on the whole set, not on a shard")
+        small = [i for i, (a, b) in enumerate(data.batch_bounds) if b - a < ctx.size]
+        if small:
+            raise ValueError(f"batch {small[0]} has fewer rows than the {ctx.size} ranks "
+                             f"emulated: every rank needs a row of every batch")
         return data
     data = shard_for(ctx, data)
     share_net(ctx, net)
