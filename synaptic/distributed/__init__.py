@@ -117,7 +117,8 @@ def init(comm=None, *, deterministic=False, timeout=30.0, threads=1):
     Returns
     -------
     Context
-        Also what later calls of :func:`init` return.
+        Also what later calls of :func:`init` return (they set ``deterministic`` and
+        ``timeout`` anew, and the threads).
 
     Raises
     ------
@@ -134,13 +135,15 @@ def init(comm=None, *, deterministic=False, timeout=30.0, threads=1):
     (0, 1)
     """
     global _context
-    if _context is not None and not _context.emulated:
-        return _context
-    if not timeout or timeout <= 0:
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout > 0:
         raise ValueError(f"timeout must be a positive number of seconds, got {timeout!r}")
     if threads is not None:
         from .. import set_num_threads
         set_num_threads(threads)
+    if _context is not None and not _context.emulated:  # again (or after the auto-detection)
+        _context.comm.deterministic = _context.deterministic = bool(deterministic)
+        _context.comm.timeout = float(timeout)
+        return _context
     try:
         from mpi4py import MPI
     except ImportError as err:
@@ -352,8 +355,7 @@ def training_means(means, rows):
     kinds = sorted(means)
     buf = np.array([means[k] * rows for k in kinds] + [rows], dtype=np.float64)
     ctx.comm.sum(buf, "the training errors' sum")
-    return {k: float(buf[i] / buf[-1]) for i, k in enumerate(kinds)} | \
-        {k: means[k] for k in means if k not in kinds}
+    return {k: float(buf[i] / buf[-1]) for i, k in enumerate(kinds)}
 
 
 def from_root(value):
