@@ -17,7 +17,6 @@ import math
 import numpy as np
 
 from .. import distributed
-
 from .optimizer import recorded_kind
 from .schedules import better
 
