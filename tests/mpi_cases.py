@@ -50,6 +50,14 @@ def trained(case):
     return n
 
 
+def diverging():
+    """A net whose training diverges in its first epoch (on_nonfinite "stop")."""
+    params = {"error_fn": "sum-of-squares", "learning_rate": {"epsilon": 5000.0},
+              "on_nonfinite": "stop", "stats": {"errorkinds": ["sum-of-squares"]}}
+    return syn.mlp([N_IN, N_HIDDEN, N_OUT], ["tanh", "linear"], syn.training("backprop", params),
+                   seed=3)
+
+
 def _save(out, rank, arrays, info):
     np.savez(out / f"rank{rank}.npz", **arrays)
     (out / f"rank{rank}.json").write_text(json.dumps(info))
@@ -80,6 +88,10 @@ def main(scenario, out):
         syn.train(n, data(batch=10), 50).result()
         arrays.update(_weights("stop", n))
         info["batches"], info["epochs"] = n._batches, n.training.stats.epochs
+        n = diverging()
+        syn.train(n, data(batch=10), 5).result()  # a RuntimeWarning, the weights kept
+        arrays.update(_weights("diverged", n))
+        info["diverged"] = n.training.stats.diverged
     elif scenario == "resume":
         ctx = distributed.init(deterministic=True)
         folder = out / "data"

@@ -116,6 +116,16 @@ def test_a_stop_on_one_rank_stops_both_after_the_same_step(tmp_path):
     assert ref._batches == 6
     for i, w in enumerate(ref.weights):
         assert np.array_equal(w0[f"stop_{i}"], w) and np.array_equal(w1[f"stop_{i}"], w)
+    # a divergence is found at the same batch on both ranks (their checks agree), and the
+    # weights from before it are kept
+    diverged = cases.diverging()
+    with distributed.emulate(2), pytest.warns(RuntimeWarning, match="diverged"):
+        syn.train(diverged, cases.data(batch=10), 5).result()
+    assert info0["diverged"] == info1["diverged"] == diverged.training.stats.diverged
+    assert info0["diverged"]["batch"] is not None
+    for i, w in enumerate(diverged.weights):
+        assert np.isfinite(w).all()
+        assert np.array_equal(w0[f"diverged_{i}"], w) and np.array_equal(w1[f"diverged_{i}"], w)
 
 
 @needs_mpi
