@@ -27,16 +27,19 @@ def data(rows=150, batch=None, seed=0):
     return syn.training_set(x, labels, nvalid=30, batch=batch, rand=False)
 
 
-CASES = {  # name: (algorithm, params, batch rows, epochs)
+L2 = {"regularization": {"kind": "l2", "lambda": 0.01}}
+CASES = {  # name: (algorithm, params, batch rows, epochs, dtype)
     "backprop": ("backprop", {"learning_rate": {"epsilon": 0.3}, "momentum": {"alpha": 0.9},
-                              "regularization": {"kind": "l2", "lambda": 0.01}}, 25, 4),
-    "rprop": ("rprop", {"regularization": {"kind": "l2", "lambda": 0.01}}, None, 12),
-    "lbfgs": ("lbfgs", {"regularization": {"kind": "l2", "lambda": 0.01}}, None, 8),
+                              **L2}, 25, 4, np.float64),
+    "rprop": ("rprop", L2, None, 12, np.float64),
+    "lbfgs": ("lbfgs", L2, None, 8, np.float64),
+    # float32: the error sum travels apart from the gradients, in float64
+    "lbfgs32": ("lbfgs", L2, None, 8, np.float32),
 }
 
 
-def net(case, dtype=np.float64):
-    algo, params, _, _ = CASES[case]
+def net(case):
+    algo, params, _, _, dtype = CASES[case]
     params = dict(params, stats={"errorkinds": ["cross-entropy", "accuracy"]})
     return syn.mlp([N_IN, N_HIDDEN, N_OUT], ["tanh", "softmax"], syn.training(algo, params),
                    dtype=dtype, seed=3)

@@ -49,7 +49,7 @@ from ._steps import EmulatedSums, MPISums, SummedGradients, split
 
 __all__ = ["Context", "DistributedError", "emulate", "init", "is_root", "shard"]
 
-LAUNCH_SIZE_VARS = ("OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_SIZE", "MPI_LOCALNRANKS")
+LAUNCH_SIZE_VARS = ("OMPI_COMM_WORLD_SIZE", "PMI_SIZE")  # Open MPI, MPICH and Intel MPI
 
 _context = None  # the Context in force (init or emulate)
 _auto_checked = False
