@@ -22,7 +22,8 @@ global batch; full-batch algorithms (L-BFGS, R-prop, backprop or RMSprop on one 
 cost and gradient over the shards, and L-BFGS runs the same line search on every rank.  Rank
 0 holds the validation set: the stats (training errors over every shard, validation errors
 from rank 0) are the same on every rank, and so are the schedule's and early stopping's
-decisions.  ``stop_training`` on any rank stops every rank after the step in progress.
+decisions.  ``stop_training`` on any rank stops every rank after the same step: the next
+one, whose sum carries the request.
 Only rank 0 writes files (``save_neural_net``, ``save_training_set``).
 
 Sums: by default one ``MPI_Iallreduce`` (equal to one process to rounding); with
