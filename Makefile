@@ -56,6 +56,7 @@ BENCH_LEVELS = $(PY) -c "from synaptic._kernels import _cpu; \
 bench: install-bench
 	mkdir -p .benchmarks
 	$(BENCH_ENV) $(PY) benchmarks/bench_dense.py
+	$(BENCH_ENV) $(PY) benchmarks/bench_mpi.py --json .benchmarks/mpi.json
 	$(BENCH_ENV) $(PY) $(BENCH_PYTEST) benchmarks --ignore=benchmarks/bench_dense.py \
 	    --benchmark-json=.benchmarks/last.json
 	set -e; best=$$($(BENCH_ENV) $(PY) -c "from synaptic._kernels import _cpu; print(_cpu.best())"); \

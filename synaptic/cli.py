@@ -134,6 +134,11 @@ def build_parser():
     t.add_argument("--threads", type=int, help="threads for the kernels and BLAS")
     t.add_argument("--save", metavar="NAME", help="save the trained net as data/neuralnet.NAME")
     t.add_argument("--quiet", action="store_true", help="no progress display, no epoch lines")
+    t.add_argument("--distributed", action="store_true",
+                   help="one rank of a data-parallel training under mpiexec (synaptic[mpi]): "
+                        "each rank trains on its shard; rank 0 prints and saves")
+    t.add_argument("--deterministic", action="store_true",
+                   help="with --distributed: sums in rank order (bitwise reproducible)")
 
     e = sub.add_parser("evaluate", help="accuracy, confusion matrix, per-class figures")
     e.add_argument("name", help="a saved net")
@@ -231,7 +236,14 @@ def cmd_train(args, out):
     from .training.stats import accuracy
     if args.save is not None:
         _path("neuralnet", args.save)  # a bad name fails now, not after the training
-    if args.threads is not None:
+    if args.deterministic and not args.distributed:
+        raise ValueError("--deterministic goes with --distributed")
+    if args.distributed:
+        from . import distributed
+        distributed.init(deterministic=args.deterministic, threads=args.threads or 1)
+        if not distributed.is_root():  # the other ranks train silently
+            out, args.quiet = (lambda line: None), True
+    elif args.threads is not None:
         set_num_threads(args.threads)
     net = _make_net(args)
     name, scale = _data_choice(args, net)

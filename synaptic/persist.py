@@ -59,7 +59,7 @@ import warnings
 
 import numpy as np
 
-from . import layers as _layers
+from . import distributed, layers as _layers
 from ._archive import MAX_META_BYTES, Archive, FileFormatError, loads_json
 from .datasets import RECIPES, DataSet, DataWarning, TrainingSet, check_target_scaling, data_dir
 from .losses import ACCURACY, KINDS as ERROR_KINDS, REGRESSION_KINDS
@@ -329,6 +329,11 @@ def save_training_set(trset, name=None):
         raise ValueError(f"{name!r} is the name of a built-in recipe: load_training_set({name!r}) "
                          f"always builds the recipe, so save this set under another name, "
                          f"e.g. save_training_set(trset, {name + '-copy'!r})")
+    if "shard" in header:
+        raise ValueError("this training set is one rank's shard (synaptic.distributed.shard): "
+                         "save the whole set")
+    if not distributed.writes_files():  # distributed: rank 0 writes
+        return name
     header["name"] = name
     header["scaled"] = bool(header.get("scaled", False))
     header_json = _to_json(header, "the header")
@@ -534,9 +539,12 @@ def save_neural_net(net, name=None):
 
 def save_neural_net_file(net, path):
     """Write ``net`` to ``path`` (any folder) as :func:`save_neural_net` does; read it back
-    with :func:`load_neural_net_file`."""
+    with :func:`load_neural_net_file`.  Distributed, only rank 0 writes (every rank's net is
+    the same)."""
     if not isinstance(net, Net):
         raise TypeError(f"save_neural_net_file needs a Net, got {type(net).__name__}")
+    if not distributed.writes_files():
+        return
     with net.lock:
         arrays = {f"weight_{i}": w.copy() for i, w in enumerate(net.weights)}
         training = None

@@ -85,7 +85,7 @@ class Adam(Optimizer):
             eps = self.eps / math.sqrt(1.0 - self.beta2 ** step)
         for w, g, m, v, vmax in zip(net.weights, grads, self._m, self._v, self._vmax):
             kern.adam_update(w, g, m, v, vmax, self.epsilon, self.beta1, self.beta2, eps,
-                             step, 1.0 / x.shape[0], decay)
+                             step, 1.0 / self.gradients.rows, decay)
         state["adam_m"], state["adam_v"], state["adam_t"] = self._m, self._v, step
         if self.amsgrad:
             state["adam_vmax"] = self._vmax

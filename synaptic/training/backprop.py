@@ -110,7 +110,7 @@ class Backprop(Optimizer):
             for w, dw in zip(net.weights, self._deltaw):
                 kern.add_scaled(w, dw, alpha)
         grads = self.gradients.compute(x, t, kern)
-        inv_m = 1.0 / x.shape[0]
+        inv_m = 1.0 / self.gradients.rows  # the global batch's rows when distributed
         for w, g, dw, gain in zip(net.weights, grads, self._deltaw, self._gain):
             if self.reg_kind:
                 kern.regularize(g, w, self.reg_kind, self.reg_lambda)

@@ -42,9 +42,9 @@ import warnings
 
 import numpy as np
 
-from .. import activations
+from .. import activations, distributed
 from .optimizer import COMMON_IMPLIED
-from .stats import evaluate
+from .stats import training_errors
 
 TRANSIENT = "state"  # net.training.state["state"]: training / stopping, never copied back
 COPY_BUDGET = 0.01  # the share of an epoch's time the copy of its start may take, on average
@@ -227,11 +227,13 @@ class Guard:
                 return algo, None, None
             if self.kinds:
                 with net.lock:
-                    errors = evaluate(net, self.data.x, self.data.y, self.kinds, self.kern)
+                    errors = training_errors(net, self.data, self.kinds, self.kern)
             if not self.kinds or not bad_kinds(errors):
                 self.since.append((fused, net.training.stats.epochs))
-                self.every = (1 if self.cost <= COPY_BUDGET * seconds else
-                              min(MAX_EVERY, math.ceil(self.cost / (COPY_BUDGET * seconds)))
+                # distributed: a copy every epoch (timings differ between the ranks, and
+                # every rank must replay the same steps)
+                self.every = (1 if self.cost <= COPY_BUDGET * seconds or distributed.current()
+                              else min(MAX_EVERY, math.ceil(self.cost / (COPY_BUDGET * seconds)))
                               if seconds > 0 else MAX_EVERY)
                 return algo, errors, None
         epoch = net.training.stats.epochs
@@ -305,7 +307,7 @@ class Guard:
         random state of stochastic units is left as it was: the replay draws as the first
         pass did.)"""
         rng = self.net.rng.bit_generator.state if self.start.stochastic else None
-        errors = evaluate(self.net, self.data.x, self.data.y, self.kinds, self.kern)
+        errors = training_errors(self.net, self.data, self.kinds, self.kern)  # all ranks'
         if rng is not None:
             self.net.rng.bit_generator.state = rng
         bad = bad_kinds(errors)

@@ -16,6 +16,7 @@ import math
 
 import numpy as np
 
+from .. import distributed
 from .optimizer import recorded_kind
 from .schedules import better
 
@@ -31,7 +32,7 @@ class EarlyStopping:
         self.patience = int(spec.get("patience", 10))
         self.min_delta = float(spec.get("min_delta", 0.0))
         self.restore_best = bool(spec.get("restore_best", True))
-        if data.valid is None or len(data.valid) == 0:
+        if not distributed.holds_validation(data):  # distributed: rank 0's
             raise ValueError("early_stopping watches the validation set, and this training set "
                              "has none (training_set(..., nvalid=...))")
 

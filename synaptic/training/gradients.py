@@ -16,6 +16,8 @@ from .. import _kernels, activations, losses
 from . import strategy
 from ..layers import FullyConnected
 
+SPARE = 3  # slots after the gradients in Gradients.flat: error, rows, stop (distributed)
+
 
 class _Workspace:
     def __init__(self, net, nrows):
@@ -40,7 +42,14 @@ class Gradients:
     def __init__(self, net, error_fn):
         self.net = net
         self.delta_kind = check_backprop(net, error_fn)
-        self.grads = [np.empty_like(w) for w in net.weights]
+        # every layer's gradient a view of one contiguous buffer, followed by SPARE slots that
+        # a distributed step sums with it (synaptic/distributed/_steps.py)
+        self.flat = np.empty(sum(w.size for w in net.weights) + SPARE, dtype=net.dtype)
+        self.grads, start = [], 0
+        for w in net.weights:
+            self.grads.append(self.flat[start:start + w.size].reshape(w.shape))
+            start += w.size
+        self.rows = 0  # the rows the last gradients were summed over (all ranks' rows)
         self.dropout = bool(net.dropouts)
         self.dense = (all(isinstance(layer, FullyConnected) for layer in net.layers[1:])
                       and not self.dropout)
@@ -53,6 +62,11 @@ class Gradients:
                 self._workspaces.clear()
             ws = self._workspaces[nrows] = _Workspace(self.net, nrows)
         return ws
+
+    def total(self, value):
+        """An error sum over the rows of the last :meth:`compute`: ``value`` here; summed
+        over the ranks by a distributed training's wrapper (synaptic.distributed)."""
+        return value
 
     def packable(self):
         """Whether compute() can take a packed x (kernels' pack_input): a dense net without
@@ -75,6 +89,7 @@ class Gradients:
         used many times)."""
         kern = kern or _kernels.get_backend()
         net = self.net
+        self.rows = x.shape[0]
         ws = self.workspace(x.shape[0])
         inputs = None
         if self.dropout:
@@ -117,6 +132,7 @@ class Gradients:
         then error_sum.  The output activities are always in ``workspace(n).acts[-1]``."""
         kern = kern or _kernels.get_backend()
         net = self.net
+        self.rows = x.shape[0]
         top = len(net.weights) - 1
         how = strategy.objective(self, packed)
         if how == "layers":

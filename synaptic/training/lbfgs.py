@@ -43,12 +43,12 @@ import time
 import numpy as np
 from scipy.optimize import minimize
 
-from .. import _kernels, losses
+from .. import _kernels, distributed, losses
 from . import divergence
 from .divergence import TrainingDiverged, bad_layer, policy
 from .gradients import Gradients, labelled
 from .optimizer import INT, NUMBER, Optimizer, register
-from .stats import evaluate, output_errors, update_stats
+from .stats import training_errors, update_stats, validation_errors
 from .strategy import pack  # noqa: F401 (lbfgs.pack: its old home)
 
 M, EPS, MAXLS = 5, 0.1, 20
@@ -175,7 +175,7 @@ class _Search:
 
     def objective(self, w):
         """C(w) and ∇C(w): one function evaluation, one "weights" and one "stats" swap."""
-        if self.net.state == "stopping":
+        if distributed.stopping(self.net):  # any rank's request, when distributed
             raise _Done("stopped by stop_training")
         started = time.perf_counter()
         x, t = self.data.x, self.data.y
@@ -247,10 +247,11 @@ def _record(net, out, t, data, seconds, kern):
     stats.seconds.append(seconds)
     if not kinds:
         return
-    for kind, value in output_errors(net, out, t, kinds, kern).items():
+    for kind, value in training_errors(net, data, kinds, kern, out).items():
         stats.tr_err[kind].append(value)
-    if data.valid is not None and len(data.valid) > 0:
-        for kind, value in evaluate(net, data.valid.x, data.valid.y, kinds, kern).items():
+    valid = validation_errors(net, data, kinds, kern)
+    if valid is not None:
+        for kind, value in valid.items():
             stats.val_err.setdefault(kind, []).append(value)  # as update_stats
 
 

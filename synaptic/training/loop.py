@@ -17,7 +17,7 @@ from numbers import Integral
 
 import numpy as np
 
-from .. import _kernels, _workers
+from .. import _kernels, _workers, distributed
 from ..datasets import TrainingSet, check_target_scaling
 from .backprop import Backprop
 from .divergence import Guard, finish, policy
@@ -37,8 +37,10 @@ def make_algorithm(net):
         raise ValueError(f"training algorithm {algo!r} is not available in this version; "
                          f"available: {', '.join(ALGORITHMS)}")
     if (net.training.params.get("momentum") or {}).get("nesterov"):
-        return Backprop(net)  # SYNAPTIC.md §5: Nesterov replaces the algorithm
-    return ALGORITHMS[algo](net)
+        algorithm = Backprop(net)  # SYNAPTIC.md §5: Nesterov replaces the algorithm
+    else:
+        algorithm = ALGORITHMS[algo](net)
+    return distributed.attach(algorithm)  # its sums over every rank's rows, when distributed
 
 
 def check_training_data(net, trset):
@@ -83,7 +85,7 @@ def train(net, trset, epochs):
         raise ValueError("the net has no training; build it with training(...) or set net.training")
     if isinstance(epochs, bool) or not isinstance(epochs, Integral) or epochs < 0:
         raise ValueError(f"epochs must be a non-negative integer, got {epochs!r}")
-    data = check_training_data(net, trset)
+    data = distributed.start(net, check_training_data(net, trset))  # this rank's shard
     if policy(net) != "ignore":
         net.check_weights()  # divergence detection needs finite weights to start from
     make_algorithm(net)  # configuration errors surface here, in the caller's thread
@@ -197,7 +199,8 @@ def _run_epochs(net, trset, data, epochs, threads):
     algo = make(net)
     bounds = data.batch_bounds
     fusable = getattr(algo, "fusable", None)
-    fused = fusable is not None and fusable(bounds)
+    # one step per call when distributed: each step's gradient is summed over the ranks
+    fused = fusable is not None and fusable(bounds) and distributed.current() is None
     starts = np.array([a for a, _ in bounds] + [bounds[-1][1]], dtype=np.int64)
     guard = None if policy(net) == "ignore" else Guard(net, data, starts, kern, make, epoch_data)
     stopping = EarlyStopping(net, data) if "early_stopping" in net.training.params else None
@@ -220,7 +223,7 @@ def _run_epochs(net, trset, data, epochs, threads):
             done = through_kernel = _fused_epoch(net, algo, edata, starts, kern)
         stopped = False
         for batch in edata.batches[done:]:  # views of edata.x / edata.y: C-contiguous
-            if net.state == "stopping" or stats.epochs >= max_epochs:
+            if distributed.stopping(net) or stats.epochs >= max_epochs:
                 stopped = True
                 break
             net.swap(step(batch.x, batch.y, algo), "weights")

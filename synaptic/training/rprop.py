@@ -88,7 +88,8 @@ class Rprop(Optimizer):
     def batch_error(self, nrows, t, kern):
         """The error (+ penalty) at the weights the last gradient was computed at."""
         out = self.gradients.workspace(nrows).acts[-1]
-        return kern.error_sum(out, t, self.error_code) + self.reg.penalty(self.net.weights)
+        error = self.gradients.total(kern.error_sum(out, t, self.error_code))
+        return error + self.reg.penalty(self.net.weights)
 
     def step(self, x, t, kern=None):
         """Train on one batch: compute the update and apply it to the net's weights in place."""

@@ -9,7 +9,7 @@ samples, in the units the net computes in (sum-of-squares included: a loss, not 
 """
 import numpy as np
 
-from .. import _kernels, losses
+from .. import _kernels, distributed, losses
 from .records import Stats
 
 
@@ -133,13 +133,34 @@ def update_stats(net, trset, seconds, errors=None, rate=None):
         stats.learning_rate.append(float(rate))
     if kinds:
         if errors is None:
-            errors = evaluate(net, trset.x, trset.y, kinds)  # the stored order
+            errors = training_errors(net, trset, kinds)  # the stored order
         for kind, value in errors.items():
             stats.tr_err[kind].append(value)
-        if trset.valid is not None and len(trset.valid) > 0:
-            for kind, value in evaluate(net, trset.valid.x, trset.valid.y, kinds).items():
+        valid = validation_errors(net, trset, kinds)
+        if valid is not None:
+            for kind, value in valid.items():
                 # setdefault: a Stats built (or loaded) without a validation set's tables
                 stats.val_err.setdefault(kind, []).append(value)
+
+
+def training_errors(net, trset, kinds, kern=None, out=None):
+    """{kind: mean error} over the training rows of ``trset`` (``out``: the outputs for
+    them, when already computed); a distributed training's: over every rank's rows."""
+    if out is None:
+        errors = evaluate(net, trset.x, trset.y, kinds, kern)
+    else:
+        errors = output_errors(net, out, trset.y, kinds, kern)
+    return distributed.training_means(errors, len(trset.x))
+
+
+def validation_errors(net, trset, kinds, kern=None):
+    """{kind: mean error} on the validation set, None without one (distributed: rank 0's,
+    on every rank)."""
+    valid = trset.valid
+    errors = None
+    if valid is not None and len(valid) > 0:
+        errors = evaluate(net, valid.x, valid.y, kinds, kern)
+    return distributed.from_root(errors)
 
 
 def training_error(kind, net, trset):
