@@ -116,6 +116,7 @@ def main(scenario, out):
         n = net("backprop")
         if ctx.rank == 1:  # after its 3rd step, this rank dies, or hangs outside MPI
             def fail():
+                (out / "failed_at").write_text(repr(time.time()))
                 if scenario == "kill":
                     os.kill(os.getpid(), signal.SIGKILL)
                 time.sleep(600)

@@ -143,21 +143,23 @@ def test_a_saved_net_resumes_exactly_and_only_rank_0_writes(tmp_path):
 
 @needs_mpi
 def test_a_killed_rank_ends_the_run_within_30_s(tmp_path):
-    proc, seconds = mpiexec([sys.executable, str(HERE / "mpi_cases.py"), "kill",
-                             str(tmp_path)], timeout=60)
-    assert proc.returncode != 0
-    assert seconds < 30
-    assert "rank 1" in proc.stderr + proc.stdout and "signal 9" in proc.stderr + proc.stdout
+    proc, _ = mpiexec([sys.executable, str(HERE / "mpi_cases.py"), "kill", str(tmp_path)],
+                      timeout=120)
+    out = proc.stdout + proc.stderr
+    # from the moment rank 1 died (the start of the ranks is not counted: a loaded machine)
+    assert time.time() - float((tmp_path / "failed_at").read_text()) < 30, out
+    assert proc.returncode != 0, out
+    assert "rank 1" in out and "signal 9" in out, out
     assert not (tmp_path / "rank0.json").exists()  # rank 0 never finished
 
 
 @needs_mpi
 def test_a_hung_rank_makes_the_other_fail_with_a_clear_error(tmp_path):
-    proc, seconds = mpiexec([sys.executable, str(HERE / "mpi_cases.py"), "hang",
-                             str(tmp_path)], timeout=60)
+    proc, _ = mpiexec([sys.executable, str(HERE / "mpi_cases.py"), "hang", str(tmp_path)],
+                      timeout=120)
     out = proc.stdout + proc.stderr
-    assert proc.returncode != 0
-    assert seconds < 30, out
+    assert proc.returncode != 0, out
+    assert time.time() - float((tmp_path / "failed_at").read_text()) < 30, out
     assert "rank 0: DistributedError" in out and "did not complete in 3 s" in out, out
     assert not (tmp_path / "rank0.json").exists()
 
