@@ -74,7 +74,7 @@ cdef enum:
     MODE_BLAS = 1
     MODE_DIRECT = 2
 
-cdef int _num_threads = openmp.omp_get_max_threads()
+include "_set_threads.pxi"
 cdef Py_ssize_t _par_min = PAR_MIN_MACS
 cdef int _gemm_mode = -1    # -1: chosen per shape (_auto_mode); else a MODE_* for measurement
 
@@ -87,15 +87,6 @@ cdef inline int _auto_mode(Geo* g) noexcept nogil:
     if g.sh != 1 or g.sw != 1:
         return MODE_IM2COL
     return MODE_DIRECT if 2 * g.K * (g.T - g.Q) < 3 * g.Q else MODE_IM2COL
-
-
-def set_threads(n):
-    """Set the number of OpenMP threads of every parallel loop of this module."""
-    global _num_threads
-    n = int(n)
-    if n < 1:
-        raise ValueError(f"thread count must be >= 1, got {n}")
-    _num_threads = n
 
 
 def _set_parallel_threshold(macs):

@@ -30,18 +30,9 @@ cnp.import_array()
 cdef enum:
     PAR_MIN_ELEMS = 1 << 16
 
-cdef int _num_threads = openmp.omp_get_max_threads()
+include "_set_threads.pxi"
 cdef bint _omp_sleeps = omp_workers_sleep()
 cdef Py_ssize_t _par_min = PAR_MIN_ELEMS if _omp_sleeps else PY_SSIZE_T_MAX
-
-
-def set_threads(n):
-    """Set the number of OpenMP threads of every parallel loop of this module."""
-    global _num_threads
-    n = int(n)
-    if n < 1:
-        raise ValueError(f"thread count must be >= 1, got {n}")
-    _num_threads = n
 
 
 def _set_parallel_threshold(elems):
