@@ -1,6 +1,8 @@
 # Included by every kernel module (conv.pyx, pool.pyx; dense.pyx, loss.pyx and update.pyx
 # through _threads.pxi): the module's thread count and its knob.
 
+cimport openmp
+
 cdef int _num_threads = openmp.omp_get_max_threads()
 
 

@@ -1,6 +1,8 @@
 # Included by dense.pyx, loss.pyx and update.pyx (after ``from ._common cimport *``): each
 # module's thread count and the thresholds of its OpenMP loops, with the knob and the hooks.
 
+from cpython.pyport cimport PY_SSIZE_T_MAX
+
 include "_set_threads.pxi"
 
 # the OpenMP loops run only if libgomp's idle threads sleep (see _common.omp_workers_sleep)

@@ -53,7 +53,6 @@ from cython.parallel cimport prange, threadid
 from libc.stdlib cimport malloc, free
 from libc.string cimport memset, memcpy
 cimport numpy as cnp
-cimport openmp
 import numpy as np
 
 from ._common cimport *
@@ -404,8 +403,7 @@ def conv_forward(x, w, geom, int act, pool, out, idx=None, pre=None, work=None,
     check_slope(slope)
     cdef Py_ssize_t n = dim(x, 0)
     g.Qo = ho * wo
-    check_same(kind_x, x, "x", check_float(out, "out", 2, True), out, "out")
-    check_shape(out, "out", n, g.K * g.Qo)
+    check_operand(kind_x, x, "x", out, "out", True, n, g.K * g.Qo)
     if kind == POOL_NONE and (idx is not None or pre is not None):
         raise ValueError("idx and pre are for pooled layers only")
     if idx is not None:
@@ -413,8 +411,7 @@ def conv_forward(x, w, geom, int act, pool, out, idx=None, pre=None, work=None,
             raise ValueError("idx is for max pooling only")
         check_int32(idx, "idx", n, g.K * g.Qo, True)
     if pre is not None:
-        check_same(kind_x, x, "x", check_float(pre, "pre", 2, True), pre, "pre")
-        check_shape(pre, "pre", n, g.K * g.Q)
+        check_operand(kind_x, x, "x", pre, "pre", True, n, g.K * g.Q)
     for a, name in ((out, "out"), (idx, "idx"), (pre, "pre")):
         if a is not None:
             check_disjoint(a, name, x, "x")
