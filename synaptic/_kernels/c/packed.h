@@ -127,13 +127,7 @@ static void syn_pk_fwd_block_##S(const uint32_t* rmask, Py_ssize_t nw, const T* 
             const T* v0 = vp[i - r0]; \
             const T* v1 = v0; \
             T* r = ob + (i - r0) * ldt; \
-            uint32_t any = 0; \
-            for (q = 0; q < q1 - q0; q++) any |= m[q]; \
-            if (!any) continue; \
-            for (cc = 0; cc < nv; cc += 8) { \
-                off = cc * (VL); \
-                SYN_SP_CASES(SYN_PK_FCALL, S) \
-            } \
+            SYN_SP_ROW_TILES(SYN_PK_FCALL, S, VL) \
             vp[i - r0] = v1; \
         } \
     } \
@@ -161,12 +155,7 @@ static int syn_pk_grad_cols_##S(const T* dz, const uint64_t* cmask, const T* cva
         for (i = i0; i < i1; i++) { \
             const T* dr = dz + i * o; \
             T* db = dzb + (i - i0) * ldt; \
-            for (k = 0; k < o; k++) { \
-                T e = dr[k]; \
-                db[k] = e; \
-                bad |= !(e - e == 0); \
-            } \
-            for (k = o; k < ldt; k++) db[k] = 0; \
+            SYN_SP_DZ_ROW(T) \
         } \
         for (c = j0; c < j1; c++) { \
             uint64_t mk = cm[c]; \
