@@ -438,6 +438,13 @@ cdef inline int check_slope(double slope) except -1:
     return 0
 
 
+cdef inline int check_deriv_slope(int act, double slope) except -1:
+    """A backward pass's activation (check_deriv) and leaky-relu slope (check_slope)."""
+    check_deriv(act)
+    check_slope(slope)
+    return 0
+
+
 cdef inline Py_ssize_t dim(object a, int i) noexcept:
     return cnp.PyArray_DIM(<cnp.ndarray>a, i)
 
@@ -446,6 +453,14 @@ cdef inline int check_shape(object a, str name, Py_ssize_t n0, Py_ssize_t n1) ex
     """``a`` (already checked 2-D) must be n0 x n1."""
     if dim(a, 0) != n0 or dim(a, 1) != n1:
         raise ValueError(f"{name} has shape {a.shape}, expected {(n0, n1)}")
+    return 0
+
+
+cdef inline int check_operand(int k, object ref, str name_ref, object a, str name,
+                              bint writable, Py_ssize_t n0, Py_ssize_t n1) except -1:
+    """``a``: a C-contiguous 2-D array of ``ref``'s dtype (code ``k``), n0 x n1."""
+    check_same(k, ref, name_ref, check_float(a, name, 2, writable), a, name)
+    check_shape(a, name, n0, n1)
     return 0
 
 

@@ -1,20 +1,14 @@
 # Included by dense.pyx, loss.pyx and update.pyx (after ``from ._common cimport *``): each
 # module's thread count and the thresholds of its OpenMP loops, with the knob and the hooks.
 
-cdef int _num_threads = openmp.omp_get_max_threads()
+from cpython.pyport cimport PY_SSIZE_T_MAX
+
+include "_set_threads.pxi"
+
 # the OpenMP loops run only if libgomp's idle threads sleep (see _common.omp_workers_sleep)
 cdef bint _omp_sleeps = omp_workers_sleep()
 cdef Py_ssize_t _par_light = PAR_MIN_LIGHT if _omp_sleeps else PY_SSIZE_T_MAX
 cdef Py_ssize_t _par_heavy = PAR_MIN_HEAVY if _omp_sleeps else PY_SSIZE_T_MAX
-
-
-def set_threads(n):
-    """Set the number of OpenMP threads of every parallel loop of this module."""
-    global _num_threads
-    n = int(n)
-    if n < 1:
-        raise ValueError(f"thread count must be >= 1, got {n}")
-    _num_threads = n
 
 
 def _set_parallel_threshold(light, heavy):

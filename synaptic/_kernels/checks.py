@@ -130,6 +130,32 @@ def check_adam(lr, beta1, beta2, eps, step, decay):
     return int(step)
 
 
+# R-prop variants (rprop_update).
+RPROP_ORIGINAL = 0   # Synaptic's Rprop-: compares -g with the previous update, a zero product halves
+RPROP_PLUS = 1       # Riedmiller & Braun 1993: weight backtracking on a sign change
+IRPROP_MINUS = 2     # Igel & Husken 2000: no backtracking, the gradient zeroed on a sign change
+IRPROP_PLUS = 3      # Igel & Husken 2000: backtracking only if the error went up
+N_RPROP = 4
+
+
+def momentum_on(alpha, has_prev):
+    """Whether an update adds alpha * deltaw: ``has_prev`` and ``alpha`` not None or 0."""
+    return bool(has_prev) and alpha is not None and alpha != 0
+
+
+def check_rprop(mode, gprev, alpha, has_prev):
+    """rprop_update's variant code and what it needs checked; returns momentum_on."""
+    if not 0 <= mode < N_RPROP:
+        raise ValueError(f"unknown R-prop variant code {mode}")
+    if mode != RPROP_ORIGINAL and gprev is None:
+        raise ValueError("the R-prop variants of the papers need gprev")
+    momentum = momentum_on(alpha, has_prev)
+    if momentum and mode in (RPROP_PLUS, IRPROP_PLUS):
+        raise ValueError("momentum cannot be combined with weight backtracking "
+                         "(RPROP_PLUS, IRPROP_PLUS)")
+    return momentum
+
+
 # Dropout masks (dropout): a counter-based generator, SplitMix64 (Steele, Lea & Flood 2014),
 # so a mask is a pure function of (key, element): the same for any thread count or order.
 MASK64 = (1 << 64) - 1

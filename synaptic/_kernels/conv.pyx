@@ -53,7 +53,6 @@ from cython.parallel cimport prange, threadid
 from libc.stdlib cimport malloc, free
 from libc.string cimport memset, memcpy
 cimport numpy as cnp
-cimport openmp
 import numpy as np
 
 from ._common cimport *
@@ -74,7 +73,7 @@ cdef enum:
     MODE_BLAS = 1
     MODE_DIRECT = 2
 
-cdef int _num_threads = openmp.omp_get_max_threads()
+include "_set_threads.pxi"
 cdef Py_ssize_t _par_min = PAR_MIN_MACS
 cdef int _gemm_mode = -1    # -1: chosen per shape (_auto_mode); else a MODE_* for measurement
 
@@ -87,15 +86,6 @@ cdef inline int _auto_mode(Geo* g) noexcept nogil:
     if g.sh != 1 or g.sw != 1:
         return MODE_IM2COL
     return MODE_DIRECT if 2 * g.K * (g.T - g.Q) < 3 * g.Q else MODE_IM2COL
-
-
-def set_threads(n):
-    """Set the number of OpenMP threads of every parallel loop of this module."""
-    global _num_threads
-    n = int(n)
-    if n < 1:
-        raise ValueError(f"thread count must be >= 1, got {n}")
-    _num_threads = n
 
 
 def _set_parallel_threshold(macs):
@@ -413,8 +403,7 @@ def conv_forward(x, w, geom, int act, pool, out, idx=None, pre=None, work=None,
     check_slope(slope)
     cdef Py_ssize_t n = dim(x, 0)
     g.Qo = ho * wo
-    check_same(kind_x, x, "x", check_float(out, "out", 2, True), out, "out")
-    check_shape(out, "out", n, g.K * g.Qo)
+    check_operand(kind_x, x, "x", out, "out", True, n, g.K * g.Qo)
     if kind == POOL_NONE and (idx is not None or pre is not None):
         raise ValueError("idx and pre are for pooled layers only")
     if idx is not None:
@@ -422,8 +411,7 @@ def conv_forward(x, w, geom, int act, pool, out, idx=None, pre=None, work=None,
             raise ValueError("idx is for max pooling only")
         check_int32(idx, "idx", n, g.K * g.Qo, True)
     if pre is not None:
-        check_same(kind_x, x, "x", check_float(pre, "pre", 2, True), pre, "pre")
-        check_shape(pre, "pre", n, g.K * g.Q)
+        check_operand(kind_x, x, "x", pre, "pre", True, n, g.K * g.Q)
     for a, name in ((out, "out"), (idx, "idx"), (pre, "pre")):
         if a is not None:
             check_disjoint(a, name, x, "x")

@@ -110,13 +110,11 @@ def conv_input_grad(dz, idx, w, geom, y, int act, out, work=None, double slope=S
     if dim(w, 1) != 1 + g.P or g.K < 1:
         raise ValueError(f"w has shape {w.shape}, expected (K, {1 + g.P})")
     check_shape(out, "out", n, g.X)
-    check_deriv(act)
-    check_slope(slope)
+    check_deriv_slope(act, slope)
     if act != ACT_LINEAR:
         if y is None:
             raise ValueError("y is needed unless act is ACT_LINEAR")
-        check_same(kind, dz, "dz", check_float(y, "y", 2, False), y, "y")
-        check_shape(y, "y", n, g.X)
+        check_operand(kind, dz, "dz", y, "y", False, n, g.X)
         check_disjoint(out, "out", y, "y")
     else:
         y = None

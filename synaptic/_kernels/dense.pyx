@@ -28,7 +28,6 @@ from libc.math cimport INFINITY
 from libc.string cimport memset
 cimport numpy as cnp
 cimport openmp
-from cpython.pyport cimport PY_SSIZE_T_MAX
 
 from ._common cimport *
 from ._step cimport *
@@ -165,8 +164,7 @@ def activate(z, int act, out, double slope=SYN_LEAKY_SLOPE):
     check_act(act)
     check_slope(slope)
     cdef int k = check_float(z, "z", 2, False)
-    check_same(k, z, "z", check_float(out, "out", 2, True), out, "out")
-    check_shape(out, "out", dim(z, 0), dim(z, 1))
+    check_operand(k, z, "z", out, "out", True, dim(z, 0), dim(z, 1))
     check_same_or_disjoint(out, "out", z, "z")
     if act == ACT_SOFTMAX and dim(z, 1) == 0:
         raise ValueError(f"softmax needs at least one column, z has shape {z.shape}")
@@ -315,10 +313,8 @@ cdef int _derivative(const floating[:, ::1] y, int act, double slope,
 def derivative(y, int act, out, double slope=SYN_LEAKY_SLOPE):
     """out = f'(y) expressed through the output y (SYNAPTIC.md §2.4)."""
     cdef int k = check_float(y, "y", 2, False)
-    check_same(k, y, "y", check_float(out, "out", 2, True), out, "out")
-    check_shape(out, "out", dim(y, 0), dim(y, 1))
-    check_deriv(act)
-    check_slope(slope)
+    check_operand(k, y, "y", out, "out", True, dim(y, 0), dim(y, 1))
+    check_deriv_slope(act, slope)
     check_same_or_disjoint(out, "out", y, "y")
     if k == 0:
         _derivative[float](y, act, slope, out)
@@ -396,12 +392,9 @@ def hidden_delta(dz, w, y, int act, out, double slope=SYN_LEAKY_SLOPE):
     check_same(k, dz, "dz", check_float(w, "w", 2, False), w, "w")
     if dim(dz, 1) != dim(w, 0):
         raise ValueError(f"dz has {dim(dz, 1)} columns, w has {dim(w, 0)} rows")
-    check_same(k, dz, "dz", check_float(y, "y", 2, False), y, "y")
-    check_shape(y, "y", dim(dz, 0), dim(w, 1) - 1)
-    check_same(k, dz, "dz", check_float(out, "out", 2, True), out, "out")
-    check_shape(out, "out", dim(y, 0), dim(y, 1))
-    check_deriv(act)
-    check_slope(slope)
+    check_operand(k, dz, "dz", y, "y", False, dim(dz, 0), dim(w, 1) - 1)
+    check_operand(k, dz, "dz", out, "out", True, dim(y, 0), dim(y, 1))
+    check_deriv_slope(act, slope)
     check_disjoint(out, "out", dz, "dz")
     check_disjoint(out, "out", w, "w")
     check_disjoint(out, "out", y, "y")
@@ -525,8 +518,7 @@ cdef int _check_weight_grad(dz, x, out) except -1:
     check_same(k, dz, "dz", check_float(x, "x", 2, False), x, "x")
     if dim(dz, 0) != dim(x, 0):
         raise ValueError(f"dz has {dim(dz, 0)} rows, x has {dim(x, 0)}")
-    check_same(k, dz, "dz", check_float(out, "out", 2, True), out, "out")
-    check_shape(out, "out", dim(dz, 1), 1 + dim(x, 1))
+    check_operand(k, dz, "dz", out, "out", True, dim(dz, 1), 1 + dim(x, 1))
     check_disjoint(out, "out", dz, "dz")
     check_disjoint(out, "out", x, "x")
     return k

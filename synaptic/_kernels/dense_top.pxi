@@ -188,12 +188,9 @@ def output_backprop(h, w, t, int act, int kind, int err, int hact, y, dz, g, dh,
     err)``."""
     cdef int k = _check_forward(h, w, act, slope, y, "h", "y")
     cdef double error = 0
-    check_same(k, h, "h", check_float(t, "t", 2, False), t, "t")
-    check_shape(t, "t", dim(h, 0), dim(w, 0))
-    check_same(k, h, "h", check_float(dz, "dz", 2, True), dz, "dz")
-    check_shape(dz, "dz", dim(h, 0), dim(w, 0))
-    check_same(k, h, "h", check_float(g, "g", 2, True), g, "g")
-    check_shape(g, "g", dim(w, 0), dim(w, 1))
+    check_operand(k, h, "h", t, "t", False, dim(h, 0), dim(w, 0))
+    check_operand(k, h, "h", dz, "dz", True, dim(h, 0), dim(w, 0))
+    check_operand(k, h, "h", g, "g", True, dim(w, 0), dim(w, 1))
     if kind == DELTA_SSE:
         check_deriv(act)
     elif kind != DELTA_DIFF:
@@ -204,10 +201,8 @@ def output_backprop(h, w, t, int act, int kind, int err, int hact, y, dz, g, dh,
         raise ValueError("attempt to get argmax of an empty sequence (y has 0 columns)")
     outs = [(y, "y"), (dz, "dz"), (g, "g")]
     if dh is not None:
-        check_same(k, h, "h", check_float(dh, "dh", 2, True), dh, "dh")
-        check_shape(dh, "dh", dim(h, 0), dim(h, 1))
-        check_deriv(hact)
-        check_slope(hslope)
+        check_operand(k, h, "h", dh, "dh", True, dim(h, 0), dim(h, 1))
+        check_deriv_slope(hact, hslope)
         outs.append((dh, "dh"))
     for i, (a, name) in enumerate(outs):
         for b, other in [(h, "h"), (w, "w"), (t, "t")] + outs[i + 1:]:

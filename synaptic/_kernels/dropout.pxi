@@ -50,8 +50,7 @@ def dropout(x, out, p, key):
     ``out`` may be ``x``.  Applied to a delta with the same key it is the mask's backward pass.
     """
     cdef int k = check_float(x, "x", 2, False)
-    check_same(k, x, "x", check_float(out, "out", 2, True), out, "out")
-    check_shape(out, "out", dim(x, 0), dim(x, 1))
+    check_operand(k, x, "x", out, "out", True, dim(x, 0), dim(x, 1))
     check_same_or_disjoint(out, "out", x, "x")
     threshold, scale, ukey = check_dropout(p, key)
     if threshold == 0:

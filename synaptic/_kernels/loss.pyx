@@ -9,8 +9,6 @@ from cython.parallel cimport prange
 from libc.math cimport floor, log
 from libc.stdint cimport int64_t
 cimport numpy as cnp
-cimport openmp
-from cpython.pyport cimport PY_SSIZE_T_MAX
 
 from ._common cimport *
 from ._step cimport *
@@ -52,13 +50,10 @@ def output_delta(y, t, int act, int kind, out, double slope=SYN_LEAKY_SLOPE):
     """dE/dz of the output layer: DELTA_DIFF -> y - t; DELTA_SSE -> f'(y) (y - t)
     (``slope``: leaky-relu's)."""
     cdef int k = check_float(y, "y", 2, False)
-    check_same(k, y, "y", check_float(t, "t", 2, False), t, "t")
-    check_shape(t, "t", dim(y, 0), dim(y, 1))
-    check_same(k, y, "y", check_float(out, "out", 2, True), out, "out")
-    check_shape(out, "out", dim(y, 0), dim(y, 1))
+    check_operand(k, y, "y", t, "t", False, dim(y, 0), dim(y, 1))
+    check_operand(k, y, "y", out, "out", True, dim(y, 0), dim(y, 1))
     if kind == DELTA_SSE:
-        check_deriv(act)
-        check_slope(slope)
+        check_deriv_slope(act, slope)
     elif kind != DELTA_DIFF:
         raise ValueError(f"unknown output-delta kind {kind}")
     check_same_or_disjoint(out, "out", y, "y")
@@ -140,8 +135,7 @@ cdef double _error_sum(const floating[:, ::1] y, const floating[:, ::1] t, int k
 def error_sum(y, t, int kind):
     """The sum over all rows of the per-sample error of ``kind`` (a Python float)."""
     cdef int k = check_float(y, "y", 2, False)
-    check_same(k, y, "y", check_float(t, "t", 2, False), t, "t")
-    check_shape(t, "t", dim(y, 0), dim(y, 1))
+    check_operand(k, y, "y", t, "t", False, dim(y, 0), dim(y, 1))
     if not 0 <= kind < N_ERR:
         raise ValueError(f"unknown error kind {kind}")
     if kind == ERR_ARGMAX_MISCLASSIFICATION and dim(y, 1) == 0:

@@ -19,7 +19,6 @@ from cython.parallel cimport prange
 from cpython.pyport cimport PY_SSIZE_T_MAX
 from libc.string cimport memset
 cimport numpy as cnp
-cimport openmp
 
 from ._common cimport *
 from ._convpool cimport *
@@ -30,18 +29,9 @@ cnp.import_array()
 cdef enum:
     PAR_MIN_ELEMS = 1 << 16
 
-cdef int _num_threads = openmp.omp_get_max_threads()
+include "_set_threads.pxi"
 cdef bint _omp_sleeps = omp_workers_sleep()
 cdef Py_ssize_t _par_min = PAR_MIN_ELEMS if _omp_sleeps else PY_SSIZE_T_MAX
-
-
-def set_threads(n):
-    """Set the number of OpenMP threads of every parallel loop of this module."""
-    global _num_threads
-    n = int(n)
-    if n < 1:
-        raise ValueError(f"thread count must be >= 1, got {n}")
-    _num_threads = n
 
 
 def _set_parallel_threshold(elems):
@@ -104,8 +94,7 @@ def max_pool(y, shape, ph, pw, out, idx, stride=None):
     """
     cdef int kind = check_float(y, "y", 2, False)
     k, hc, wc, ho, wo, sh, sw = _shape(y, "y", shape, ph, pw, stride)
-    check_same(kind, y, "y", check_float(out, "out", 2, True), out, "out")
-    check_shape(out, "out", dim(y, 0), k * ho * wo)
+    check_operand(kind, y, "y", out, "out", True, dim(y, 0), k * ho * wo)
     check_disjoint(out, "out", y, "y")
     if idx is not None:
         check_int32(idx, "idx", dim(y, 0), k * ho * wo, True)
@@ -123,8 +112,7 @@ def avg_pool(y, shape, ph, pw, out, stride=None):
     """out = the mean of each ph x pw window of each map (sum row-major, / (ph*pw))."""
     cdef int kind = check_float(y, "y", 2, False)
     k, hc, wc, ho, wo, sh, sw = _shape(y, "y", shape, ph, pw, stride)
-    check_same(kind, y, "y", check_float(out, "out", 2, True), out, "out")
-    check_shape(out, "out", dim(y, 0), k * ho * wo)
+    check_operand(kind, y, "y", out, "out", True, dim(y, 0), k * ho * wo)
     check_disjoint(out, "out", y, "y")
     if kind == 0:
         _pool[float](POOL_AVG, <float*>_data(y), dim(y, 0), k, hc, wc, ph, pw, sh, sw,
@@ -235,15 +223,12 @@ def avg_pool_backward(g, shape, ph, pw, y, int act, out, stride=None,
     cdef int kind = check_float(g, "g", 2, False)
     k, hc, wc, ho, wo, sh, sw = check_map_shape(shape, ph, pw, stride)
     check_shape(g, "g", dim(g, 0), k * ho * wo)
-    check_same(kind, g, "g", check_float(out, "out", 2, True), out, "out")
-    check_shape(out, "out", dim(g, 0), k * hc * wc)
-    check_deriv(act)
-    check_slope(slope)
+    check_operand(kind, g, "g", out, "out", True, dim(g, 0), k * hc * wc)
+    check_deriv_slope(act, slope)
     if act != ACT_LINEAR:
         if y is None:
             raise ValueError("y is needed unless act is ACT_LINEAR")
-        check_same(kind, g, "g", check_float(y, "y", 2, False), y, "y")
-        check_shape(y, "y", dim(g, 0), k * hc * wc)
+        check_operand(kind, g, "g", y, "y", False, dim(g, 0), k * hc * wc)
         check_disjoint(out, "out", y, "y")
     else:
         y = None

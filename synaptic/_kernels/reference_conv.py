@@ -98,6 +98,23 @@ def _check_float(name, a, dtype=None):
         raise TypeError(f"{name} has dtype {a.dtype} but the data has dtype {dtype}")
 
 
+def _check_float_2d(name, a, dtype=None):
+    """``a`` a 2-D float32 or float64 array (of ``dtype`` if given)."""
+    _check_float(name, a, dtype)
+    _check_2d(name, a)
+
+
+def _check_deriv_args(y, act, slope, out):
+    """The factor f'(y) of a backward pass into ``out``: ``y`` (needed unless act is
+    ACT_LINEAR) of out's dtype and shape, ``act`` and ``slope`` valid."""
+    if act != ACT_LINEAR:
+        if y is None:
+            raise ValueError("y is needed unless act is ACT_LINEAR")
+        _check_float("y", y, out.dtype)
+        _check_shape("y", y, out.shape)
+    derivative(np.empty((0, 1), out.dtype), act, np.empty((0, 1), out.dtype), slope)   # act check
+
+
 def _check_disjoint(out, name, *others):
     """``out`` is written while ``others`` (name, array) pairs are still read."""
     for other_name, other in zip(others[::2], others[1::2]):
@@ -174,10 +191,8 @@ def conv_forward(x, w, geom, act, pool, out, idx=None, pre=None, work=None, slop
     """
     g = check_geom(geom)
     c, h, wd, fh, fw = g[:5]
-    _check_float("x", x)
-    _check_2d("x", x)
-    _check_float("w", w, x.dtype)
-    _check_2d("w", w)
+    _check_float_2d("x", x)
+    _check_float_2d("w", w, x.dtype)
     if x.shape[1] != c * h * wd:
         raise ValueError(f"x has {x.shape[1]} columns, geom {geom} needs {c * h * wd}")
     if w.shape[1] != 1 + c * fh * fw or w.shape[0] < 1:
@@ -242,12 +257,9 @@ def conv_weight_grad(dz, idx, x, geom, out, work=None):
     """
     g = check_geom(geom)
     c, h, wd, fh, fw = g[:5]
-    _check_float("dz", dz)
-    _check_2d("dz", dz)
-    _check_float("x", x, dz.dtype)
-    _check_2d("x", x)
-    _check_float("out", out, dz.dtype)
-    _check_2d("out", out)
+    _check_float_2d("dz", dz)
+    _check_float_2d("x", x, dz.dtype)
+    _check_float_2d("out", out, dz.dtype)
     n, k = x.shape[0], out.shape[0]
     if x.shape[1] != c * h * wd:
         raise ValueError(f"x has {x.shape[1]} columns, geom {geom} needs {c * h * wd}")
@@ -280,22 +292,14 @@ def conv_input_grad(dz, idx, w, geom, y, act, out, work=None, slope=LEAKY_SLOPE)
     """
     g = check_geom(geom)
     c, h, wd, fh, fw, sh, sw, pt, pb, pl, pr = g
-    _check_float("dz", dz)
-    _check_2d("dz", dz)
-    _check_float("w", w, dz.dtype)
-    _check_2d("w", w)
-    _check_float("out", out, dz.dtype)
-    _check_2d("out", out)
+    _check_float_2d("dz", dz)
+    _check_float_2d("w", w, dz.dtype)
+    _check_float_2d("out", out, dz.dtype)
     k, n = w.shape[0], dz.shape[0]
     if w.shape[1] != 1 + c * fh * fw or k < 1:
         raise ValueError(f"w has shape {w.shape}, expected (K, {1 + c * fh * fw})")
     _check_shape("out", out, (n, c * h * wd))
-    if act != ACT_LINEAR:
-        if y is None:
-            raise ValueError("y is needed unless act is ACT_LINEAR")
-        _check_float("y", y, dz.dtype)
-        _check_shape("y", y, out.shape)
-    derivative(np.empty((0, 1), dz.dtype), act, np.empty((0, 1), dz.dtype), slope)   # act check
+    _check_deriv_args(y, act, slope, out)
     hc, wc = conv_map(g)
     q = hc * wc
     if idx is not None and dz.shape[1] % k:
@@ -320,8 +324,7 @@ def conv_input_grad(dz, idx, w, geom, y, act, out, work=None, slope=LEAKY_SLOPE)
 # pooling
 
 def _check_pool_io(y, shape, ph, pw, out, stride):
-    _check_float("y", y)
-    _check_2d("y", y)
+    _check_float_2d("y", y)
     k, hc, wc, ho, wo, sh, sw = check_map_shape(shape, ph, pw, stride)
     if y.shape[1] != k * hc * wc:
         raise ValueError(f"y has {y.shape[1]} columns, shape {tuple(shape)} needs {k * hc * wc}")
@@ -354,11 +357,9 @@ def avg_pool(y, shape, ph, pw, out, stride=None):
 
 def max_pool_backward(g, idx, out):
     """out = ``g`` scattered (added) at the columns ``idx`` of each row, zero elsewhere."""
-    _check_float("g", g)
-    _check_2d("g", g)
+    _check_float_2d("g", g)
     _check_idx(idx, g.shape)
-    _check_float("out", out, g.dtype)
-    _check_2d("out", out)
+    _check_float_2d("out", out, g.dtype)
     if out.shape[0] != g.shape[0]:
         raise ValueError(f"out has {out.shape[0]} rows, g has {g.shape[0]}")
     _check_disjoint(out, "out", "g", g, "idx", idx)
@@ -373,19 +374,13 @@ def avg_pool_backward(g, shape, ph, pw, y, act, out, stride=None, slope=LEAKY_SL
     """out = (g / (ph*pw) spread over each window) * f'(y): ``g`` n x K*ho*wo, ``y`` and
     ``out`` n x K*hc*wc (``y`` the activities before pooling; ACT_LINEAR: no factor).  With
     overlapping windows (``stride``) the shares are added; elements no window covers get 0."""
-    _check_float("g", g)
-    _check_2d("g", g)
+    _check_float_2d("g", g)
     k, hc, wc, ho, wo, sh, sw = check_map_shape(shape, ph, pw, stride)
     ph, pw = int(ph), int(pw)
     _check_shape("g", g, (g.shape[0], k * ho * wo))
     _check_float("out", out, g.dtype)
     _check_shape("out", out, (g.shape[0], k * hc * wc))
-    if act != ACT_LINEAR:
-        if y is None:
-            raise ValueError("y is needed unless act is ACT_LINEAR")
-        _check_float("y", y, g.dtype)
-        _check_shape("y", y, out.shape)
-    derivative(np.empty((0, 1), g.dtype), act, np.empty((0, 1), g.dtype), slope)   # act check
+    _check_deriv_args(y, act, slope, out)
     _check_disjoint(out, "out", "g", g, "y", y if act != ACT_LINEAR else None)
     n = g.shape[0]
     if sh == ph and sw == pw and hc % ph == 0 and wc % pw == 0:    # tiling windows

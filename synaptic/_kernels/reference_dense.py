@@ -28,6 +28,8 @@ from .acts import (  # noqa: F401
     check_slope, kernel_act)
 from .checks import GAMMA as _GAMMA, MIX1 as _MIX1, MIX2 as _MIX2
 from .checks import check_adam as _check_adam, check_dropout as _check_dropout
+from .checks import check_rprop as _check_rprop, momentum_on as _momentum_on
+from .checks import RPROP_ORIGINAL, RPROP_PLUS, IRPROP_MINUS, IRPROP_PLUS, N_RPROP  # noqa: F401
 from .checks import dropout_key  # noqa: F401  (re-exported: layers.Dropout.key)
 from .checks import output_backprop_steps as _output_backprop_steps
 
@@ -219,6 +221,18 @@ def add_scaled(w, v, alpha):
     w += w.dtype.type(alpha) * v
 
 
+def _adapt_gain(gain, d, deltaw, has_gain, ming, maxg, dt):
+    """The adaptive learning rate of sgd_update and rmsprop_update, in place: with
+    ``has_gain`` gain + 0.05 where d * deltaw > 0, else gain * 0.95, clipped to [ming, maxg];
+    otherwise 1 (dt: w's scalar type).  Returns ``gain``."""
+    if has_gain:
+        up = d * deltaw > 0
+        gain[...] = np.clip(np.where(up, gain + dt(0.05), gain * dt(0.95)), ming, maxg)
+    else:
+        gain[...] = 1
+    return gain
+
+
 def sgd_update(w, g, deltaw, gain, lr, inv_m, alpha, has_prev, has_gain, ming, maxg, nesterov):
     """One backprop update, in place (SYNAPTIC.md §5).
 
@@ -235,12 +249,7 @@ def sgd_update(w, g, deltaw, gain, lr, inv_m, alpha, has_prev, has_gain, ming, m
     d = g * dt(-inv_m)
     if gain is not None:
         _check_shape("gain", gain, w.shape)
-        if has_gain:
-            up = d * deltaw > 0
-            gain[...] = np.clip(np.where(up, gain + dt(0.05), gain * dt(0.95)), ming, maxg)
-        else:
-            gain[...] = 1
-        d *= gain
+        d *= _adapt_gain(gain, d, deltaw, has_gain, ming, maxg, dt)
     dw = d * dt(lr)
     if nesterov:
         w += dw
@@ -256,12 +265,7 @@ def sgd_update(w, g, deltaw, gain, lr, inv_m, alpha, has_prev, has_gain, ming, m
         w += dw
 
 
-# R-prop variants (rprop_update).
-RPROP_ORIGINAL = 0   # Synaptic's Rprop-: compares -g with the previous update, a zero product halves
-RPROP_PLUS = 1       # Riedmiller & Braun 1993: weight backtracking on a sign change
-IRPROP_MINUS = 2     # Igel & Husken 2000: no backtracking, the gradient zeroed on a sign change
-IRPROP_PLUS = 3      # Igel & Husken 2000: backtracking only if the error went up
-N_RPROP = 4
+# R-prop variants (rprop_update): checks.RPROP_ORIGINAL .. IRPROP_PLUS, re-exported here
 
 
 def _check_update(w, **arrays):
@@ -366,18 +370,11 @@ def rprop_update(w, g, deltaw, step, gprev, mode, eta_plus, eta_minus, mins, max
     only; ``alpha`` None or 0 means none): if ``has_prev``, dw += alpha * deltaw.  Then
     deltaw = dw and w += dw.
     """
-    if not 0 <= mode < N_RPROP:
-        raise ValueError(f"unknown R-prop variant code {mode}")
+    momentum = _check_rprop(mode, gprev, alpha, has_prev)
     _check_2d("w", w)
     _check_update(w, g=g, deltaw=deltaw, step=step)
     if mode != RPROP_ORIGINAL:
-        if gprev is None:
-            raise ValueError("the R-prop variants of the papers need gprev")
         _check_update(w, gprev=gprev)
-    momentum = has_prev and alpha is not None and alpha != 0
-    if momentum and mode in (RPROP_PLUS, IRPROP_PLUS):
-        raise ValueError("momentum cannot be combined with weight backtracking "
-                         "(RPROP_PLUS, IRPROP_PLUS)")
     dt = w.dtype.type
     if not has_step:
         step[...] = dt(step_init)
@@ -428,14 +425,9 @@ def rmsprop_update(w, g, deltaw, ms, gain, lr, decay, eps, has_ms, alpha, has_pr
     n = np.divide(d, root, out=d.copy(), where=root != 0)
     if gain is not None:
         _check_update(w, gain=gain)
-        if has_gain:
-            up = n * deltaw > 0
-            gain[...] = np.clip(np.where(up, gain + dt(0.05), gain * dt(0.95)), ming, maxg)
-        else:
-            gain[...] = 1
-        n *= gain
+        n *= _adapt_gain(gain, n, deltaw, has_gain, ming, maxg, dt)
     dw = n * dt(lr)
-    if has_prev and alpha is not None and alpha != 0:
+    if _momentum_on(alpha, has_prev):
         dw += dt(alpha) * deltaw
     deltaw[...] = dw
     w += dw

@@ -13,12 +13,10 @@ from cython.parallel cimport prange
 from libc.math cimport INFINITY, sqrt, sqrtf
 from libc.string cimport memset
 cimport numpy as cnp
-cimport openmp
-from cpython.pyport cimport PY_SSIZE_T_MAX
 
 from ._common cimport *
 from ._step cimport *
-from .checks import check_adam
+from .checks import check_adam, check_rprop, momentum_on
 
 cnp.import_array()
 
@@ -56,8 +54,7 @@ def regularize(g, w, int kind, double lam):
     L1 adds lam * sign(w) (sign(0) = 0); L2 adds lam * w (SYNAPTIC.md §4).
     """
     cdef int k = check_float(w, "w", 2, False)
-    check_same(k, w, "w", check_float(g, "g", 2, True), g, "g")
-    check_shape(g, "g", dim(w, 0), dim(w, 1))
+    check_operand(k, w, "w", g, "g", True, dim(w, 0), dim(w, 1))
     if kind == REG_NONE:
         return
     if kind != REG_L1 and kind != REG_L2:
@@ -91,13 +88,43 @@ cdef int _add_scaled(floating[:, ::1] w, const floating[:, ::1] v, double alpha)
 def add_scaled(w, v, double alpha):
     """w += alpha * v (the Nesterov jump)."""
     cdef int k = check_float(w, "w", 2, True)
-    check_same(k, w, "w", check_float(v, "v", 2, False), v, "v")
-    check_shape(v, "v", dim(w, 0), dim(w, 1))
+    check_operand(k, w, "w", v, "v", False, dim(w, 0), dim(w, 1))
     check_same_or_disjoint(w, "w", v, "v")
     if k == 0:
         _add_scaled[float](w, v, alpha)
     else:
         _add_scaled[double](w, v, alpha)
+
+
+# ---------------------------------------------------------------------------------------
+# the argument checks and scalars of the update rules below
+
+cdef int _check_like(int k, object w, object a, str name, bint writable) except -1:
+    """``a``: a C-contiguous 2-D array of ``w``'s shape and dtype, not overlapping ``w``."""
+    check_same(k, w, "w", check_float(a, name, 2, writable), a, name)
+    check_shape(a, name, dim(w, 0), dim(w, 1))
+    check_disjoint(w, "w", a, name)
+    return 0
+
+
+cdef int _check_all_disjoint(list arrays, list names) except -1:
+    cdef Py_ssize_t i, j
+    for i in range(len(arrays)):
+        for j in range(i + 1, len(arrays)):
+            check_disjoint(arrays[i], names[i], arrays[j], names[j])
+    return 0
+
+
+cdef int _gain_bounds(bint adapted, ming, maxg, double* lo, double* hi) except -1:
+    """[ming, maxg] for an adapted gain (None: no bound, as np.clip), else [-inf, inf]."""
+    lo[0] = -INFINITY
+    hi[0] = INFINITY
+    if adapted:
+        if ming is not None:
+            lo[0] = ming
+        if maxg is not None:
+            hi[0] = maxg
+    return 0
 
 
 # ---------------------------------------------------------------------------------------
@@ -124,46 +151,29 @@ cdef int _sgd_update(floating[:, ::1] w, const floating[:, ::1] g, floating[:, :
 
 def sgd_update(w, g, deltaw, gain, double lr, double inv_m, alpha, has_prev, has_gain,
                ming, maxg, nesterov):
-    """One backprop update, in place (SYNAPTIC.md §5).
-
-    d = -g * inv_m.  With ``gain`` (adaptive learning rate, else None): if ``has_gain`` the
-    gain becomes gain + 0.05 where d * deltaw > 0, else gain * 0.95, clamped to [ming, maxg];
-    otherwise it is set to 1.  dw = lr * gain * d (or lr * d).
-    Plain: if ``has_prev`` and alpha != 0, dw += alpha * deltaw; then deltaw = dw, w += dw.
-    Nesterov (the jump alpha * deltaw was already added to w): w += dw and
-    deltaw = alpha * deltaw + dw (just dw without ``has_prev``).
+    """One backprop update, in place (SYNAPTIC.md §5): the rule, plain or Nesterov, with or
+    without the adaptive gain, as the twin's docstring (reference_dense.sgd_update) states it.
 
     ``alpha`` None means no momentum; ``ming`` / ``maxg`` None mean no bound (as np.clip).
     """
     cdef _Sgd p
     cdef int k = check_float(w, "w", 2, True)
-    check_same(k, w, "w", check_float(g, "g", 2, False), g, "g")
-    check_shape(g, "g", dim(w, 0), dim(w, 1))
-    check_same(k, w, "w", check_float(deltaw, "deltaw", 2, True), deltaw, "deltaw")
-    check_shape(deltaw, "deltaw", dim(w, 0), dim(w, 1))
-    check_disjoint(w, "w", g, "g")
-    check_disjoint(w, "w", deltaw, "deltaw")
-    check_disjoint(deltaw, "deltaw", g, "g")
+    _check_like(k, w, g, "g", False)
+    _check_like(k, w, deltaw, "deltaw", True)
+    arrays, names = [g, deltaw], ["g", "deltaw"]
     p.use_gain = gain is not None
     if p.use_gain:
-        check_same(k, w, "w", check_float(gain, "gain", 2, True), gain, "gain")
-        check_shape(gain, "gain", dim(w, 0), dim(w, 1))
-        check_disjoint(gain, "gain", w, "w")
-        check_disjoint(gain, "gain", g, "g")
-        check_disjoint(gain, "gain", deltaw, "deltaw")
+        _check_like(k, w, gain, "gain", True)
+        arrays.append(gain)
+        names.append("gain")
+    _check_all_disjoint(arrays, names)
     p.neg_inv_m = -inv_m
     p.lr = lr
     p.has_gain = has_gain
     p.nesterov = nesterov
-    p.momentum = bool(has_prev) and alpha is not None and alpha != 0
+    p.momentum = momentum_on(alpha, has_prev)
     p.alpha = alpha if p.momentum else 0.0
-    p.ming = -INFINITY
-    p.maxg = INFINITY
-    if p.use_gain and p.has_gain:
-        if ming is not None:
-            p.ming = ming
-        if maxg is not None:
-            p.maxg = maxg
+    _gain_bounds(p.use_gain and p.has_gain, ming, maxg, &p.ming, &p.maxg)
     if k == 0:
         _sgd_update[float](w, g, deltaw, gain, &p)
     else:
@@ -178,7 +188,6 @@ cdef enum:
     RPROP_PLUS = 1
     IRPROP_MINUS = 2
     IRPROP_PLUS = 3
-    N_RPROP = 4
 
 
 cdef inline floating _sign(floating v) noexcept nogil:
@@ -193,22 +202,6 @@ cdef inline floating _clip(floating v, floating lo, floating hi) noexcept nogil:
     """np.clip: the lower bound first, then the upper one (NaN stays NaN)."""
     v = lo if v < lo else v
     return hi if v > hi else v
-
-
-cdef int _check_like(int k, object w, object a, str name, bint writable) except -1:
-    """``a``: a C-contiguous 2-D array of ``w``'s shape and dtype, not overlapping ``w``."""
-    check_same(k, w, "w", check_float(a, name, 2, writable), a, name)
-    check_shape(a, name, dim(w, 0), dim(w, 1))
-    check_disjoint(w, "w", a, name)
-    return 0
-
-
-cdef int _check_all_disjoint(list arrays, list names) except -1:
-    cdef Py_ssize_t i, j
-    for i in range(len(arrays)):
-        for j in range(i + 1, len(arrays)):
-            check_disjoint(arrays[i], names[i], arrays[j], names[j])
-    return 0
 
 
 # ---------------------------------------------------------------------------------------
@@ -258,10 +251,8 @@ def perceptron_error(y, t, out):
     The perceptron rule's update is then ``weight_grad(out, x, dw)``: errᵀ · [1 | x], the raw sum.
     """
     cdef int k = check_float(y, "y", 2, False)
-    check_same(k, y, "y", check_float(t, "t", 2, False), t, "t")
-    check_shape(t, "t", dim(y, 0), dim(y, 1))
-    check_same(k, y, "y", check_float(out, "out", 2, True), out, "out")
-    check_shape(out, "out", dim(y, 0), dim(y, 1))
+    check_operand(k, y, "y", t, "t", False, dim(y, 0), dim(y, 1))
+    check_operand(k, y, "y", out, "out", True, dim(y, 0), dim(y, 1))
     check_same_or_disjoint(out, "out", y, "y")
     check_same_or_disjoint(out, "out", t, "t")
     if k == 0:
@@ -381,37 +372,16 @@ cdef int _rprop_update(floating[:, ::1] w, const floating[:, ::1] g, floating[:,
 
 def rprop_update(w, g, deltaw, step, gprev, int mode, double eta_plus, double eta_minus,
                  double mins, double maxs, double step_init, has_step, alpha, has_prev, worse):
-    """One R-prop update, in place (SYNAPTIC.md §5).
-
-    ``g`` is the summed gradient, ``deltaw`` the previous update (overwritten with this one),
-    ``step`` the per-weight step sizes.  Without ``has_step`` (the first batch) every step is
-    set to ``step_init`` and nothing is adapted.  Otherwise:
-
-    * RPROP_ORIGINAL (Synaptic's Rprop-): with d = -g, the step becomes step * eta_plus where
-      d * deltaw > 0, else step * eta_minus (a zero product included), clipped to [mins, maxs].
-      ``gprev`` is not used (None is fine).
-    * The paper variants compare g with ``gprev`` (the previous gradient as the variant keeps
-      it), p = gprev * g: step * eta_plus where p > 0, step * eta_minus where p < 0 (each
-      clipped to [mins, maxs]), unchanged where p == 0.
-      IRPROP_MINUS: g is taken as 0 where p < 0.  RPROP_PLUS, IRPROP_PLUS: where p < 0 the
-      update is -deltaw (backtracking: always for RPROP_PLUS, only if ``worse`` -- the error
-      went up -- for IRPROP_PLUS; else 0) and g is taken as 0.  ``gprev`` becomes that g.
-
-    Elsewhere the update is dw = step * sign(-g).  Momentum (RPROP_ORIGINAL and IRPROP_MINUS
-    only; ``alpha`` None or 0 means none): if ``has_prev``, dw += alpha * deltaw.  Then
-    deltaw = dw and w += dw.
-    """
+    """One R-prop update, in place (SYNAPTIC.md §5): the rule of each variant ``mode`` as
+    the twin's docstring (reference_dense.rprop_update) states it, bit for bit."""
     cdef _Rprop p
-    if not 0 <= mode < N_RPROP:
-        raise ValueError(f"unknown R-prop variant code {mode}")
+    p.momentum = check_rprop(mode, gprev, alpha, has_prev)
     cdef int k = check_float(w, "w", 2, True)
     _check_like(k, w, g, "g", False)
     _check_like(k, w, deltaw, "deltaw", True)
     _check_like(k, w, step, "step", True)
     arrays, names = [g, deltaw, step], ["g", "deltaw", "step"]
     if mode != RPROP_ORIGINAL:
-        if gprev is None:
-            raise ValueError("the R-prop variants of the papers need gprev")
         _check_like(k, w, gprev, "gprev", True)
         arrays.append(gprev)
         names.append("gprev")
@@ -423,10 +393,6 @@ def rprop_update(w, g, deltaw, step, gprev, int mode, double eta_plus, double et
     p.maxs = maxs
     p.step_init = step_init
     p.has_step = bool(has_step)
-    p.momentum = bool(has_prev) and alpha is not None and alpha != 0
-    if p.momentum and (mode == RPROP_PLUS or mode == IRPROP_PLUS):
-        raise ValueError("momentum cannot be combined with weight backtracking "
-                         "(RPROP_PLUS, IRPROP_PLUS)")
     p.alpha = alpha if p.momentum else 0.0
     p.backtrack = mode == RPROP_PLUS or (mode == IRPROP_PLUS and bool(worse))
     if mode == IRPROP_PLUS:
@@ -534,15 +500,9 @@ cdef int _rmsprop_update(floating[:, ::1] w, const floating[:, ::1] g, floating[
 
 def rmsprop_update(w, g, deltaw, ms, gain, double lr, double decay, double eps, has_ms, alpha,
                    has_prev, has_gain, ming, maxg):
-    """One RMSprop update, in place (SYNAPTIC.md §5).
-
-    d = -g (the summed gradient, not divided by the batch size).  ms = d² without ``has_ms``
-    (the first batch), else decay * ms + (1 - decay) * d².  The normalised step is
-    n = d / sqrt(ms + eps), or d itself where sqrt(ms + eps) == 0 (the original has eps = 0).
-    With ``gain`` (adaptive learning rate, else None): as sgd_update, with n in place of d.
-    dw = lr * n; with momentum (``alpha`` not None/0 and ``has_prev``) dw += alpha * deltaw;
-    then deltaw = dw and w += dw.
-    """
+    """One RMSprop update, in place (SYNAPTIC.md §5): the rule (the mean square ``ms``, the
+    normalised step, the gain, the momentum) as the twin's docstring
+    (reference_dense.rmsprop_update) states it."""
     cdef _Rms p
     cdef int k = check_float(w, "w", 2, True)
     _check_like(k, w, g, "g", False)
@@ -560,15 +520,9 @@ def rmsprop_update(w, g, deltaw, ms, gain, double lr, double decay, double eps, 
     p.decay = decay if p.has_ms else 0.0
     p.eps = eps
     p.has_gain = bool(has_gain)
-    p.momentum = bool(has_prev) and alpha is not None and alpha != 0
+    p.momentum = momentum_on(alpha, has_prev)
     p.alpha = alpha if p.momentum else 0.0
-    p.ming = -INFINITY
-    p.maxg = INFINITY
-    if p.use_gain and p.has_gain:
-        if ming is not None:
-            p.ming = ming
-        if maxg is not None:
-            p.maxg = maxg
+    _gain_bounds(p.use_gain and p.has_gain, ming, maxg, &p.ming, &p.maxg)
     if k == 0:
         _rmsprop_update[float](w, g, deltaw, ms, gain, &p)
     else:

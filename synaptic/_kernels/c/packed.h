@@ -57,22 +57,9 @@ static SYN_FMA SYN_SP_NOINLINE const T* syn_pk_gcol_##S##K(uint64_t mk, const T*
     return v; \
 }
 
-#define SYN_PK_CASES(CALL) \
-    switch (nv - cc < 8 ? nv - cc : 8) { \
-    case 1: CALL(1); break; case 2: CALL(2); break; case 3: CALL(3); break; \
-    case 4: CALL(4); break; case 5: CALL(5); break; case 6: CALL(6); break; \
-    case 7: CALL(7); break; default: CALL(8); \
-    }
-
 #define SYN_PK_FUNCS(S, T, V, VL) \
-SYN_PK_FTILE(S, T, V, VL, 1) SYN_PK_FTILE(S, T, V, VL, 2) \
-SYN_PK_FTILE(S, T, V, VL, 3) SYN_PK_FTILE(S, T, V, VL, 4) \
-SYN_PK_FTILE(S, T, V, VL, 5) SYN_PK_FTILE(S, T, V, VL, 6) \
-SYN_PK_FTILE(S, T, V, VL, 7) SYN_PK_FTILE(S, T, V, VL, 8) \
-SYN_PK_GCOL(S, T, V, VL, 1) SYN_PK_GCOL(S, T, V, VL, 2) \
-SYN_PK_GCOL(S, T, V, VL, 3) SYN_PK_GCOL(S, T, V, VL, 4) \
-SYN_PK_GCOL(S, T, V, VL, 5) SYN_PK_GCOL(S, T, V, VL, 6) \
-SYN_PK_GCOL(S, T, V, VL, 7) SYN_PK_GCOL(S, T, V, VL, 8) \
+SYN_SP_EACH_K(SYN_PK_FTILE, S, T, V, VL) \
+SYN_SP_EACH_K(SYN_PK_GCOL, S, T, V, VL) \
 \
 /* pack: the row masks of rows r0..r1-1 and their nonzero counts cnt[i] */ \
 static void syn_pk_rows_##S(const T* x, Py_ssize_t d, Py_ssize_t r0, Py_ssize_t r1, \
@@ -140,13 +127,7 @@ static void syn_pk_fwd_block_##S(const uint32_t* rmask, Py_ssize_t nw, const T* 
             const T* v0 = vp[i - r0]; \
             const T* v1 = v0; \
             T* r = ob + (i - r0) * ldt; \
-            uint32_t any = 0; \
-            for (q = 0; q < q1 - q0; q++) any |= m[q]; \
-            if (!any) continue; \
-            for (cc = 0; cc < nv; cc += 8) { \
-                off = cc * (VL); \
-                SYN_PK_CASES(SYN_PK_FCALL_##S) \
-            } \
+            SYN_SP_ROW_TILES(SYN_PK_FCALL, S, VL) \
             vp[i - r0] = v1; \
         } \
     } \
@@ -174,12 +155,7 @@ static int syn_pk_grad_cols_##S(const T* dz, const uint64_t* cmask, const T* cva
         for (i = i0; i < i1; i++) { \
             const T* dr = dz + i * o; \
             T* db = dzb + (i - i0) * ldt; \
-            for (k = 0; k < o; k++) { \
-                T e = dr[k]; \
-                db[k] = e; \
-                bad |= !(e - e == 0); \
-            } \
-            for (k = o; k < ldt; k++) db[k] = 0; \
+            SYN_SP_DZ_ROW(T) \
         } \
         for (c = j0; c < j1; c++) { \
             uint64_t mk = cm[c]; \
@@ -188,7 +164,7 @@ static int syn_pk_grad_cols_##S(const T* dz, const uint64_t* cmask, const T* cva
             if (!mk) continue; \
             for (cc = 0; cc < nv; cc += 8) { \
                 off = cc * (VL); \
-                SYN_PK_CASES(SYN_PK_GCALL_##S) \
+                SYN_SP_CASES(SYN_PK_GCALL, S) \
             } \
             v = v1; \
         } \
@@ -196,10 +172,8 @@ static int syn_pk_grad_cols_##S(const T* dz, const uint64_t* cmask, const T* cva
     return !bad; \
 }
 
-#define SYN_PK_FCALL_f(K) v1 = syn_pk_ftile_f##K(m, q1 - q0, v0, wq + off, ldt, r + off)
-#define SYN_PK_FCALL_d(K) v1 = syn_pk_ftile_d##K(m, q1 - q0, v0, wq + off, ldt, r + off)
-#define SYN_PK_GCALL_f(K) v1 = syn_pk_gcol_f##K(mk, v, dzb + off, ldt, sc + off)
-#define SYN_PK_GCALL_d(K) v1 = syn_pk_gcol_d##K(mk, v, dzb + off, ldt, sc + off)
+#define SYN_PK_FCALL(S, K) v1 = syn_pk_ftile_##S##K(m, q1 - q0, v0, wq + off, ldt, r + off)
+#define SYN_PK_GCALL(S, K) v1 = syn_pk_gcol_##S##K(mk, v, dzb + off, ldt, sc + off)
 
 SYN_PK_FUNCS(f, float, syn_sp_vf, SYN_SP_VLF)
 SYN_PK_FUNCS(d, double, syn_sp_vd, SYN_SP_VLD)

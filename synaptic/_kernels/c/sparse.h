@@ -202,6 +202,18 @@ static inline int syn_sp_acc_bad_d(__m512d a) {
 #define SYN_SP_R7(M, V, VL) SYN_SP_R6(M, V, VL) M(6, V, VL)
 #define SYN_SP_R8(M, V, VL) SYN_SP_R7(M, V, VL) M(7, V, VL)
 
+/* SYN_SP_EACH_K(M, S, T, V, VL): M(S, T, V, VL, K) for K = 1..8 (the tile functions of K
+   vectors); SYN_SP_CASES(CALL, S): CALL(S, K) for the K = min(nv - cc, 8) vectors left */
+#define SYN_SP_EACH_K(M, S, T, V, VL) \
+    M(S, T, V, VL, 1) M(S, T, V, VL, 2) M(S, T, V, VL, 3) M(S, T, V, VL, 4) \
+    M(S, T, V, VL, 5) M(S, T, V, VL, 6) M(S, T, V, VL, 7) M(S, T, V, VL, 8)
+#define SYN_SP_CASES(CALL, S) \
+    switch (nv - cc < 8 ? nv - cc : 8) { \
+    case 1: CALL(S, 1); break; case 2: CALL(S, 2); break; case 3: CALL(S, 3); break; \
+    case 4: CALL(S, 4); break; case 5: CALL(S, 5); break; case 6: CALL(S, 6); break; \
+    case 7: CALL(S, 7); break; default: CALL(S, 8); \
+    }
+
 /* Forward tile of K vectors (K accumulators in registers, each function on its own so
    that nothing spills): out[0:K*VL] = b + sum over the set bits j of the row mask mw of
    xr[j] * wt[j * ldt : ...], in increasing j. */
@@ -249,15 +261,43 @@ static SYN_FMA SYN_SP_NOINLINE void syn_sp_gcol_##S##K(uint64_t mk, const T* xc,
     SYN_SP_R##K(SYN_SP_GC_STORE, V, VL) \
 }
 
+/* a forward row's chunk of mask words m[0:q1-q0]: nothing if all zero, else its tiles
+   (CALL: SYN_SP_FCALL or SYN_PK_FCALL) over the nv vectors of the output row, 8 at a time */
+#define SYN_SP_ROW_TILES(CALL, S, VL) \
+    uint32_t any = 0; \
+    for (q = 0; q < q1 - q0; q++) any |= m[q]; \
+    if (!any) continue; \
+    for (cc = 0; cc < nv; cc += 8) { \
+        off = cc * (VL); \
+        SYN_SP_CASES(CALL, S) \
+    }
+/* a gradient row dr[0:o] copied to db[0:ldt], padded with zeros; bad set if not all finite */
+#define SYN_SP_DZ_ROW(T) \
+    for (k = 0; k < o; k++) { \
+        T v = dr[k]; \
+        db[k] = v; \
+        bad |= !(v - v == 0); \
+    } \
+    for (k = o; k < ldt; k++) db[k] = 0;
+
+#define SYN_SP_FCALL(S, K) syn_sp_ftile_##S##K(m, q1 - q0, xr, wq + off, ldt, r + off, r + off)
+#define SYN_SP_GCALL(S, K) syn_sp_gcol_##S##K(mk, xc, d, dzb + off, ldt, sc + off)
+
+/* the transposition's whole AVX-512 tiles: SRC and DST are the tile corners at block
+   (jb, k), LS and LD their row strides; jfull, kfull where the scalar edge loops start */
+#define SYN_SP_TILES(S, SRC, LS, DST, LD) \
+    SYN_SP_TILED_##S( \
+        Py_ssize_t jb; \
+        for (jb = j0; jb + SYN_SP_TB_##S <= j1; jb += SYN_SP_TB_##S) \
+            for (k = 0; k + SYN_SP_TB_##S <= o; k += SYN_SP_TB_##S) \
+                syn_sp_tile_##S(SRC, LS, DST, LD, &acc); \
+        jfull = jb; \
+        kfull = o / SYN_SP_TB_##S * SYN_SP_TB_##S; \
+    )
+
 #define SYN_SP_FUNCS(S, T, V, VL) \
-SYN_SP_FTILE(S, T, V, VL, 1) SYN_SP_FTILE(S, T, V, VL, 2) \
-SYN_SP_FTILE(S, T, V, VL, 3) SYN_SP_FTILE(S, T, V, VL, 4) \
-SYN_SP_FTILE(S, T, V, VL, 5) SYN_SP_FTILE(S, T, V, VL, 6) \
-SYN_SP_FTILE(S, T, V, VL, 7) SYN_SP_FTILE(S, T, V, VL, 8) \
-SYN_SP_GCOL(S, T, V, VL, 1) SYN_SP_GCOL(S, T, V, VL, 2) \
-SYN_SP_GCOL(S, T, V, VL, 3) SYN_SP_GCOL(S, T, V, VL, 4) \
-SYN_SP_GCOL(S, T, V, VL, 5) SYN_SP_GCOL(S, T, V, VL, 6) \
-SYN_SP_GCOL(S, T, V, VL, 7) SYN_SP_GCOL(S, T, V, VL, 8) \
+SYN_SP_EACH_K(SYN_SP_FTILE, S, T, V, VL) \
+SYN_SP_EACH_K(SYN_SP_GCOL, S, T, V, VL) \
 \
 /* nonzero counts per column over `rows` rows evenly spaced (colnz zeroed first) */ \
 static void syn_sp_sample_##S(const T* x, Py_ssize_t n, Py_ssize_t d, Py_ssize_t rows, \
@@ -275,14 +315,7 @@ static int syn_sp_transpose_in_##S(const T* w, Py_ssize_t ldw, Py_ssize_t o, \
         Py_ssize_t j0, Py_ssize_t j1, T* wt, Py_ssize_t ldt) { \
     Py_ssize_t j, k, jfull = j0, kfull = 0; \
     int bad = 0; \
-    SYN_SP_TILED_##S( \
-        Py_ssize_t jb; \
-        for (jb = j0; jb + SYN_SP_TB_##S <= j1; jb += SYN_SP_TB_##S) \
-            for (k = 0; k + SYN_SP_TB_##S <= o; k += SYN_SP_TB_##S) \
-                syn_sp_tile_##S(w + k * ldw + 1 + jb, ldw, wt + jb * ldt + k, ldt, &acc); \
-        jfull = jb; \
-        kfull = o / SYN_SP_TB_##S * SYN_SP_TB_##S; \
-    ) \
+    SYN_SP_TILES(S, w + k * ldw + 1 + jb, ldw, wt + jb * ldt + k, ldt) \
     for (k = 0; k < o; k++) { \
         const T* src = w + k * ldw + 1; \
         for (j = k < kfull ? jfull : j0; j < j1; j++) { \
@@ -301,14 +334,7 @@ static void syn_sp_transpose_out_##S(const T* s, Py_ssize_t ldt, Py_ssize_t j0, 
         Py_ssize_t j1, Py_ssize_t o, T* g, Py_ssize_t ldg) { \
     Py_ssize_t j, k, jfull = j0, kfull = 0; \
     int bad = 0; \
-    SYN_SP_TILED_##S( \
-        Py_ssize_t jb; \
-        for (jb = j0; jb + SYN_SP_TB_##S <= j1; jb += SYN_SP_TB_##S) \
-            for (k = 0; k + SYN_SP_TB_##S <= o; k += SYN_SP_TB_##S) \
-                syn_sp_tile_##S(s + jb * ldt + k, ldt, g + k * ldg + 1 + jb, ldg, &acc); \
-        jfull = jb; \
-        kfull = o / SYN_SP_TB_##S * SYN_SP_TB_##S; \
-    ) \
+    SYN_SP_TILES(S, s + jb * ldt + k, ldt, g + k * ldg + 1 + jb, ldg) \
     (void)bad; \
     for (k = 0; k < o; k++) { \
         T* dst = g + k * ldg + 1; \
@@ -353,22 +379,7 @@ static void syn_sp_fwd_block_##S(const T* x, Py_ssize_t d, Py_ssize_t r0, Py_ssi
             const T* xr = x + i * d + q0 * 32; \
             const T* wq = wt + q0 * 32 * ldt; \
             T* r = ob + (i - r0) * ldt; \
-            uint32_t any = 0; \
-            for (q = 0; q < q1 - q0; q++) any |= m[q]; \
-            if (!any) continue; \
-            for (cc = 0; cc < nv; cc += 8) { \
-                off = cc * (VL); \
-                switch (nv - cc < 8 ? nv - cc : 8) { \
-                case 1: syn_sp_ftile_##S##1(m, q1 - q0, xr, wq + off, ldt, r + off, r + off); break; \
-                case 2: syn_sp_ftile_##S##2(m, q1 - q0, xr, wq + off, ldt, r + off, r + off); break; \
-                case 3: syn_sp_ftile_##S##3(m, q1 - q0, xr, wq + off, ldt, r + off, r + off); break; \
-                case 4: syn_sp_ftile_##S##4(m, q1 - q0, xr, wq + off, ldt, r + off, r + off); break; \
-                case 5: syn_sp_ftile_##S##5(m, q1 - q0, xr, wq + off, ldt, r + off, r + off); break; \
-                case 6: syn_sp_ftile_##S##6(m, q1 - q0, xr, wq + off, ldt, r + off, r + off); break; \
-                case 7: syn_sp_ftile_##S##7(m, q1 - q0, xr, wq + off, ldt, r + off, r + off); break; \
-                default: syn_sp_ftile_##S##8(m, q1 - q0, xr, wq + off, ldt, r + off, r + off); \
-                } \
-            } \
+            SYN_SP_ROW_TILES(SYN_SP_FCALL, S, VL) \
         } \
     } \
     for (i = r0; i < r1; i++) memcpy(out + i * ldo, ob + (i - r0) * ldt, o * sizeof(T)); \
@@ -397,12 +408,7 @@ static int syn_sp_grad_cols_##S(const T* dz, Py_ssize_t ldz, const T* x, Py_ssiz
                 /* half-row column range of a 10000 x 784 batch 6.0 -> 3.7 ms) */ \
                 for (c = 0; c < m * (Py_ssize_t)sizeof(T); c += 64) \
                     syn_sp_prefetch((const char*)(xr + bs * d) + c); \
-            for (k = 0; k < o; k++) { \
-                T v = dr[k]; \
-                db[k] = v; \
-                bad |= !(v - v == 0); \
-            } \
-            for (k = o; k < ldt; k++) db[k] = 0; \
+            SYN_SP_DZ_ROW(T) \
         } \
         for (c = 0; c < m; c++) { \
             uint64_t mk = cm[c]; \
@@ -411,16 +417,7 @@ static int syn_sp_grad_cols_##S(const T* dz, Py_ssize_t ldz, const T* x, Py_ssiz
             if (!mk) continue; \
             for (cc = 0; cc < nv; cc += 8) { \
                 off = cc * (VL); \
-                switch (nv - cc < 8 ? nv - cc : 8) { \
-                case 1: syn_sp_gcol_##S##1(mk, xc, d, dzb + off, ldt, sc + off); break; \
-                case 2: syn_sp_gcol_##S##2(mk, xc, d, dzb + off, ldt, sc + off); break; \
-                case 3: syn_sp_gcol_##S##3(mk, xc, d, dzb + off, ldt, sc + off); break; \
-                case 4: syn_sp_gcol_##S##4(mk, xc, d, dzb + off, ldt, sc + off); break; \
-                case 5: syn_sp_gcol_##S##5(mk, xc, d, dzb + off, ldt, sc + off); break; \
-                case 6: syn_sp_gcol_##S##6(mk, xc, d, dzb + off, ldt, sc + off); break; \
-                case 7: syn_sp_gcol_##S##7(mk, xc, d, dzb + off, ldt, sc + off); break; \
-                default: syn_sp_gcol_##S##8(mk, xc, d, dzb + off, ldt, sc + off); \
-                } \
+                SYN_SP_CASES(SYN_SP_GCALL, S) \
             } \
         } \
     } \
