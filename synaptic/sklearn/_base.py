@@ -91,6 +91,13 @@ class BaseMLP(BaseEstimator):
 
     _parameter_constraints = PARAMETER_CONSTRAINTS
 
+    def _keep(self, params):
+        """Store the constructor's arguments as they are (scikit-learn's rule: no logic in
+        ``__init__``); the subclasses' explicit signatures are what get_params reads."""
+        for name, value in params.items():
+            if name != "self":
+                setattr(self, name, value)
+
     # -- fitted views of the net --------------------------------------------------------
     @property
     def coefs_(self):

@@ -19,35 +19,7 @@ class MLPClassifier(ClassifierMixin, BaseMLP):
                  beta_1=0.9, beta_2=0.999, epsilon=1e-8, n_iter_no_change=10, max_fun=15000,
                  rprop_variant="rprop-", adaptive_gains=False, weight_decay=0.0,
                  dtype="float32", n_threads=None, layers=None):
-        self.hidden_layer_sizes = hidden_layer_sizes
-        self.activation = activation
-        self.solver = solver
-        self.alpha = alpha
-        self.batch_size = batch_size
-        self.learning_rate = learning_rate
-        self.learning_rate_init = learning_rate_init
-        self.power_t = power_t
-        self.max_iter = max_iter
-        self.shuffle = shuffle
-        self.random_state = random_state
-        self.tol = tol
-        self.verbose = verbose
-        self.warm_start = warm_start
-        self.momentum = momentum
-        self.nesterovs_momentum = nesterovs_momentum
-        self.early_stopping = early_stopping
-        self.validation_fraction = validation_fraction
-        self.beta_1 = beta_1
-        self.beta_2 = beta_2
-        self.epsilon = epsilon
-        self.n_iter_no_change = n_iter_no_change
-        self.max_fun = max_fun
-        self.rprop_variant = rprop_variant
-        self.adaptive_gains = adaptive_gains
-        self.weight_decay = weight_decay
-        self.dtype = dtype
-        self.n_threads = n_threads
-        self.layers = layers
+        self._keep(locals())
 
     # -- what the shared loop asks ------------------------------------------------------
     def loss_name(self):

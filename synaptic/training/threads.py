@@ -41,14 +41,14 @@ class ThreadChooser:
         self.rate = {}           # threads -> seconds a row, the latest epoch on that count
         self.wait = 0            # epochs before the next probe (on 1 thread)
         self.interval = PROBE_FIRST
-        self.probing = False
+        self.trial = None        # "one": the first epoch on 1 thread; "all": n probed from 1
+        self.warm = False        # an epoch measured (the first one warms up: not judged)
         self._count = None
         self._started = None
-        self.warm = False        # an epoch measured (the first one warms up: not judged)
 
     def _reset(self, n):
         self.n, self.best, self.rate, self.warm = n, n, {}, False
-        self.wait, self.interval, self.probing = 0, PROBE_FIRST, False
+        self.wait, self.interval, self.trial = 0, PROBE_FIRST, None
 
     def begin(self, kern):
         """Set the kernels' thread count for the epoch about to run; returns it."""
@@ -58,9 +58,9 @@ class ThreadChooser:
             return n
         if n != self.n:
             self._reset(n)
-        count = self.best
-        if self.best == 1 and self.wait <= 0 and not self.probing:
-            count, self.probing = n, True
+        if self.best == 1 and self.wait <= 0 and self.trial is None:
+            self.trial = "all"
+        count = n if self.trial == "all" else self.best
         self._count = count
         if count != n:
             kern.set_threads(count)
@@ -68,7 +68,7 @@ class ThreadChooser:
         return count
 
     def restore(self, kern):
-        """The kernels' count put back if an epoch ended without :meth:`end` (an error)."""
+        """The kernels' count put back (after an epoch, or when one ended in an error)."""
         if self._count is not None and self._count != self.n:
             kern.set_threads(self.n)
         self._count = None
@@ -79,9 +79,7 @@ class ThreadChooser:
         count = self._count
         if count is None:
             return
-        self._count = None
-        if count != self.n:
-            kern.set_threads(self.n)
+        self.restore(kern)
         wall = time.perf_counter() - self._started[0]
         cpu = time.process_time() - self._started[1]
         if wall < MIN_SECONDS or rows <= 0:
@@ -90,23 +88,21 @@ class ThreadChooser:
             self.warm = True
             return
         self.rate[count] = wall / rows
-        if count == self.n:
-            if self.probing:                      # the probe of n threads from 1
-                self.probing = False
-                if self.rate[count] < self.rate.get(1, float("inf")):
-                    self.best, self.interval = count, PROBE_FIRST
-                else:
-                    self.interval = min(PROBE_MAX, 2 * self.interval)
-                    self.wait = self.interval
-            elif cpu < CONTENDED * count * wall:   # contended: try 1 thread next
-                self.best, self.wait = 1, 0
-                self.probing = "one"
-        elif self.probing == "one":               # the first epoch on 1 thread
-            self.probing = False
+        trial, self.trial = self.trial, None
+        if trial == "all":                        # n threads probed from 1
+            if self.rate[self.n] < self.rate.get(1, float("inf")):
+                self.best, self.interval = self.n, PROBE_FIRST
+            else:
+                self.interval = min(PROBE_MAX, 2 * self.interval)
+                self.wait = self.interval
+        elif trial == "one":                      # the first epoch on 1 thread
             if self.rate[1] >= self.rate.get(self.n, float("inf")):
                 self.best = self.n                # 1 thread was no faster
             else:
                 self.wait = self.interval
+        elif count == self.n:
+            if cpu < CONTENDED * count * wall:    # contended: try 1 thread next
+                self.best, self.trial = 1, "one"
         else:
             self.wait -= 1
 
