@@ -87,3 +87,40 @@ def test_regressor_one_epoch_matches_sklearn_on_standardized_targets():
     our_w = _one_epoch(MLPRegressor(dtype="float64", **common), x, y, init)
     for a, b in zip(sk_w[0] + sk_w[1], our_w[0] + our_w[1]):
         np.testing.assert_allclose(b, a, rtol=0, atol=1e-10)
+
+
+@pytest.mark.parametrize("max_iter", [12, 300])
+@pytest.mark.parametrize("alpha", [0.0, 1e-2])
+@pytest.mark.parametrize("kind", ["classifier-2", "classifier-4", "regressor-1"])
+def test_lbfgs_stops_and_steps_as_sklearn(kind, alpha, max_iter):
+    """L-BFGS: the same SciPy minimiser on the same mean objective (lbfgs.scale, the lambda
+    factor), so the same iterations, the same stop (gtol = tol, SciPy's ftol, max_iter)
+    and the same weights; 300 (and tol 1e-3) lets both converge before max_iter.  One regression output:
+    with k > 1, scikit-learn's loss is the mean over the outputs but its gradient their sum
+    (k times the loss's), which SciPy's line search is given as they are; synaptic
+    minimises the same loss with its true gradient."""
+    if kind.startswith("regressor"):
+        rng = np.random.default_rng(1)
+        x = rng.normal(size=(120, 5))
+        y = np.tanh(x @ rng.normal(size=5)) + x[:, 0] * x[:, 1]
+        y = (y - y.mean()) / y.std()  # the wrapper's standardization: a no-op
+        ours, theirs = MLPRegressor, SkRegressor
+    else:
+        x, y = _data(int(kind[-1]), n=120)
+        ours, theirs = MLPClassifier, SkClassifier
+    kw = dict(hidden_layer_sizes=(9,), solver="lbfgs", activation="tanh", alpha=alpha,
+              max_iter=max_iter, random_state=3, tol=1e-4 if max_iter == 12 else 1e-3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        a = theirs(**kw).fit(x, y)
+        b = ours(dtype="float64", **kw).fit(x, y)
+    if max_iter == 300:  # converged: the stop tests, not the limit, ended both
+        assert a.n_iter_ < max_iter and b.n_iter_ < max_iter
+        np.testing.assert_allclose(b.loss_, a.loss_, rtol=1e-3, atol=1e-4)
+        if kind.startswith("regressor"):
+            return  # a flat valley: rounding moves the last of ~160 iterations' points
+    assert b.n_iter_ == a.n_iter_
+    tol = 1e-9 if max_iter == 12 else 1e-5  # rounding grows over many iterations
+    for p, q in zip(a.coefs_ + a.intercepts_, b.coefs_ + b.intercepts_):
+        np.testing.assert_allclose(q, p, rtol=tol, atol=tol)
+    np.testing.assert_allclose(b.loss_, a.loss_, rtol=1e-8)

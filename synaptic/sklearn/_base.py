@@ -50,6 +50,7 @@ ACTIVATIONS = {"identity": "linear", "logistic": "sigmoid", "tanh": "tanh", "rel
 STOCHASTIC = ("sgd", "adam", "rprop", "rmsprop")
 RPROP_VARIANTS = ("rprop-", "rprop+", "irprop-", "irprop+")
 DTYPES = {"float32": np.float32, "float64": np.float64}
+LBFGS_FTOL = 2.220446049250313e-09  # scipy.optimize.minimize's default for L-BFGS-B
 
 PARAMETER_CONSTRAINTS = {
     "hidden_layer_sizes": ["array-like", Interval(Integral, 1, None, closed="left")],
@@ -276,9 +277,11 @@ class BaseMLP(BaseEstimator):
             return training("rprop", params)
         params.pop("weight_decay", None)
         params["stats"] = {"errorkinds": []}
-        # scikit-learn: history 10 (SciPy's default) and gtol = tol on the mean objective's
-        # gradient; synaptic's test is ||g|| / max(1, ||w||) <= eps on the summed one
-        params["lbfgs"] = {"m": 10, "eps": float(self.tol)}
+        # scikit-learn's SciPy call: history 10, gtol = tol, SciPy's default ftol, maxfun =
+        # max_fun, on the mean objective (lbfgs.scale, set by _fit_lbfgs); the original's
+        # ||g|| / max(1, ||w||) test off
+        params["lbfgs"] = {"m": 10, "eps": 0.0, "gtol": float(self.tol), "ftol": LBFGS_FTOL,
+                           "maxfun": int(self.max_fun)}
         return training("lbfgs", params)
 
     def _training_set(self, x, Y, batch, shuffle):
@@ -306,16 +309,27 @@ class BaseMLP(BaseEstimator):
     def _fit_lbfgs(self, x, Y):
         net = self.net_
         net.training = self._training()
+        factor = self._lbfgs_factor(Y.shape[1])
+        params = net.training.params
+        params["lbfgs"]["scale"] = 1.0 / (factor * x.shape[0])
+        if "regularization" in params:
+            params["regularization"]["lambda"] *= factor
         trset = self._training_set(x, Y, None, False)
         with self._progress(trset, self.max_iter):
             self._run(net, trset, self.max_iter)
         self.n_iter_ = int(net.training.state.get("lbfgs_iterations", self.max_iter))
         t = trset.astype(net.dtype)
         self.loss_ = self._loss(t.x, t.y, 1)
-        if self.n_iter_ >= self.max_iter:
+        status = str(net.training.state.get("lbfgs_status", ""))
+        if not status.startswith("CONVERGENCE"):  # scikit-learn: any SciPy status but 0
             warnings.warn(f"lbfgs failed to converge after {self.n_iter_} iteration(s) "
-                          f"(status: {net.training.state.get('lbfgs_status')})",
-                          ConvergenceWarning)
+                          f"(status: {status})", ConvergenceWarning)
+
+    def _lbfgs_factor(self, n_outputs):
+        """synaptic's L-BFGS objective C (the summed loss plus lambda/2 ||W||^2) is
+        ``factor * n`` times scikit-learn's mean objective when lambda = factor * alpha:
+        1 for the classifier's cross-entropy (summed over the outputs, as scikit-learn's)."""
+        return 1.0
 
     def _fit_stochastic(self, x, Y, incremental):
         net = self.net_

@@ -34,6 +34,11 @@ class MLPRegressor(RegressorMixin, BaseMLP):
         # standardized units; scikit-learn's squared loss is the mean over both, halved
         return value / (2.0 * self.n_outputs_)
 
+    def _lbfgs_factor(self, n_outputs):
+        """synaptic's sum-of-squares C sums (o - t)^2 (its gradient doubled); scikit-learn's
+        squared loss is half the mean over the samples and the outputs: factor 2 k."""
+        return 2.0 * n_outputs
+
     def _out_activation(self):
         return "identity"
 
