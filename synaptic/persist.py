@@ -555,7 +555,8 @@ def save_neural_net_file(net, path):
             stats = None if t.stats is None else {
                 "epochs": t.stats.epochs, "tr_err": t.stats.tr_err, "val_err": t.stats.val_err,
                 "seconds": t.stats.seconds, "diverged": t.stats.diverged,
-                "learning_rate": t.stats.learning_rate, "early_stopping": t.stats.early_stopping}
+                "learning_rate": t.stats.learning_rate, "early_stopping": t.stats.early_stopping,
+                "batch_loss": t.stats.batch_loss}
             training = {"algo": t.algo, "params": t.params, "stats": stats,
                         "state": scalars, "state_arrays": layout}
         document = _to_json({"format": NET, "version": VERSION, "dtype": net.dtype.name,
@@ -734,8 +735,9 @@ def _load_stats(sdoc, path):
     epochs = _field(sdoc, "epochs", int, path, where, minimum=0)
     seconds = _number_list(_field(sdoc, "seconds", list, path, where), path, where + "seconds")
     rates = _number_list(sdoc.get("learning_rate", []), path, where + "learning_rate")
+    batch_loss = _number_list(sdoc.get("batch_loss", []), path, where + "batch_loss")
     return Stats(epochs, errs["tr_err"], errs["val_err"], seconds, _load_diverged(sdoc, path),
-                 rates, _load_early_stopping(sdoc, path))
+                 rates, _load_early_stopping(sdoc, path), batch_loss)
 
 
 def _load_early_stopping(sdoc, path):

@@ -186,6 +186,20 @@ def check_dropout(p, key):
     return int(float(p) * 2.0 ** 53), 1.0 / (1.0 - float(p)), int(key)
 
 
+def check_errors(errors, kind, nb):
+    """sgd_epoch's ``errors`` (None, or a writable C-contiguous float64 array of at least
+    ``nb`` elements) and its ``error_kind`` (an error_sum kind code, 0..4)."""
+    if errors is None:
+        return
+    if not isinstance(errors, np.ndarray) or errors.dtype != np.float64 or errors.ndim != 1 \
+            or not errors.flags.c_contiguous or not errors.flags.writeable:
+        raise TypeError("errors must be None or a writable contiguous 1-D float64 numpy array")
+    if errors.shape[0] < nb:
+        raise ValueError(f"errors must hold one value per batch ({nb}), got {errors.shape[0]}")
+    if isinstance(kind, bool) or not isinstance(kind, (int, np.integer)) or not 0 <= kind < 5:
+        raise ValueError(f"unknown error kind {kind!r}")
+
+
 def x_zeros(x):
     """The fraction of zeros of ``x``, sampled on about 256 rows (sgd_epoch's ``zeros``)."""
     sample = x[:: max(1, x.shape[0] // 256)]

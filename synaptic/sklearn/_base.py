@@ -1,10 +1,9 @@
 """What MLPClassifier and MLPRegressor share: parameters, the net, the training loop.
 
 The estimators map scikit-learn's MLP onto synaptic's training API; they do not re-implement
-the training.  Each epoch is one ``synaptic.train(net, trset, 1)`` call (its Future's result
-awaited: ~0.1 ms of overhead an epoch, measured on 8x8 digits); between two epochs this
-module applies scikit-learn's rules, which synaptic's early stopping and schedules do not
-reproduce exactly: the ``tol`` / ``n_iter_no_change`` test on the training loss or the
+the training.  A fit is one ``synaptic.train(net, trset, max_iter, after_epoch=...)`` call;
+after each epoch, in the training thread, ``after_epoch`` applies scikit-learn's rules, which
+synaptic's early stopping and schedules do not reproduce exactly: the ``tol`` / ``n_iter_no_change`` test on the training loss or the
 validation score, ``learning_rate='invscaling'`` and ``'adaptive'``, the ConvergenceWarning.
 
 Conventions converted here (scikit-learn's on the left, synaptic's on the right):
@@ -24,9 +23,10 @@ Conventions converted here (scikit-learn's on the left, synaptic's on the right)
 * Nesterov momentum: scikit-learn keeps the look-ahead point ``w + momentum * v`` as its
   parameters, synaptic the point itself; the same trajectory, so after training the net's
   weights are moved to scikit-learn's point (and back before training resumes).
-* the reported loss (``loss_``, ``loss_curve_``): scikit-learn averages the batch losses seen
-  during the epoch; here it is the loss of the end-of-epoch weights over the training rows
-  (synaptic's per-epoch stats) plus the same L2 term.
+* the reported loss (``loss_``, ``loss_curve_``): as scikit-learn, the mean of the losses the
+  batches saw before their steps (synaptic's ``stats.batch_loss``: no extra pass over the
+  data), plus the L2 term -- taken at the end-of-epoch weights, where scikit-learn adds each
+  batch's.
 """
 import math
 import warnings
@@ -248,7 +248,7 @@ class BaseMLP(BaseEstimator):
 
     def _training(self):
         """The synaptic training record of these parameters."""
-        params = {"error_fn": self._error_fn(), "stats": {"errorkinds": [self._error_fn()]}}
+        params = {"error_fn": self._error_fn(), "stats": {"errorkinds": [], "batch_loss": True}}
         if self.alpha > 0:
             params["regularization"] = {"kind": "l2", "lambda": float(self.alpha)}
         if self.weight_decay > 0:
@@ -276,7 +276,7 @@ class BaseMLP(BaseEstimator):
             params["rprop"] = {"variant": self.rprop_variant}
             return training("rprop", params)
         params.pop("weight_decay", None)
-        params["stats"] = {"errorkinds": []}
+        params["stats"] = {"errorkinds": []}  # (and no batch_loss: L-BFGS has no batches)
         # scikit-learn's SciPy call: history 10, gtol = tol, SciPy's default ftol, maxfun =
         # max_fun, on the mean objective (lbfgs.scale, set by _fit_lbfgs); the original's
         # ||g|| / max(1, ||w||) test off
@@ -299,9 +299,9 @@ class BaseMLP(BaseEstimator):
                           "going to be clipped")
         return int(np.clip(self.batch_size, 1, n))
 
-    def _run(self, net, trset, epochs):
+    def _run(self, net, trset, epochs, after_epoch=None):
         try:
-            train(net, trset, epochs).result()
+            train(net, trset, epochs, after_epoch=after_epoch).result()
         except TrainingDiverged:
             raise ValueError("Solver produced non-finite parameter weights. The input data "
                              "may contain large values and need to be preprocessed.") from None
@@ -357,36 +357,39 @@ class BaseMLP(BaseEstimator):
         nbatches = trset.nbatches
         lr = net.training.params.get("learning_rate")
         self.n_iter_ = 0
-        with self._progress(trset, 1 if incremental else self.max_iter):
-            for _ in range(self.max_iter):
-                self._run(net, trset, 1)
-                self.n_iter_ += 1
-                self.t_ += n
-                self.loss_ = self._epoch_loss(nbatches, n)
-                self.loss_curve_.append(self.loss_)
-                if self.verbose:
-                    print(f"Iteration {self.n_iter_}, loss = {self.loss_:.8f}")
-                self._update_no_improvement_count(x_val, y_val)
-                if self.solver == "sgd" and self.learning_rate == "invscaling":
-                    lr["epsilon"] = self.learning_rate_init / (self.t_ + 1) ** self.power_t
-                if self._no_improvement_count > self.n_iter_no_change:
-                    what = "Validation score" if self.early_stopping else "Training loss"
-                    msg = (f"{what} did not improve more than tol={self.tol:f} for "
-                           f"{self.n_iter_no_change} consecutive epochs.")
-                    if self.solver == "sgd" and self.learning_rate == "adaptive" \
-                            and lr["epsilon"] > 1e-6:
-                        lr["epsilon"] /= 5.0  # the rate in force from the next epoch
-                        self._no_improvement_count = 0
-                    else:
-                        if self.verbose:
-                            print(msg)
-                        break
-                if incremental:
-                    break
-                if self.n_iter_ == self.max_iter:
-                    warnings.warn(f"Stochastic Optimizer: Maximum iterations ({self.max_iter}) "
-                                  f"reached and the optimization hasn't converged yet.",
-                                  ConvergenceWarning)
+        epochs = 1 if incremental else self.max_iter
+
+        def after_epoch(net):
+            """scikit-learn's rules after each epoch (in the training thread): True stops."""
+            self.n_iter_ += 1
+            self.t_ += n
+            self.loss_ = self._epoch_loss(nbatches, n)
+            self.loss_curve_.append(self.loss_)
+            if self.verbose:
+                print(f"Iteration {self.n_iter_}, loss = {self.loss_:.8f}")
+            self._update_no_improvement_count(x_val, y_val)
+            if self.solver == "sgd" and self.learning_rate == "invscaling":
+                lr["epsilon"] = self.learning_rate_init / (self.t_ + 1) ** self.power_t
+            if self._no_improvement_count > self.n_iter_no_change:
+                what = "Validation score" if self.early_stopping else "Training loss"
+                msg = (f"{what} did not improve more than tol={self.tol:f} for "
+                       f"{self.n_iter_no_change} consecutive epochs.")
+                if self.solver == "sgd" and self.learning_rate == "adaptive" \
+                        and lr["epsilon"] > 1e-6:
+                    lr["epsilon"] /= 5.0  # the rate in force from the next epoch
+                    self._no_improvement_count = 0
+                else:
+                    if self.verbose:
+                        print(msg)
+                    return True
+            return False
+
+        with self._progress(trset, epochs):
+            self._run(net, trset, epochs, after_epoch)
+        if not incremental and self.n_iter_ == self.max_iter:
+            warnings.warn(f"Stochastic Optimizer: Maximum iterations ({self.max_iter}) "
+                          f"reached and the optimization hasn't converged yet.",
+                          ConvergenceWarning)
         if self.early_stopping:
             for w, best in zip(net.weights, self._best_weights):
                 np.copyto(w, best)
@@ -423,8 +426,9 @@ class BaseMLP(BaseEstimator):
         return 0.5 * self.alpha * total * nbatches / n
 
     def _epoch_loss(self, nbatches, n):
-        stats = self.net_.training.stats
-        value = stats.tr_err[self._error_kind()][-1]
+        """scikit-learn's epoch loss: the mean of the loss each batch saw before its step
+        (stats.batch_loss), plus the L2 term at the end-of-epoch weights."""
+        value = self.net_.training.stats.batch_loss[-1]
         return self._data_loss(value) + self._penalty(nbatches, n)
 
     def _loss(self, x, Y, nbatches):

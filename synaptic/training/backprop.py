@@ -72,9 +72,10 @@ class Backprop(Optimizer):
         state = {k: v for k, v in self.net.training.state.items() if k == "alpha"}
         return np.array([momentum_alpha(mom, state) for _ in range(nb)], dtype=np.float64)
 
-    def epoch(self, x, t, starts, stop, kern=None):
+    def epoch(self, x, t, starts, stop, kern=None, errors=None, error_kind=0):
         """Train on the batches ``x[starts[i]:starts[i + 1]]`` in one kernel call; stops
-        early when ``stop[0]`` becomes nonzero.  Returns the number of batches trained."""
+        early when ``stop[0]`` becomes nonzero.  Returns the number of batches trained.
+        ``errors``: each batch's error sum of kind ``error_kind`` before its step."""
         kern = kern or _kernels.get_backend()
         net = self.net
         state = net.training.state
@@ -89,7 +90,8 @@ class Backprop(Optimizer):
                               "deltaw" in state, "lr_gain" in state, self.ming, self.maxg,
                               self.nesterov, self.reg_kind, self.reg_lambda, self.decay, stop,
                               self._zeros(x, kern),
-                              slopes=[layer.slope for layer in net.layers[1:]])
+                              slopes=[layer.slope for layer in net.layers[1:]],
+                              errors=errors, error_kind=error_kind)
         if done:
             if self.momentum is not None and "alpha_start" in self.momentum:
                 state["alpha"] = float(alphas[done - 1])

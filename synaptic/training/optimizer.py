@@ -39,7 +39,7 @@ COMMON_SCHEMA = {
                                    "warmup": INT, "warmup_start": NUMBER}},
     "momentum": {"alpha": NUMBER, "alpha_start": NUMBER, "alpha_step": NUMBER, "nesterov": BOOL},
     "regularization": {"lambda": NUMBER, "kind": STR},
-    "stats": {"errorkinds": LIST},
+    "stats": {"errorkinds": LIST, "batch_loss": BOOL},
     "weight_decay": NUMBER,
     "on_nonfinite": STR,
     "early_stopping": {"errorkind": STR, "patience": INT, "min_delta": NUMBER,

@@ -121,14 +121,17 @@ def check_targets(net, trset):
                          f"target_scaling=net.header['targets'] to train on")
 
 
-def update_stats(net, trset, seconds, errors=None, rate=None):
+def update_stats(net, trset, seconds, errors=None, rate=None, batch_loss=None):
     """One epoch ends: count it, and append each kind's error on the training and validation
-    sets (``errors``: the training errors when already computed, {kind: value}) and the
-    learning rate in force (``rate``, if the algorithm has one)."""
+    sets (``errors``: the training errors when already computed, {kind: value}), the
+    learning rate in force (``rate``, if the algorithm has one) and the loss the batches saw
+    (``batch_loss``, with stats.batch_loss)."""
     stats = net.training.stats
     kinds = list(stats.tr_err)
     stats.epochs += 1
     stats.seconds.append(seconds)
+    if batch_loss is not None:
+        stats.batch_loss.append(float(batch_loss))
     if rate is not None:
         stats.learning_rate.append(float(rate))
     if kinds:
