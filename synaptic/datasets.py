@@ -301,9 +301,11 @@ class TrainingSet:
             out = TrainingSet(self.header, [DataSet(x[a:b], None if y is None else y[a:b])
                                             for a, b in self._bounds], None, self.source)
             out._check = self._check  # the same values, in another order
-        np.take(self._x, order, axis=0, out=out.x)
+        # mode="clip": order is a permutation, always in range; the default "raise" with an
+        # out= array gathers through a temporary (measured 40000 x 50 f32: 2.9 -> 0.56 ms)
+        np.take(self._x, order, axis=0, out=out.x, mode="clip")
         if self._y is not None:
-            np.take(self._y, order, axis=0, out=out.y)
+            np.take(self._y, order, axis=0, out=out.y, mode="clip")
         return out
 
     def validate(self):

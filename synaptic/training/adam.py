@@ -18,7 +18,12 @@ done, for the bias corrections), so training resumes exactly.
 root (PyTorch's): the same kernel with ``eps / sqrt(1 - beta2^t)``.
 """
 import math
+import numpy as np
+
 from .. import _kernels
+from .._kernels.checks import adam_steps
+from . import strategy
+from .backprop import Backprop
 from .gradients import Gradients
 from .optimizer import BOOL, NUMBER, Optimizer, register
 
@@ -69,6 +74,40 @@ class Adam(Optimizer):
         self._m = self.per_weight("adam_m")
         self._v = self.per_weight("adam_v")
         self._vmax = self.per_weight("adam_vmax") if self.amsgrad else [None] * len(net.weights)
+        self.zeros = None  # the training set's fraction of zeros, when the loop knows it
+        self._zeros_of = self._zeros_value = None
+
+    _zeros = Backprop._zeros  # the sparse-path choice, sampled once per set (as backprop's)
+
+    def fusable(self, bounds):
+        """True if an epoch runs in one ``sgd_epoch`` call in its Adam mode (strategy's
+        rule, as backprop's; AMSGrad's vmax has no place in that kernel)."""
+        return not self.amsgrad and strategy.whole_epoch(self.net, bounds)
+
+    def epoch(self, x, t, starts, stop, kern=None, errors=None, error_kind=0):
+        """The batches ``x[starts[i]:starts[i + 1]]`` in one kernel call, each step as
+        :meth:`step` computes it (to rounding); stops early when ``stop[0]`` becomes
+        nonzero.  Returns the number of batches trained."""
+        kern = kern or _kernels.get_backend()
+        net, state = self.net, self.state
+        nb = len(starts) - 1
+        if nb <= 0:
+            return 0
+        first = int(state.get("adam_t", 0)) + 1
+        steps = adam_steps(self.epsilon, self.beta1, self.beta2, self.eps, first, nb,
+                           self.eps_before_correction)
+        decay = 1.0 - self.epsilon * self.reg.weight_decay
+        done = kern.sgd_epoch(x, t, starts, net.weights, self._m, self._v,
+                              [layer.act_code for layer in net.layers[1:]],
+                              self.gradients.delta_kind, self.epsilon, np.zeros(nb), False,
+                              False, None, None, False, self.reg.code, self.reg.lam, decay,
+                              stop, self._zeros(x, kern),
+                              slopes=[layer.slope for layer in net.layers[1:]],
+                              errors=errors, error_kind=error_kind,
+                              adam=(self.beta1, self.beta2, steps))
+        if done:
+            state["adam_m"], state["adam_v"], state["adam_t"] = self._m, self._v, first + done - 1
+        return done
 
     def step(self, x, t, kern=None):
         """Train on one batch: compute the update and apply it to the net's weights in place."""
