@@ -200,14 +200,15 @@ def _run_epochs(net, trset, data, epochs, threads):
     bounds = data.batch_bounds
     fusable = getattr(algo, "fusable", None)
     # one step per call when distributed: each step's gradient is summed over the ranks
-    fused = fusable is not None and fusable(bounds) and distributed.current() is None
+    fused = fusable is not None and fusable(bounds, data.w is not None) \
+        and distributed.current() is None
     starts = np.array([a for a, _ in bounds] + [bounds[-1][1]], dtype=np.int64)
     guard = None if policy(net) == "ignore" else Guard(net, data, starts, kern, make, epoch_data)
     stopping = EarlyStopping(net, data) if "early_stopping" in net.training.params else None
 
-    def step(x, y, algo):
+    def step(x, y, w, algo):
         def apply(n):
-            algo.step(x, y, kern)
+            algo.step(x, y, kern, w)
             n._batches += 1
         return apply
 
@@ -226,7 +227,7 @@ def _run_epochs(net, trset, data, epochs, threads):
             if distributed.stopping(net) or stats.epochs >= max_epochs:
                 stopped = True
                 break
-            net.swap(step(batch.x, batch.y, algo), "weights")
+            net.swap(step(batch.x, batch.y, batch.w, algo), "weights")
             done += 1
         seconds = time.perf_counter() - started
         threads.end(kern, bounds[done - 1][1] - bounds[0][0] if done else 0)
