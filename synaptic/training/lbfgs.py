@@ -185,7 +185,8 @@ class _Search:
 
         def evaluate(net):
             unflatten(w, net.weights)
-            cost, grads = self.lbfgs.cost(x, t, self.kern, self.packed, rw)
+            cost, grads = (self.lbfgs.cost(x, t, self.kern, self.packed) if rw is None
+                           else self.lbfgs.cost(x, t, self.kern, self.packed, rw))
             result.extend((cost, flatten(grads)))
 
         self.net.swap(evaluate, "weights")

@@ -22,7 +22,7 @@ from ..datasets import TrainingSet, check_target_scaling
 from .backprop import Backprop
 from .divergence import Guard, finish, policy
 from .early_stopping import EarlyStopping
-from .optimizer import algorithms
+from .optimizer import algorithms, run_step
 from .stats import check_targets, init_stats, update_stats
 from .threads import chooser as thread_chooser
 
@@ -208,7 +208,7 @@ def _run_epochs(net, trset, data, epochs, threads):
 
     def step(x, y, w, algo):
         def apply(n):
-            algo.step(x, y, kern, w)
+            run_step(algo, x, y, kern, w)
             n._batches += 1
         return apply
 
