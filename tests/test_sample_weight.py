@@ -276,3 +276,84 @@ def test_distributed_refuses_weighted_sets():
     with distributed.emulate(2):
         with pytest.raises(ValueError, match="does not support per-row weights"):
             synaptic.train(net, trset, 1).result(timeout=60)
+
+
+# -- the scikit-learn estimators ------------------------------------------------------------
+
+def _sklearn():
+    return pytest.importorskip("sklearn")
+
+
+@pytest.mark.parametrize("solver", ["sgd", "adam"])
+def test_partial_fit_with_sample_weight_matches_sklearn(solver):
+    _sklearn()
+    from sklearn.neural_network import MLPClassifier as SkClassifier
+
+    from synaptic.sklearn import MLPClassifier
+    sw = W.astype(float) + 0.5
+    kw = dict(hidden_layer_sizes=(6,), solver=solver, batch_size=8, shuffle=False,
+              random_state=2, learning_rate_init=0.05, alpha=0.01)
+    sk, ours = SkClassifier(**kw), MLPClassifier(dtype="float64", **kw)
+    for _ in range(3):
+        sk.partial_fit(X, LABELS, sample_weight=sw, classes=[0, 1])
+        ours.partial_fit(X, LABELS, sample_weight=sw, classes=[0, 1])
+    for a, b in zip(sk.coefs_ + sk.intercepts_, ours.coefs_ + ours.intercepts_):
+        np.testing.assert_allclose(b, a, rtol=0, atol=1e-10)
+    plain = MLPClassifier(dtype="float64", **kw)
+    for _ in range(3):
+        plain.partial_fit(X, LABELS, classes=[0, 1])
+    assert np.abs(plain.coefs_[0] - ours.coefs_[0]).max() > 1e-4
+
+
+def test_early_stopping_splits_the_weights_with_the_rows():
+    """Unit weights: the same split, the same epochs and scores as no weights; other weights
+    change the weighted validation score."""
+    _sklearn()
+    import warnings
+
+    from sklearn.exceptions import ConvergenceWarning
+
+    from synaptic.sklearn import MLPClassifier
+    x = np.random.default_rng(1).normal(size=(200, 4))
+    y = (x[:, 0] + x[:, 1] > 0).astype(int)
+    kw = dict(hidden_layer_sizes=(5,), early_stopping=True, max_iter=15, random_state=0,
+              dtype="float64", n_iter_no_change=100)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        a = MLPClassifier(**kw).fit(x, y, sample_weight=np.ones(200))
+        b = MLPClassifier(**kw).fit(x, y)
+        c = MLPClassifier(**kw).fit(x, y, sample_weight=np.where(y == 1, 5.0, 0.2))
+    np.testing.assert_allclose(a.validation_scores_, b.validation_scores_, rtol=0, atol=1e-12)
+    for p, q in zip(a.coefs_, b.coefs_):
+        np.testing.assert_allclose(p, q, rtol=0, atol=1e-10)
+    assert not np.allclose(a.validation_scores_, c.validation_scores_)
+
+
+def test_estimators_refuse_bad_sample_weight():
+    _sklearn()
+    from synaptic.sklearn import MLPClassifier, MLPRegressor
+    for est, y in ((MLPClassifier(max_iter=2), LABELS), (MLPRegressor(max_iter=2), X[:, 0])):
+        with pytest.raises(ValueError, match="sample_weight"):
+            est.fit(X, y, sample_weight=np.ones(29))
+        with pytest.raises(ValueError, match="[Nn]egative|>= 0"):
+            est.fit(X, y, sample_weight=-np.ones(30))
+        with pytest.raises(ValueError, match="zero"):
+            est.fit(X, y, sample_weight=np.zeros(30))
+
+
+@pytest.mark.filterwarnings("ignore:lbfgs failed to converge")
+def test_regressor_weighted_score_and_lbfgs_loss():
+    _sklearn()
+    from sklearn.metrics import r2_score
+
+    from synaptic.sklearn import MLPRegressor
+    y = X[:, 0] - 2 * X[:, 1]
+    sw = W.astype(float)
+    reg = MLPRegressor(hidden_layer_sizes=(8,), solver="lbfgs", max_iter=50, random_state=0,
+                       dtype="float64").fit(X, y, sample_weight=sw)
+    assert reg.score(X, y, sample_weight=sw) == pytest.approx(
+        r2_score(y, reg.predict(X), sample_weight=sw))
+    rep = MLPRegressor(hidden_layer_sizes=(8,), solver="lbfgs", max_iter=50, random_state=0,
+                       dtype="float64").fit(X.repeat(W, axis=0), y.repeat(W))
+    np.testing.assert_allclose(reg.predict(X), rep.predict(X), rtol=1e-7, atol=1e-9)
+    assert reg.loss_ == pytest.approx(rep.loss_, rel=1e-7)
