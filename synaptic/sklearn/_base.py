@@ -27,6 +27,14 @@ Conventions converted here (scikit-learn's on the left, synaptic's on the right)
   batches saw before their steps (synaptic's ``stats.batch_loss``: no extra pass over the
   data), plus the L2 term -- taken at the end-of-epoch weights, where scikit-learn adds each
   batch's.
+* ``sample_weight``: scikit-learn scales each row's output delta by its weight and divides
+  a batch's gradient (and the L2 term) by the batch's weight sum instead of its size; the
+  weights go into the training set (``DataSet.w``) and synaptic's training does the same
+  (backprop, Adam, RMSprop, R-prop; L-BFGS minimises the weighted sum of the losses plus
+  the penalty, the weight sum times scikit-learn's objective: the same minimiser).  The
+  reported loss is then, as scikit-learn's, each batch's weighted mean loss (plus the L2
+  term over its weight sum) weighted by its rows.
+  The regressor standardizes its targets with the weighted mean and deviation.
 """
 import math
 import warnings
@@ -39,7 +47,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import train_test_split
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, Options, StrOptions
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 
 from .. import _config, api, progress
 from ..datasets import DataSet, TrainingSet
@@ -153,7 +161,15 @@ class BaseMLP(BaseEstimator):
     def _threads(self):
         return _config.num_threads(self.n_threads) if self.n_threads else _NoThreads()
 
-    def _fit(self, X, y, incremental=False):
+    def _sample_weight(self, sample_weight, X):
+        """``sample_weight`` checked against the validated ``X`` (float64, 1-D, one per
+        sample, finite, >= 0, not all zero), or None."""
+        if sample_weight is None:
+            return None
+        return _check_sample_weight(sample_weight, X, dtype=np.float64,
+                                    ensure_non_negative=True)
+
+    def _fit(self, X, y, incremental=False, sample_weight=None):
         hidden = self.hidden_layer_sizes
         hidden = list(hidden) if hasattr(hidden, "__iter__") else [hidden]
         if np.any(np.array(hidden) <= 0):
@@ -162,7 +178,8 @@ class BaseMLP(BaseEstimator):
             raise ValueError("loss='poisson' is not available in synaptic (no exponential "
                              "output layer); use loss='squared_error'")
         first_pass = "net_" not in self.__dict__ or (not self.warm_start and not incremental)
-        X, Y = self._validate_input(X, y, incremental, reset=first_pass)
+        X, Y, sw = self._validate_input(X, y, incremental, reset=first_pass,
+                                        sample_weight=sample_weight)
         x = self._as_input(X)
         Y = np.ascontiguousarray(Y, dtype=x.dtype)
         self._random_state = check_random_state(self.random_state)
@@ -173,9 +190,9 @@ class BaseMLP(BaseEstimator):
                              f"the fitted net {self.net_.n_inputs} and {self.net_.n_outputs}")
         with self._threads():
             if self.solver == "lbfgs":
-                self._fit_lbfgs(x, Y)
+                self._fit_lbfgs(x, Y, sw)
             else:
-                self._fit_stochastic(x, Y, incremental)
+                self._fit_stochastic(x, Y, incremental, sw)
         if not all(np.isfinite(w).all() for w in self.net_.weights):
             raise ValueError("Solver produced non-finite parameter weights. The input data may"
                              " contain large values and need to be preprocessed.")
@@ -284,12 +301,14 @@ class BaseMLP(BaseEstimator):
                            "maxfun": int(self.max_fun)}
         return training("lbfgs", params)
 
-    def _training_set(self, x, Y, batch, shuffle):
+    def _training_set(self, x, Y, batch, shuffle, sample_weight=None):
         bounds = partition(len(x), batch)
         header = {"name": "sklearn", **self._target_header()}
         if shuffle:
             header.update(reshuffle=True, seed=int(self._random_state.randint(2 ** 31 - 1)))
-        return TrainingSet(header, [DataSet(x[a:b], Y[a:b]) for a, b in bounds])
+        sw = sample_weight
+        return TrainingSet(header, [DataSet(x[a:b], Y[a:b], None if sw is None else sw[a:b])
+                                    for a, b in bounds])
 
     def _batch_size(self, n):
         if self.batch_size == "auto":
@@ -306,20 +325,21 @@ class BaseMLP(BaseEstimator):
             raise ValueError("Solver produced non-finite parameter weights. The input data "
                              "may contain large values and need to be preprocessed.") from None
 
-    def _fit_lbfgs(self, x, Y):
+    def _fit_lbfgs(self, x, Y, sample_weight=None):
         net = self.net_
         net.training = self._training()
         factor = self._lbfgs_factor(Y.shape[1])
         params = net.training.params
-        params["lbfgs"]["scale"] = 1.0 / (factor * x.shape[0])
+        rows = x.shape[0] if sample_weight is None else float(np.sum(sample_weight))
+        params["lbfgs"]["scale"] = 1.0 / (factor * rows)  # the (weighted) mean objective
         if "regularization" in params:
             params["regularization"]["lambda"] *= factor
-        trset = self._training_set(x, Y, None, False)
+        trset = self._training_set(x, Y, None, False, sample_weight)
         with self._progress(trset, self.max_iter):
             self._run(net, trset, self.max_iter)
         self.n_iter_ = int(net.training.state.get("lbfgs_iterations", self.max_iter))
         t = trset.astype(net.dtype)
-        self.loss_ = self._loss(t.x, t.y, 1)
+        self.loss_ = self._loss(t.x, t.y, 1, t)
         status = str(net.training.state.get("lbfgs_status", ""))
         if not status.startswith("CONVERGENCE"):  # scikit-learn: any SciPy status but 0
             warnings.warn(f"lbfgs failed to converge after {self.n_iter_} iteration(s) "
@@ -331,7 +351,7 @@ class BaseMLP(BaseEstimator):
         1 for the classifier's cross-entropy (summed over the outputs, as scikit-learn's)."""
         return 1.0
 
-    def _fit_stochastic(self, x, Y, incremental):
+    def _fit_stochastic(self, x, Y, incremental, sample_weight=None):
         net = self.net_
         if not incremental or net.training is None:
             net.training = self._training()  # a new optimiser, as scikit-learn's
@@ -339,12 +359,16 @@ class BaseMLP(BaseEstimator):
         self._from_lookahead()
         if self.early_stopping and incremental:
             raise ValueError("partial_fit does not support early_stopping=True")
-        x_val = y_val = None
+        x_val = y_val = sw_val = None
+        sw = sample_weight
         if self.early_stopping:
             stratify = Y if self._stratify() else None
-            x, x_val, Y, y_val = train_test_split(x, Y, random_state=self._random_state,
-                                                  test_size=self.validation_fraction,
-                                                  stratify=stratify)
+            split = train_test_split(x, Y, *([] if sw is None else [sw]),
+                                     random_state=self._random_state,
+                                     test_size=self.validation_fraction, stratify=stratify)
+            x, x_val, Y, y_val = split[:4]
+            if sw is not None:  # the weights split with their rows
+                sw, sw_val = split[4:]
             if x_val.shape[0] < 2:
                 raise ValueError("The validation set is too small. Increase "
                                  "'validation_fraction' or the size of your dataset.")
@@ -353,7 +377,7 @@ class BaseMLP(BaseEstimator):
         n = x.shape[0]
         batch = self._batch_size(n)
         trset = self._training_set(np.ascontiguousarray(x), np.ascontiguousarray(Y), batch,
-                                   self.shuffle)
+                                   self.shuffle, None if sw is None else np.ascontiguousarray(sw))
         nbatches = trset.nbatches
         lr = net.training.params.get("learning_rate")
         self.n_iter_ = 0
@@ -363,11 +387,11 @@ class BaseMLP(BaseEstimator):
             """scikit-learn's rules after each epoch (in the training thread): True stops."""
             self.n_iter_ += 1
             self.t_ += n
-            self.loss_ = self._epoch_loss(nbatches, n)
+            self.loss_ = self._epoch_loss(nbatches, n, trset)
             self.loss_curve_.append(self.loss_)
             if self.verbose:
                 print(f"Iteration {self.n_iter_}, loss = {self.loss_:.8f}")
-            self._update_no_improvement_count(x_val, y_val)
+            self._update_no_improvement_count(x_val, y_val, sw_val)
             if self.solver == "sgd" and self.learning_rate == "invscaling":
                 lr["epsilon"] = self.learning_rate_init / (self.t_ + 1) ** self.power_t
             if self._no_improvement_count > self.n_iter_no_change:
@@ -417,33 +441,40 @@ class BaseMLP(BaseEstimator):
                 w -= w.dtype.type(self._lookahead) * v
         self._lookahead = 0.0
 
-    def _penalty(self, nbatches, n):
+    def _penalty(self, nbatches, n, trset=None):
         """scikit-learn's L2 term as its epoch loss averages it: alpha / (2 m) ||W||^2 per
-        batch of m rows, weighted by m and divided by n."""
+        batch of m rows, weighted by m and divided by n; with per-row weights (``trset.w``)
+        alpha / (2 s) ||W||^2 per batch of weight sum s (a batch of weight 0 left out)."""
         if not self.alpha:
             return 0.0
         total = sum(float(np.square(w[:, 1:], dtype=np.float64).sum()) for w in self.net_.weights)
-        return 0.5 * self.alpha * total * nbatches / n
+        per_row = nbatches / n
+        if trset is not None and trset.w is not None:
+            sums = [float(np.sum(trset.w[a:b], dtype=np.float64)) for a, b in trset.batch_bounds]
+            per_row = sum((b - a) / s for (a, b), s in zip(trset.batch_bounds, sums) if s) / n
+        return 0.5 * self.alpha * total * per_row
 
-    def _epoch_loss(self, nbatches, n):
+    def _epoch_loss(self, nbatches, n, trset=None):
         """scikit-learn's epoch loss: the mean of the loss each batch saw before its step
-        (stats.batch_loss), plus the L2 term at the end-of-epoch weights."""
+        (stats.batch_loss; each batch's weighted mean on a weighted set), plus the L2 term at
+        the end-of-epoch weights."""
         value = self.net_.training.stats.batch_loss[-1]
-        return self._data_loss(value) + self._penalty(nbatches, n)
+        return self._data_loss(value) + self._penalty(nbatches, n, trset)
 
-    def _loss(self, x, Y, nbatches):
+    def _loss(self, x, Y, nbatches, trset=None):
         from ..training.stats import evaluate
         kind = self._error_kind()
-        value = evaluate(self.net_, x, Y, [kind])[kind]
-        return self._data_loss(value) + self._penalty(nbatches, x.shape[0])
+        w = None if trset is None else trset.w
+        value = evaluate(self.net_, x, Y, [kind], w=w)[kind]
+        return self._data_loss(value) + self._penalty(nbatches, x.shape[0], trset)
 
     def _error_kind(self):
         from ..losses import specific_kind
         return specific_kind(self._error_fn(), self.net_.layers[-1].act)
 
-    def _update_no_improvement_count(self, x_val, y_val):
+    def _update_no_improvement_count(self, x_val, y_val, sw_val=None):
         if self.early_stopping:
-            score = self._score_net(x_val, y_val)
+            score = self._score_net(x_val, y_val, sw_val)
             self.validation_scores_.append(score)
             if self.verbose:
                 print(f"Validation score: {score:f}")

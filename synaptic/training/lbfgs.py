@@ -1,7 +1,8 @@
 """L-BFGS (SYNAPTIC.md §5, §6) through ``scipy.optimize.minimize(method="L-BFGS-B", jac=True)``.
 
 The objective is the original's ``C(w) = Σ_samples errfn(out, t) + penalty`` over the whole
-training set (every batch; the validation set excluded), with its exact gradient, **evaluated
+training set (every batch; the validation set excluded; on a set with per-row weights, the
+weighted sum ``Σ w_i errfn_i + penalty``, evaluated by the per-layer kernels), with its exact gradient, **evaluated
 at every point** (the original froze both at w0).  For sum-of-squares, whose backprop delta is
 the gradient of ½Σ(o − t)², the data gradient is doubled so that C and ∇C agree; the penalty is
 regularization.py's.  The weights are one float64 vector: each matrix row-major, the layers
@@ -51,7 +52,7 @@ from scipy.optimize import minimize
 from .. import _kernels, distributed, losses
 from . import divergence
 from .divergence import TrainingDiverged, bad_layer, policy
-from .gradients import Gradients, labelled
+from .gradients import Gradients, labelled, row_weights
 from .optimizer import INT, NUMBER, Optimizer, register
 from .stats import training_errors, update_stats, validation_errors
 from .strategy import pack  # noqa: F401 (lbfgs.pack: its old home)
@@ -141,12 +142,13 @@ class LBFGS(Optimizer):
         self.error_code = losses.KINDS[losses.specific_kind(self.error_fn, net.layers[-1].act)]
         self.data_scale = 2.0 if self.error_fn == "sum-of-squares" else 1.0
 
-    def cost(self, x, t, kern=None, packed=None):
+    def cost(self, x, t, kern=None, packed=None, w=None):
         """C and [∂C/∂W] at the net's current weights for samples ``x``, targets ``t``
-        (``packed``: x packed by :func:`pack`, or None)."""
+        (``packed``: x packed by :func:`pack`, or None; ``w``: per-row weights, C the
+        weighted sum of the errors plus the penalty)."""
         kern = kern or _kernels.get_backend()
         weights = self.net.weights
-        c, grads = self.gradients.compute_with_error(x, t, self.error_code, kern, packed)
+        c, grads = self.gradients.compute_with_error(x, t, self.error_code, kern, packed, w)
         if self.data_scale != 1.0:
             for g in grads:
                 g *= self.data_scale
@@ -201,12 +203,13 @@ class _Search:
         if distributed.stopping(self.net):  # any rank's request, when distributed
             raise _Done("stopped by stop_training")
         started = time.perf_counter()
-        x, t = self.data.x, self.data.y
+        x, t, rw = self.data.x, self.data.y, self.data.w
         result = []
 
         def evaluate(net):
             unflatten(w, net.weights)
-            cost, grads = self.lbfgs.cost(x, t, self.kern, self.packed)
+            cost, grads = (self.lbfgs.cost(x, t, self.kern, self.packed) if rw is None
+                           else self.lbfgs.cost(x, t, self.kern, self.packed, rw))
             result.extend((cost, flatten(grads)))
 
         self.net.swap(evaluate, "weights")
@@ -290,5 +293,5 @@ def cost_and_derivatives(net, dset):
     if net.training is None:
         raise ValueError("the net has no training; its params define the cost")
     x, t = labelled(net, dset, "cost_and_derivatives")
-    c, grads = LBFGS(net).cost(x, t)
+    c, grads = LBFGS(net).cost(x, t, w=row_weights(net, dset))
     return c, [g.copy() for g in grads]

@@ -22,8 +22,8 @@ from ..datasets import TrainingSet, check_target_scaling
 from .backprop import Backprop
 from .divergence import Guard, finish, policy
 from .early_stopping import EarlyStopping
-from .optimizer import algorithms
-from .stats import check_targets, init_stats, update_stats
+from .optimizer import algorithms, run_step
+from .stats import check_targets, init_stats, update_stats, weighted_error_sum
 from .threads import chooser as thread_chooser
 
 FUSED_CALLS = 16  # a watched epoch through sgd_epoch: this many calls, a "weights" event each
@@ -219,10 +219,17 @@ class _BatchLoss:
         if self.on and (self.errors is None or len(self.errors) < nb):
             self.errors = np.zeros(nb, dtype=np.float64)
 
-    def step(self, algo, t):
+    def step(self, algo, t, w=None):
+        """After a step on targets ``t`` (per-row weights ``w``: the batch's weighted mean
+        loss counted for its rows, as scikit-learn's epoch loss; a batch of weight 0: none)."""
         if self.on:
             out = algo.gradients.workspace(t.shape[0]).acts[-1]
-            self.total += self.kern.error_sum(out, t, self.code)
+            if w is None:
+                self.total += self.kern.error_sum(out, t, self.code)
+            else:
+                total = float(np.sum(w, dtype=np.float64))
+                if total > 0:
+                    self.total += t.shape[0] * weighted_error_sum(out, t, self.code, w) / total
             self.rows += t.shape[0]
 
     def fused(self, done, starts):
@@ -249,16 +256,17 @@ def _run_epochs(net, trset, data, epochs, threads, after_epoch=None):
     bounds = data.batch_bounds
     fusable = getattr(algo, "fusable", None)
     # one step per call when distributed: each step's gradient is summed over the ranks
-    fused = fusable is not None and fusable(bounds) and distributed.current() is None
+    fused = fusable is not None and fusable(bounds, data.w is not None) \
+        and distributed.current() is None
     starts = np.array([a for a, _ in bounds] + [bounds[-1][1]], dtype=np.int64)
     guard = None if policy(net) == "ignore" else Guard(net, data, starts, kern, make, epoch_data)
     stopping = EarlyStopping(net, data) if "early_stopping" in net.training.params else None
     loss = _BatchLoss(net, algo, kern)
 
-    def step(x, y, algo):
+    def step(x, y, w, algo):
         def apply(n):
-            algo.step(x, y, kern)
-            loss.step(algo, y)
+            run_step(algo, x, y, kern, w)
+            loss.step(algo, y, w)
             n._batches += 1
         return apply
 
@@ -280,7 +288,7 @@ def _run_epochs(net, trset, data, epochs, threads, after_epoch=None):
             if distributed.stopping(net) or stats.epochs >= max_epochs:
                 stopped = True
                 break
-            net.swap(step(batch.x, batch.y, algo), "weights")
+            net.swap(step(batch.x, batch.y, batch.w, algo), "weights")
             done += 1
         seconds = time.perf_counter() - started
         threads.end(kern, bounds[done - 1][1] - bounds[0][0] if done else 0)

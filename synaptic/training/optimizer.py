@@ -183,6 +183,14 @@ class Optimizer:
         return momentum_alpha(self.momentum, self.state)
 
 
+def run_step(algo, x, t, kern, w=None):
+    """``algo.step`` on one batch, its per-row weights ``w`` passed only when the set has
+    them (so a ``step(x, t, kern)`` of before per-row weights still trains unweighted sets)."""
+    if w is None:
+        return algo.step(x, t, kern)
+    return algo.step(x, t, kern, w)
+
+
 def recorded_kind(net, kind, who):
     """``kind`` resolved for the net's output; ValueError unless the stats record it (the
     plateau schedule and early stopping read it from them)."""
