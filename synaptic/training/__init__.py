@@ -11,7 +11,8 @@ train.__doc__ = """Train ``net`` on ``trset`` for ``epochs`` more epochs in a ba
 
 The loop follows the original (SYNAPTIC.md §6): the state is ``training`` before ``train``
 returns, the batches are trained in order (no reshuffle), the stats are computed at each
-epoch's end with the kinds of ``params["stats"]["errorkinds"]``, every transition notifies the
+epoch's end with the kinds of ``params["stats"]["errorkinds"]`` (and, with
+``params["stats"]["batch_loss"]``, the loss each batch saw is summed during the epoch), every transition notifies the
 watches, and the training set's labels and name are stored on the net.  Without a watch that
 wants every batch, a dense backprop net trains each epoch in one kernel call (unless its
 batches are big enough for the per-layer kernels to be faster: strategy.py).
@@ -25,6 +26,12 @@ trset : TrainingSet
     has outputs (converted once to the net's dtype).
 epochs : int
     The number of epochs to add (stats accumulate across calls).
+after_epoch : callable, optional
+    Called with the net in the training thread after each epoch's stats are recorded (and
+    after early stopping's test); a true result ends the training there.  It may change
+    ``net.training.params["learning_rate"]["epsilon"]``: the base rate of the epochs after
+    it.  An exception it raises ends the training and reaches ``future.result()``.  Not for
+    L-BFGS (ValueError), whose iterations end on its own tests.
 
 Returns
 -------
@@ -43,7 +50,7 @@ ValueError
     No training, a negative ``epochs``, data that does not fit the net, params the algorithm
     cannot use.
 TypeError
-    ``trset`` is not a TrainingSet.
+    ``trset`` is not a TrainingSet, ``after_epoch`` is not callable.
 RuntimeError
     The net is already training.
 
