@@ -47,7 +47,7 @@ epsilon : float, default=1e-8
 n_iter_no_change : int, default=10
     The epochs without improvement tolerated.
 max_fun : int, default=15000
-    Accepted for compatibility; synaptic's L-BFGS bounds its evaluations by max_iter.
+    The most loss function evaluations of 'lbfgs' (SciPy's maxfun, as scikit-learn's).
 rprop_variant : {'rprop-', 'rprop+', 'irprop-', 'irprop+'}, default='rprop-'
     The R-prop variant (solver='rprop').
 adaptive_gains : bool, default=False
@@ -64,7 +64,9 @@ layers : list of dict, default=None
     Overrides hidden_layer_sizes."""
 
 ATTRIBUTES = """loss_ : float
-    The loss of the last epoch (end-of-epoch weights, the L2 term included).
+    The loss of the last epoch: stochastic solvers, the mean of the losses its batches saw
+    (as scikit-learn's), the L2 term at the end-of-epoch weights; lbfgs, the loss at the
+    final weights.
 best_loss_ : float or None
     The lowest loss_ (None with early_stopping).
 loss_curve_ : list of float
