@@ -395,6 +395,30 @@ def test_error_sum_same_bits_for_1_and_2_threads(dtype, kind):
 
 @needs_native
 @pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("n, o, d", [(4096, 1024, 5), (8191, 100, 20), (20000, 257, 1),
+                                     (6000, 800, 63), (50000, 90, 3)])
+def test_weight_grad_row_parts_match_twin_with_the_same_bits(dtype, n, o, d):
+    """A narrow x with many rows: weight_grad sums row parts (_grad_row_parts, chosen by the
+    shape alone) -- the twin's sums to rounding, the same bits for 1 and 2 threads."""
+    assert n * o * d >= 4194304 and d < 64 and n >= 4096  # the shapes that take the row split
+    rng = np.random.default_rng(n + d)
+    dz = normal(rng, (n, o), dtype)
+    x = normal(rng, (n, d), dtype)
+    want = nans((o, 1 + d), dtype)
+    R.weight_grad(dz, x, want)
+    outs = []
+    for nthreads in (1, 2, 1):
+        got = nans((o, 1 + d), dtype)
+        with threads(nthreads):
+            native.weight_grad(dz, x, got)
+        outs.append(got)
+    close(outs[0], want, {np.float32: dict(rtol=1e-3, atol=1e-3),
+                          np.float64: dict(rtol=1e-10, atol=1e-10)}[dtype])
+    assert outs[0].tobytes() == outs[1].tobytes() == outs[2].tobytes()
+
+
+@needs_native
+@pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("o", [1, 10, 100])
 def test_weight_grad_bias_same_bits_for_1_and_2_threads(dtype, o):
     rng = np.random.default_rng(o)

@@ -39,6 +39,9 @@ from .checks import PackedInput, check_adam_epoch, check_errors, is_frozen, x_ze
 cdef enum:
     GEMM_MIN_MACS = 4194304
     GEMM_MIN_PART = 8
+    GRAD_ROWS_MAX_COLS = 64     # weight_grad's row split (_grad_row_parts)
+    GRAD_ROWS_MIN_ROWS = 2048
+    GRAD_ROWS_MAX_PARTS = 4
 
 cnp.import_array()
 
@@ -446,6 +449,45 @@ cdef void _grad_part(const floating* dzp, const floating* xp, floating* op, Py_s
              op + 1 + c0, ldo)
 
 
+cdef inline Py_ssize_t _grad_row_parts(Py_ssize_t n, Py_ssize_t o, Py_ssize_t d) noexcept nogil:
+    """The row parts of weight_grad's product for a narrow x (d < GRAD_ROWS_MAX_COLS) and many
+    rows: a function of the shape only (not of the thread count), so the bits do not depend
+    on the threads.  Splitting the columns of such a product leaves each thread a GEMM a few
+    columns wide that still reads all of dz (784 -> 100 layers keep the column split).
+    Measured (f32, 2 threads, o = 100): 16000 x 20 2.9 -> 0.9 ms, 40000 x 50 12-15 -> 5 ms."""
+    cdef Py_ssize_t parts
+    if d >= GRAD_ROWS_MAX_COLS or n * o * d < _gemm_min_macs:
+        return 1
+    parts = n // GRAD_ROWS_MIN_ROWS
+    return GRAD_ROWS_MAX_PARTS if parts > GRAD_ROWS_MAX_PARTS else (parts if parts > 1 else 1)
+
+
+cdef bint _grad_by_rows(const floating* dzp, const floating* xp, floating* op, Py_ssize_t n,
+                        Py_ssize_t o, Py_ssize_t d, Py_ssize_t ldo) noexcept nogil:
+    """out[:, 1:] = dz^T . x as _grad_row_parts row parts, each its GEMM into its own partial
+    (in parallel), the partials added in part order.  False (nothing written) if the
+    partials cannot be allocated."""
+    cdef Py_ssize_t parts = _grad_row_parts(n, o, d), chunk = (n + parts - 1) // parts
+    cdef Py_ssize_t t, r0, r1, j, c, size = o * d
+    cdef floating v
+    cdef floating* part = <floating*>malloc(parts * size * sizeof(floating))
+    if part == NULL:
+        return False
+    for t in prange(parts, schedule='static', num_threads=part_threads(parts)):
+        r0 = t * chunk
+        r1 = min(n, r0 + chunk)
+        # column-major: part_t (d x o, ld d) = x[r0:r1]^T (d x rows) . dz[r0:r1] (rows x o)
+        gemm(c'N', c'T', d, o, r1 - r0, xp + r0 * d, d, dzp + r0 * o, o, part + t * size, d)
+    for j in range(o):
+        for c in range(d):
+            v = part[j * d + c]
+            for t in range(1, parts):
+                v = v + part[t * size + j * d + c]
+            op[j * ldo + 1 + c] = v
+    free(part)
+    return True
+
+
 cdef int _weight_grad(const floating[:, ::1] dz, const floating[:, ::1] x,
                       floating[:, ::1] out, const _Packed* pk) except -1:
     cdef Py_ssize_t n = dz.shape[0], o = dz.shape[1], d = x.shape[1], ldo = 1 + d
@@ -488,6 +530,8 @@ cdef int _weight_grad(const floating[:, ::1] dz, const floating[:, ::1] x,
             elif pk != NULL and _packed_grad(dzp, pk, op, n, o, d, ldo):
                 pass
             elif pk == NULL and n >= _sp_grad_rows and _sparse_grad(dzp, xp, op, n, o, d, ldo):
+                pass
+            elif _grad_row_parts(n, o, d) > 1 and _grad_by_rows(dzp, xp, op, n, o, d, ldo):
                 pass
             else:
                 nt = gemm_parts(n * o * d, d)
