@@ -95,13 +95,24 @@ def test_csr_forward(dtype, itype, nthreads, m, d, o, seed, density, messy, act)
     np.testing.assert_allclose(got, want, **TOL[dtype])
 
 
+@contextlib.contextmanager
+def grad_path(path):
+    """csr_weight_grad's walk: "cols" (the column layout) or "rows" (dz streamed)."""
+    old = native.csr._set_grad_rows_bytes(0 if path == "rows" else 1 << 62)
+    try:
+        yield
+    finally:
+        native.csr._set_grad_rows_bytes(old)
+
+
 @needs_native
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("itype", INDEX)
 @pytest.mark.parametrize("nthreads", THREADS)
+@pytest.mark.parametrize("path", ["cols", "rows"])
 @SETTINGS
 @given(**shapes)
-def test_csr_weight_grad(dtype, itype, nthreads, m, d, o, seed, density, messy):
+def test_csr_weight_grad(dtype, itype, nthreads, path, m, d, o, seed, density, messy):
     rng = np.random.default_rng(seed)
     data, indices, indptr, x = random_csr(rng, m, d, dtype, itype, density, messy)
     dz = rng.standard_normal((m, o)).astype(dtype)
@@ -109,7 +120,7 @@ def test_csr_weight_grad(dtype, itype, nthreads, m, d, o, seed, density, messy):
     R.csr_weight_grad(dz, data, indices, indptr, want)
     R.weight_grad(dz, x, dense)
     np.testing.assert_allclose(want, dense, **TOL[dtype])
-    with threads(nthreads):
+    with threads(nthreads), grad_path(path):
         native.csr_weight_grad(dz, data, indices, indptr, got)
     np.testing.assert_allclose(got, want, **TOL[dtype])
     # the bias column has weight_grad's bits
@@ -127,13 +138,13 @@ def test_same_bits_for_1_and_2_threads(dtype):
     w = (rng.standard_normal((100, 2001)) * 0.05).astype(dtype)
     dz = rng.standard_normal((200, 100)).astype(dtype)
     outs = []
-    for n in (1, 2, 1, 2):
-        with synaptic.num_threads(n):
+    for n, path in ((1, "cols"), (2, "cols"), (1, "rows"), (2, "rows"), (1, "cols")):
+        with synaptic.num_threads(n), grad_path(path):
             y, g = nans((200, 100), dtype), nans(w.shape, dtype)
             native.csr_forward(x.data, x.indices, x.indptr, w, R.ACT_RELU, y)
             native.csr_weight_grad(dz, x.data, x.indices, x.indptr, g)
         outs.append(y.tobytes() + g.tobytes())
-    assert len(set(outs)) == 1
+    assert len(set(outs[:2] + outs[4:])) == 1 and outs[2] == outs[3]  # per path
     want = nans((200, 100), dtype)
     R.csr_forward(x.data, x.indices, x.indptr, w, R.ACT_RELU, want)
     np.testing.assert_allclose(np.frombuffer(outs[0][:want.nbytes], dtype).reshape(want.shape),

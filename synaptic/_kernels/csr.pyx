@@ -60,6 +60,22 @@ cdef extern from "csr.h":
     void syn_csr_fwd_rows_dl(const double*, const int64_t*, const int64_t*, Py_ssize_t,
                              Py_ssize_t, const double*, Py_ssize_t, const double*, double*,
                              Py_ssize_t, double*) noexcept nogil
+    void syn_csr_grad_rows_fi(const float*, const int32_t*, const int32_t*, Py_ssize_t,
+                              const float*, Py_ssize_t, Py_ssize_t, Py_ssize_t, float*,
+                              Py_ssize_t) noexcept nogil
+    void syn_csr_grad_rows_fl(const float*, const int64_t*, const int64_t*, Py_ssize_t,
+                              const float*, Py_ssize_t, Py_ssize_t, Py_ssize_t, float*,
+                              Py_ssize_t) noexcept nogil
+    void syn_csr_grad_rows_di(const double*, const int32_t*, const int32_t*, Py_ssize_t,
+                              const double*, Py_ssize_t, Py_ssize_t, Py_ssize_t, double*,
+                              Py_ssize_t) noexcept nogil
+    void syn_csr_grad_rows_dl(const double*, const int64_t*, const int64_t*, Py_ssize_t,
+                              const double*, Py_ssize_t, Py_ssize_t, Py_ssize_t, double*,
+                              Py_ssize_t) noexcept nogil
+    void syn_sp_transpose_out_f(const float* s, Py_ssize_t ldt, Py_ssize_t j0, Py_ssize_t j1,
+                                Py_ssize_t o, float* g, Py_ssize_t ldg) noexcept nogil
+    void syn_sp_transpose_out_d(const double* s, Py_ssize_t ldt, Py_ssize_t j0, Py_ssize_t j1,
+                                Py_ssize_t o, double* g, Py_ssize_t ldg) noexcept nogil
     void syn_csr_to_csc_fi(const float*, const int32_t*, const int32_t*, Py_ssize_t,
                            Py_ssize_t, Py_ssize_t*, Py_ssize_t*, float*) noexcept nogil
     void syn_csr_to_csc_fl(const float*, const int64_t*, const int64_t*, Py_ssize_t,
@@ -95,7 +111,25 @@ ctypedef fused index_t:
 cdef enum:
     CSR_MIN_MACS = 1 << 22
 
-cdef Py_ssize_t _csr_min_macs = CSR_MIN_MACS
+# (as the other modules' thresholds: no OpenMP loop unless libgomp's idle threads sleep)
+cdef Py_ssize_t _csr_min_macs = CSR_MIN_MACS if _omp_sleeps else PY_SSIZE_T_MAX
+
+# csr_weight_grad walks the rows (dz streamed, g^T in a d x o scratch) instead of the columns
+# (dz rows fetched per entry) from this many bytes of dz on (beyond the core's L2 share).
+# _set_grad_rows_bytes sets it (tests: 0 and the maximum, to take each path).
+cdef enum:
+    CSR_GRAD_ROWS_BYTES = 1 << 19
+
+cdef Py_ssize_t _grad_rows_bytes = CSR_GRAD_ROWS_BYTES
+
+
+def _set_grad_rows_bytes(nbytes):
+    """Testing and tuning hook: the dz size from which csr_weight_grad walks the rows;
+    returns the old value."""
+    global _grad_rows_bytes
+    old = _grad_rows_bytes
+    _grad_rows_bytes = nbytes
+    return old
 
 
 def _set_csr_threshold(macs):
@@ -349,6 +383,8 @@ cdef int _weight_grad(const floating* dz, const floating* data, const index_t* i
             for t in range(o):
                 memset(op + t * ldo + 1, 0, d * sizeof(floating))
         return 0
+    if m * o * <Py_ssize_t>sizeof(floating) >= _grad_rows_bytes:
+        return _weight_grad_rows(dz, data, indices, indptr, m, d, o, nnz, op)
     nt = _threads_for(nnz * o + d * o, (d + SYN_CSR_JB - 1) // SYN_CSR_JB)
     with nogil:
         scratch = <char*>syn_sp_scratch(o_dz + nt * blk)
@@ -391,6 +427,68 @@ cdef int _weight_grad(const floating* dz, const floating* data, const index_t* i
                 _grad_block(cptr, crow, cval, b * SYN_CSR_JB, min(d, b * SYN_CSR_JB + SYN_CSR_JB),
                             dzp, ldt, o, <floating*>sbs, op, ldo)
     return 0
+
+
+cdef int _weight_grad_rows(const floating* dz, const floating* data, const index_t* indices,
+                           const index_t* indptr, Py_ssize_t m, Py_ssize_t d, Py_ssize_t o,
+                           Py_ssize_t nnz, floating* op) except -1:
+    """g[:, 1:] through gt = g[:, 1:]^T (d x ldt scratch): the units split over the threads
+    (each gt[j, u] summed by one, in row order), then the columns of the transposition."""
+    cdef Py_ssize_t ldo = 1 + d, ldt = _ldt(o, floating is double), vl, per, t, u0, u1, j
+    cdef Py_ssize_t chunk
+    cdef int nt = _threads_for(nnz * o + d * o, o)
+    cdef floating* gt
+    with nogil:
+        gt = <floating*>syn_sp_scratch(d * ldt * sizeof(floating))
+    if gt == NULL:
+        raise MemoryError()
+    vl = SYN_SP_VLD if floating is double else SYN_SP_VLF
+    per = ((o + nt - 1) // nt + vl - 1) // vl * vl      # units a thread, whole vectors
+    with nogil:
+        if nt > 1:
+            for t in prange(nt, schedule='static', num_threads=nt):
+                u0 = t * per
+                u1 = min(o, u0 + per)
+                if u1 > u0:
+                    _grad_rows(data, indices, indptr, m, dz, o, u0, u1, gt, ldt, d)
+            chunk = (d + nt - 1) // nt
+            for t in prange(nt, schedule='static', num_threads=nt):
+                u0 = t * chunk
+                u1 = min(d, u0 + chunk)
+                if u1 > u0:
+                    _transpose_out(gt, ldt, u0, u1, o, op, ldo)
+        else:
+            _grad_rows(data, indices, indptr, m, dz, o, 0, o, gt, ldt, d)
+            _transpose_out(gt, ldt, 0, d, o, op, ldo)
+    return 0
+
+
+cdef inline void _grad_rows(const floating* data, const index_t* indices,
+                            const index_t* indptr, Py_ssize_t m, const floating* dz,
+                            Py_ssize_t o, Py_ssize_t u0, Py_ssize_t u1, floating* gt,
+                            Py_ssize_t ldt, Py_ssize_t d) noexcept nogil:
+    cdef Py_ssize_t j
+    for j in range(d):
+        memset(gt + j * ldt + u0, 0, (u1 - u0) * sizeof(floating))
+    if floating is float:
+        if index_t is int32_t:
+            syn_csr_grad_rows_fi(data, indices, indptr, m, dz, o, u0, u1, gt, ldt)
+        else:
+            syn_csr_grad_rows_fl(data, indices, indptr, m, dz, o, u0, u1, gt, ldt)
+    else:
+        if index_t is int32_t:
+            syn_csr_grad_rows_di(data, indices, indptr, m, dz, o, u0, u1, gt, ldt)
+        else:
+            syn_csr_grad_rows_dl(data, indices, indptr, m, dz, o, u0, u1, gt, ldt)
+
+
+cdef inline void _transpose_out(const floating* gt, Py_ssize_t ldt, Py_ssize_t j0,
+                                Py_ssize_t j1, Py_ssize_t o, floating* op,
+                                Py_ssize_t ldo) noexcept nogil:
+    if floating is float:
+        syn_sp_transpose_out_f(gt, ldt, j0, j1, o, op, ldo)
+    else:
+        syn_sp_transpose_out_d(gt, ldt, j0, j1, o, op, ldo)
 
 
 cdef inline void _pad_rows(const floating* dz, Py_ssize_t o, Py_ssize_t r0, Py_ssize_t r1,

@@ -94,6 +94,24 @@ static void syn_csr_fwd_rows_##S##IS(const T* data, const I* indices, const I* i
     } \
 } \
 \
+/* gt[j, u0:u1] (row stride ldt) += v * dz[i, u0:u1] over the entries (i, j, v) of rows \
+   0..m-1, row after row: the weight gradient of a batch too large for the column layout's \
+   walk (its dz rows would come from memory, one per entry), dz streamed instead and gt \
+   (d x ldt) kept in cache */ \
+static SYN_FMA void syn_csr_grad_rows_##S##IS(const T* data, const I* indices, \
+        const I* indptr, Py_ssize_t m, const T* dz, Py_ssize_t o, Py_ssize_t u0, \
+        Py_ssize_t u1, T* gt, Py_ssize_t ldt) { \
+    Py_ssize_t i, k, u, n = u1 - u0; \
+    for (i = 0; i < m; i++) { \
+        const T* __restrict dr = dz + i * o + u0; \
+        for (k = (Py_ssize_t)indptr[i]; k < (Py_ssize_t)indptr[i + 1]; k++) { \
+            T v = data[k]; \
+            T* __restrict g = gt + (Py_ssize_t)indices[k] * ldt + u0; \
+            for (u = 0; u < n; u++) g[u] += v * dr[u]; \
+        } \
+    } \
+} \
+\
 /* the entries of rows 0..m-1 by column: column j's in crow/cval[cptr[j]:cptr[j + 1]], in \
    increasing row order (indices already checked to be in 0..d-1) */ \
 static void syn_csr_to_csc_##S##IS(const T* data, const I* indices, const I* indptr, \
