@@ -132,14 +132,15 @@ def test_csr_weight_grad(dtype, itype, nthreads, path, m, d, o, seed, density, m
 @needs_native
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_same_bits_for_1_and_2_threads(dtype):
-    """A benchmark-sized batch (200 x 2000 at 1.3 %, 100 units), default thresholds."""
+    """A benchmark-sized batch (200 x 2000 at 1.3 %, 100 units), both gradient walks; 2
+    threads forced parallel (threads())."""
     x = sp.random(200, 2000, density=0.013, format="csr", random_state=3, dtype=dtype)
     rng = np.random.default_rng(4)
     w = (rng.standard_normal((100, 2001)) * 0.05).astype(dtype)
     dz = rng.standard_normal((200, 100)).astype(dtype)
     outs = []
     for n, path in ((1, "cols"), (2, "cols"), (1, "rows"), (2, "rows"), (1, "cols")):
-        with synaptic.num_threads(n), grad_path(path):
+        with threads(n), grad_path(path):
             y, g = nans((200, 100), dtype), nans(w.shape, dtype)
             native.csr_forward(x.data, x.indices, x.indptr, w, R.ACT_RELU, y)
             native.csr_weight_grad(dz, x.data, x.indices, x.indptr, g)

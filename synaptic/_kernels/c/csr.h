@@ -8,7 +8,9 @@
  * * weight gradient: the entries regrouped by column (syn_csr_to_csc_*: a counting sort, so
  *   each column's entries are in increasing row order), then for each column j
  *   s[j, :] = sum of v * dz[i, :] over its entries (syn_csr_gcol_*, dz rows copied padded to
- *   ldt), a block of SYN_CSR_JB columns at a time, transposed into g[:, 1 + j].
+ *   ldt), a block of SYN_CSR_JB columns at a time, transposed into g[:, 1 + j] -- for a
+ *   mini-batch; a large batch walks the rows instead (syn_csr_grad_rows_*: dz streamed, the
+ *   entries added into a d x o transposed scratch kept in cache; csr.pyx chooses).
  *
  * Every output element is one sum in a fixed order computed by one thread: the same bits for
  * any thread count and split.  The vector types, SYN_FMA and the transpositions are those
