@@ -197,3 +197,12 @@ def test_sklearn_early_stopping_on_csr(backend):
         b = ssk.MLPClassifier(**kw).fit(x.toarray(), y)
     np.testing.assert_allclose(a.validation_scores_, b.validation_scores_)
     np.testing.assert_allclose(a.net_.weights[0], b.net_.weights[0], rtol=1e-10, atol=1e-12)
+
+
+def test_save_training_set_refuses_sparse_samples(tmp_path, monkeypatch):
+    monkeypatch.setenv("SYNAPTIC_DATA", str(tmp_path))
+    x, _ = sparse_problem(20, 6)
+    y = np.eye(2)[np.arange(20) % 2]
+    ts = TrainingSet({"name": "sparse-set", "labels": ["a", "b"]}, [DataSet(x, y)])
+    with pytest.raises(TypeError, match="sparse"):
+        syn.save_training_set(ts)
