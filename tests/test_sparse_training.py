@@ -206,3 +206,35 @@ def test_save_training_set_refuses_sparse_samples(tmp_path, monkeypatch):
     ts = TrainingSet({"name": "sparse-set", "labels": ["a", "b"]}, [DataSet(x, y)])
     with pytest.raises(TypeError, match="sparse"):
         syn.save_training_set(ts)
+
+
+def _trset(x, y, batch, **header):
+    rows = as_csr_rows(x) if sp.issparse(x) else x
+    t = np.eye(3)[y]
+    bounds = [(a, min(a + batch, len(y))) for a in range(0, len(y), batch)]
+    return TrainingSet({"name": "t", "labels": ["a", "b", "c"], **header},
+                       [DataSet(rows[a:b], t[a:b]) for a, b in bounds])
+
+
+@pytest.mark.parametrize("first", [
+    [{"type": "dropout", "p": 0.2, "seed": 3}],                      # on the input: densified
+    [{"type": "fully-connected", "n": 6, "act_fn": "tanh"}, {"type": "dropout", "p": 0.3,
+                                                             "seed": 4}],
+])
+def test_core_training_with_dropout_on_csr_equals_dense(backend, first):
+    """The core API (neural_net, train) on a TrainingSet of CSR batches, dropout in the net."""
+    x, y = sparse_problem()
+    specs = [{"type": "input", "n": 40}] + first + [
+        {"type": "fully-connected", "n": 5, "act_fn": "sigmoid"},
+        {"type": "fully-connected", "n": 3, "act_fn": "softmax"}]
+    nets = []
+    for data in (x, x.toarray()):
+        net = syn.neural_net(specs, syn.training("backprop", {"learning_rate": {"epsilon": 0.1}}),
+                             seed=7)
+        syn.train(net, _trset(data, y, 25, reshuffle=True, seed=1), 3).result()
+        nets.append(net)
+    for wa, wb in zip(nets[0].weights, nets[1].weights):
+        np.testing.assert_allclose(wa, wb, rtol=1e-10, atol=1e-12)
+    assert backend["csr_forward"] > 0 or "dropout" == first[0]["type"]
+    np.testing.assert_array_equal(syn.estimate(nets[0], DataSet(x)),
+                                  syn.estimate(nets[1], DataSet(x.toarray())))
