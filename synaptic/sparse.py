@@ -55,8 +55,17 @@ class CsrRows:
         return f"CsrRows({self.shape[0]} x {self.shape[1]} {self.dtype.name}, {self.nnz} stored)"
 
     def __getitem__(self, key):
+        """rows[a:b]: a view; rows[array of row numbers or booleans]: a copy (take)."""
         if not isinstance(key, slice):
-            raise TypeError("CsrRows takes row slices (rows[a:b]) only")
+            key = np.asarray(key)
+            if key.dtype == bool and key.shape == (self.shape[0],):
+                return self.take(np.flatnonzero(key))
+            if key.ndim == 1 and key.dtype.kind in "iu":
+                if key.size and (key.min() < -self.shape[0] or key.max() >= self.shape[0]):
+                    raise IndexError(f"row index out of range for {self.shape[0]} rows")
+                return self.take(np.where(key < 0, key + self.shape[0], key))
+            raise TypeError("CsrRows takes row slices (rows[a:b]) or 1-D arrays of row "
+                            "numbers or a boolean mask")
         a, b, step = key.indices(self.shape[0])
         if step != 1:
             raise TypeError("CsrRows takes row slices of step 1 only")

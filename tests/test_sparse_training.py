@@ -238,3 +238,20 @@ def test_core_training_with_dropout_on_csr_equals_dense(backend, first):
     assert backend["csr_forward"] > 0 or "dropout" == first[0]["type"]
     np.testing.assert_array_equal(syn.estimate(nets[0], DataSet(x)),
                                   syn.estimate(nets[1], DataSet(x.toarray())))
+
+
+def test_training_set_function_on_csr_matches_dense():
+    x, y = sparse_problem(60, 10)
+    a = syn.training_set(x, y, batch=20, seed=2)
+    b = syn.training_set(x.toarray(), y, batch=20, seed=2)
+    assert isinstance(a.x, CsrRows)
+    np.testing.assert_array_equal(a.x.toarray(), b.x)
+    np.testing.assert_array_equal(a.y, b.y)
+    assert a.batch_bounds == b.batch_bounds
+    np.testing.assert_array_equal(a.rebatch(7).x.toarray(), b.rebatch(7).x)
+    rows = as_csr_rows(x)
+    np.testing.assert_array_equal(rows[[3, -1, 0]].toarray(), x.toarray()[[3, -1, 0]])
+    mask = np.arange(60) % 4 == 0
+    np.testing.assert_array_equal(rows[mask].toarray(), x.toarray()[mask])
+    with pytest.raises(IndexError):
+        rows[[60]]
