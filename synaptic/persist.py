@@ -9,7 +9,8 @@ save) under the original's names:
     weight matrix and ``state_<i>`` / ``state_<i>_<j>`` for the optimiser state.
 ``trainingset.<name>``
     One ``.npz`` file: ``__meta__`` (the header, the batch bounds, the array names) and the
-    arrays ``x``, ``y``, ``valid_x``, ``valid_y`` (``y``/``valid_*`` only when present).  The
+    arrays ``x``, ``y``, ``w``, ``valid_x``, ``valid_y``, ``valid_w`` (``y``, ``w`` -- the
+    per-row weights -- and ``valid_*`` only when present; a file without ``w`` is unweighted).  The
     batches come back as views of one contiguous ``x``/``y``.  Read it with
     ``datasets.load_training_set(name)``.
 ``trainingset-header.<name>``
@@ -73,7 +74,7 @@ KINDS = {"neuralnet": NET, "trainingset": TRSET, "trainingset-header": HEADER}
 META = "__meta__"
 ITEMS = "__items__"
 RNG_BIT_GENERATORS = ("PCG64", "PCG64DXSM", "Philox", "SFC64")
-TRSET_ARRAYS = {"x", "y", "valid_x", "valid_y"}
+TRSET_ARRAYS = {"x", "y", "w", "valid_x", "valid_y", "valid_w"}
 TRANSIENT_STATE = "state"  # training / stopping: never saved
 # the optimiser state scalars the algorithms compute with, and the state each algorithm reads
 # as one weight-shaped array per layer (Nesterov momentum: backprop's, whatever the
@@ -345,11 +346,15 @@ def save_training_set(trset, name=None):
     arrays = {"x": trset.x}
     if trset.y is not None:
         arrays["y"] = trset.y
+    if trset.w is not None:
+        arrays["w"] = trset.w
     valid = trset.valid
     if valid is not None:
         arrays["valid_x"] = valid.x
         if valid.y is not None:
             arrays["valid_y"] = valid.y
+        if valid.w is not None:
+            arrays["valid_w"] = valid.w
     document = {"format": TRSET, "version": VERSION, "header": header_json,
                 "bounds": [list(b) for b in trset.batch_bounds], "arrays": list(arrays)}
     _save_npz(path, document, arrays)
@@ -368,7 +373,7 @@ def load_training_set_file(path, *, scale=False, dtype=None):
     if "scaled" in header and not isinstance(header["scaled"], bool):
         raise FileFormatError(path, f"'header.scaled' must be true or false, "
                                     f"got {json.dumps(header['scaled'])[:60]}")
-    x, y = arrays["x"], arrays.get("y")
+    x, y, w = arrays["x"], arrays.get("y"), arrays.get("w")
     if "scaled" not in header:  # a file of synaptic 0.1: whether it was scaled is not recorded
         header["scaled"] = _looks_scaled(x, arrays.get("valid_x"))
         if scale and header["scaled"]:
@@ -381,13 +386,17 @@ def load_training_set_file(path, *, scale=False, dtype=None):
     if dtype is not None or scale:
         dtype = np.dtype(dtype or x.dtype)
         x, y = _converted(x, scale, dtype), None if y is None else y.astype(dtype)
+        w = None if w is None else w.astype(dtype)
         if "valid_x" in arrays:
             arrays["valid_x"] = _converted(arrays["valid_x"], scale, dtype)
-            if "valid_y" in arrays:
-                arrays["valid_y"] = arrays["valid_y"].astype(dtype)
+            for key in ("valid_y", "valid_w"):
+                if key in arrays:
+                    arrays[key] = arrays[key].astype(dtype)
     try:
-        batches = [DataSet(x[a:b], None if y is None else y[a:b]) for a, b in bounds]
-        valid = DataSet(arrays["valid_x"], arrays.get("valid_y")) if "valid_x" in arrays else None
+        batches = [DataSet(x[a:b], None if y is None else y[a:b], None if w is None else w[a:b])
+                   for a, b in bounds]
+        valid = DataSet(arrays["valid_x"], arrays.get("valid_y"), arrays.get("valid_w")) \
+            if "valid_x" in arrays else None
         return TrainingSet(header, batches, valid, source=f"the saved file {path}").validate()
     except (ValueError, TypeError) as err:
         raise FileFormatError(path, str(err)) from None
@@ -400,8 +409,10 @@ def _read_training_arrays(archive, doc, path):
     expected = _field(doc, "arrays", list, path)
     if not all(isinstance(a, str) for a in expected) or len(set(expected)) != len(expected) \
             or "x" not in expected or not set(expected) <= TRSET_ARRAYS \
-            or ("valid_y" in expected and "valid_x" not in expected):
-        raise FileFormatError(path, f"'arrays' must list x and optionally y, valid_x, valid_y; "
+            or ("valid_y" in expected and "valid_x" not in expected) \
+            or ("valid_w" in expected and "valid_x" not in expected):
+        raise FileFormatError(path, f"'arrays' must list x and optionally y, w, valid_x, "
+                                    f"valid_y, valid_w; "
                                     f"got {json.dumps(expected)[:80]}")
     archive.expect(expected)
     stops = [0]
@@ -417,6 +428,8 @@ def _read_training_arrays(archive, doc, path):
     classes = archive.check("y", ndim=2)[0][1] if "y" in expected else None
     if classes is not None:
         archive.check("y", shape=(n, classes))
+    if "w" in expected:
+        archive.check("w", shape=(n,))
     _check_header(header, path, "header", classes)
     if "valid_x" in expected:
         m = archive.check("valid_x", ndim=2)[0][0]
@@ -425,6 +438,8 @@ def _read_training_arrays(archive, doc, path):
             raise FileFormatError(path, "'arrays' must list valid_y exactly when it lists y")
         if classes is not None:
             archive.check("valid_y", shape=(m, classes))
+        if "valid_w" in expected:
+            archive.check("valid_w", shape=(m,))
     return {name: archive.read(name) for name in expected}
 
 
@@ -560,7 +575,8 @@ def save_neural_net_file(net, path):
             stats = None if t.stats is None else {
                 "epochs": t.stats.epochs, "tr_err": t.stats.tr_err, "val_err": t.stats.val_err,
                 "seconds": t.stats.seconds, "diverged": t.stats.diverged,
-                "learning_rate": t.stats.learning_rate, "early_stopping": t.stats.early_stopping}
+                "learning_rate": t.stats.learning_rate, "early_stopping": t.stats.early_stopping,
+                "batch_loss": t.stats.batch_loss}
             training = {"algo": t.algo, "params": t.params, "stats": stats,
                         "state": scalars, "state_arrays": layout}
         document = _to_json({"format": NET, "version": VERSION, "dtype": net.dtype.name,
@@ -739,8 +755,9 @@ def _load_stats(sdoc, path):
     epochs = _field(sdoc, "epochs", int, path, where, minimum=0)
     seconds = _number_list(_field(sdoc, "seconds", list, path, where), path, where + "seconds")
     rates = _number_list(sdoc.get("learning_rate", []), path, where + "learning_rate")
+    batch_loss = _number_list(sdoc.get("batch_loss", []), path, where + "batch_loss")
     return Stats(epochs, errs["tr_err"], errs["val_err"], seconds, _load_diverged(sdoc, path),
-                 rates, _load_early_stopping(sdoc, path))
+                 rates, _load_early_stopping(sdoc, path), batch_loss)
 
 
 def _load_early_stopping(sdoc, path):

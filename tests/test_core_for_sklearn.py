@@ -70,3 +70,44 @@ def test_lbfgs_records_its_iterations():
                   seed=1)
     syn.train(net, reg, 7).result()
     assert net.training.state["lbfgs_iterations"] == 7
+
+
+def _lbfgs_net(**lb):
+    return syn.mlp([3, 4, 2], ["tanh", "softmax"], syn.training("lbfgs", {"lbfgs": lb}),
+                   seed=2, dtype=np.float64)
+
+
+def _lbfgs_data():
+    rng = np.random.default_rng(4)
+    x = rng.normal(size=(40, 3))
+    return _set(x, np.eye(2)[(x[:, 0] > 0).astype(int)])
+
+
+def test_lbfgs_scipy_stop_tests_and_scale():
+    data = _lbfgs_data()
+    net = _lbfgs_net(eps=0.0)
+    syn.train(net, data, 30).result()
+    assert net.training.state["lbfgs_iterations"] == 30  # SciPy's tests off: the epochs end it
+    loose = _lbfgs_net(eps=0.0, gtol=1e3)  # any gradient is below it: converged at once
+    syn.train(loose, data, 30).result()
+    assert loose.training.state["lbfgs_status"].startswith("CONVERGENCE")
+    assert loose.training.state["lbfgs_iterations"] <= 1
+    few = _lbfgs_net(eps=0.0, maxfun=4)
+    syn.train(few, data, 30).result()
+    assert "EVALUATIONS" in few.training.state["lbfgs_status"]
+    assert few.training.state["lbfgs_iterations"] < 4
+    # a scale of the objective leaves SciPy's iterates (to rounding), with its tests off
+    scaled = _lbfgs_net(eps=0.0, scale=1.0 / 40)
+    syn.train(scaled, data, 30).result()
+    np.testing.assert_allclose(scaled.weights[0], net.weights[0], rtol=1e-5, atol=1e-7)
+    # and the relative-decrease test stops a scaled run sooner than the limit
+    ftol = _lbfgs_net(eps=0.0, ftol=1e-3)
+    syn.train(ftol, data, 300).result()
+    assert ftol.training.state["lbfgs_iterations"] < 300
+
+
+@pytest.mark.parametrize("key, value", [("ftol", -1.0), ("gtol", math.nan), ("maxfun", 0),
+                                        ("scale", 0.0), ("scale", math.inf)])
+def test_lbfgs_bad_stop_options_are_refused(key, value):
+    with pytest.raises((ValueError, TypeError), match=f"lbfgs.{key}"):
+        syn.train(_lbfgs_net(**{key: value}), _lbfgs_data(), 1)

@@ -108,7 +108,10 @@ def test_the_documented_defaults_are_the_ones_the_algorithms_use():
     from synaptic.training import lbfgs, rprop
     assert rprop.Rprop.options({}) == {**params.DEFAULTS["rprop"]["rprop"],
                                        **params.IMPLIED["rprop"]}
-    assert (lbfgs.M, lbfgs.EPS, lbfgs.MAXLS) == tuple(params.IMPLIED["lbfgs"].values())
+    algo = lbfgs.LBFGS(synaptic.mlp([2, 2], "softmax", synaptic.training("lbfgs")))
+    implied = params.IMPLIED["lbfgs"]
+    assert {k: getattr(algo, k) for k in implied} == implied
+    assert (lbfgs.M, lbfgs.EPS, lbfgs.MAXLS) == (implied["m"], implied["eps"], implied["maxls"])
     net = synaptic.mlp([2, 2], "softmax", synaptic.training("rmsprop"))
     from synaptic.training.rmsprop import RMSprop
     algo = RMSprop(net)

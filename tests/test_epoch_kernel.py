@@ -390,3 +390,92 @@ def test_float32_close_to_float64(kern, nthreads):
     compare(got, want, close(dict(rtol=1e-5, atol=1e-6)))
     # trained, by far more than the tolerance
     assert min(np.abs(b - a).max() for a, b in zip(case["weights"], want["weights"])) > 1e-3
+
+
+# Adam's mode and the batches' errors (the loss each batch saw, before its step)
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("nthreads", THREADS)
+@SETTINGS
+@given(seed=st.integers(0, 2**32 - 1), d=st.one_of(st.just(1), st.integers(1, 40)),
+       units=st.lists(widths, min_size=1, max_size=3), hidden=st.sampled_from(HIDDEN),
+       out=st.sampled_from(OUTPUTS),
+       sizes=st.lists(st.one_of(st.just(1), st.integers(1, 6)), min_size=1, max_size=8),
+       sparse=st.booleans(), reg=st.sampled_from([R.REG_NONE, R.REG_L1, R.REG_L2]),
+       decay=st.sampled_from([1.0, 0.999]), first=st.sampled_from([1, 2, 50]),
+       sklearn_eps=st.booleans(), with_errors=st.booleans())
+def test_adam_mode_and_errors_match_twin(dtype, nthreads, seed, d, units, hidden, out, sizes,
+                                         sparse, reg, decay, first, sklearn_eps, with_errors):
+    skip_without_native()
+    rng = np.random.default_rng(seed)
+    bounds, nb = np.cumsum([0] + sizes), len(sizes)
+    case = make_case(rng, dtype, [d] + units, bounds, [hidden] * (len(units) - 1) + [out[0]],
+                     out[1], sparse=sparse, gain=True, reg_kind=reg,
+                     reg_lambda=0.02 if reg else 0.0, decay=decay, lr=0.01)
+    case["gain"] = [np.abs(g) * 1e-3 for g in case["gain"]]  # v >= 0, m (deltaw) zero
+    steps = R.adam_steps(0.01, 0.9, 0.99, 1e-4, first, nb, sklearn_eps)
+    kind = R.ERR_CROSS_ENTROPY_MULTIVARIATE if out[0] == R.ACT_SOFTMAX else R.ERR_SUM_OF_SQUARES
+    errs = {}
+    results = {}
+    for name, kern, threads in (("twin", R, 1), ("native", native, nthreads)):
+        errs[name] = np.full(nb, -1.0) if with_errors else None
+        results[name] = run(kern, case, threads, adam=(0.9, 0.99, steps), errors=errs[name],
+                            error_kind=kind)
+    (done, got), (want_done, want) = results["native"], results["twin"]
+    assert done == want_done == nb
+    compare(got, want, close(TOL[dtype]))
+    if with_errors:
+        assert (errs["twin"] >= 0).all()
+        np.testing.assert_allclose(errs["native"], errs["twin"], **TOL[dtype])
+
+
+def test_adam_mode_is_adam_update():
+    """The twin's Adam mode is adam_update step after step (a missing bias correction or a
+    stale step number fails it)."""
+    rng = np.random.default_rng(5)
+    case = make_case(rng, np.float64, [5, 4, 3], [0, 3, 7, 9], NET["acts"], NET["delta_kind"],
+                     gain=True)
+    case["gain"] = [np.zeros_like(g) for g in case["gain"]]
+    steps = R.adam_steps(0.01, 0.9, 0.999, 1e-8, 3, 3)
+    _, got = run(R, case, adam=(0.9, 0.999, steps))
+    w = [a.copy() for a in case["weights"]]
+    m = [np.zeros_like(a) for a in w]
+    v = [np.zeros_like(a) for a in w]
+    for i in range(3):
+        x, t = case["x"][case["bounds"][i]:case["bounds"][i + 1]], \
+            case["t"][case["bounds"][i]:case["bounds"][i + 1]]
+        net = synaptic.mlp([5, 4, 3], ["sigmoid", "softmax"], dtype=np.float64)
+        for dst, src in zip(net.weights, w):
+            dst[...] = src
+        grads = synaptic.error_derivatives(net, synaptic.dataset(x, t))
+        for a, g, mm, vv in zip(w, grads, m, v):
+            R.adam_update(a, g, mm, vv, None, 0.01, 0.9, 0.999, 1e-8, 3 + i, 1.0 / len(x), 1.0)
+    for a, b in zip(got["weights"], w):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.parametrize("kern", BACKENDS)
+@pytest.mark.parametrize("bad", ["steps-shape", "no-v", "momentum", "betas", "errors-short",
+                                 "errors-dtype", "error-kind"])
+def test_adam_and_errors_bad_arguments_raise(kern, bad):
+    rng = np.random.default_rng(0)
+    case = make_case(rng, np.float64, [3, 2], [0, 2, 4], [R.ACT_SOFTMAX], R.DELTA_DIFF,
+                     gain=True)
+    steps = R.adam_steps(0.01, 0.9, 0.999, 1e-8, 1, 2)
+    extra = {"adam": (0.9, 0.999, steps)}
+    if bad == "steps-shape":
+        extra["adam"] = (0.9, 0.999, steps[:1])
+    elif bad == "no-v":
+        case["gain"] = None
+    elif bad == "momentum":
+        case["alphas"] = np.full(2, 0.5)
+    elif bad == "betas":
+        extra["adam"] = (1.0, 0.999, steps)
+    elif bad == "errors-short":
+        extra.update(errors=np.zeros(1), error_kind=4)
+    elif bad == "errors-dtype":
+        extra.update(errors=np.zeros(2, np.float32), error_kind=4)
+    else:
+        extra.update(errors=np.zeros(2), error_kind=7)
+    with pytest.raises((ValueError, TypeError)):
+        kern.sgd_epoch(**case, **extra)

@@ -171,3 +171,57 @@ def test_progress_counts_the_batches_of_the_whole_epoch_path():
         synaptic.train(net, trset, 3).result(timeout=60)
     assert shown.batches == 3 * trset.nbatches
     assert len(shown.lines) == 3
+
+
+ADAM_OPTIONS = {
+    "plain": {},
+    "l2_decay": {"regularization": {"kind": "l2", "lambda": 1e-3}, "weight_decay": 1e-2},
+    "sklearn_eps": {"adam": {"eps": 1e-4, "eps_before_correction": True, "beta1": 0.8}},
+}
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
+@pytest.mark.parametrize("option", list(ADAM_OPTIONS))
+def test_adam_whole_epoch_path_equals_the_per_batch_path(backend, dtype, option, monkeypatch):
+    """Adam through sgd_epoch's Adam mode against Adam.step batch after batch; and the loss
+    the batches saw (stats.batch_loss) the same on both paths."""
+    x, labels = data()
+    trset = synaptic.training_set(x, labels, batch=7, rand=False, dtype=dtype)
+    params = {"learning_rate": {"epsilon": 0.01}, "stats": {"errorkinds": [], "batch_loss": True},
+              **ADAM_OPTIONS[option]}
+    nets = {}
+    calls = []
+    with using(backend):
+        from synaptic import _kernels
+        kern = _kernels.get_backend()
+        orig = kern.sgd_epoch
+        monkeypatch.setattr(kern, "sgd_epoch", lambda *a, **k: calls.append(1) or orig(*a, **k))
+        for fused in (True, False):
+            monkeypatch.setattr(strategy, "FORCE_WHOLE_EPOCH", fused)
+            net = synaptic.mlp([30, 17, 5, 4], ["tanh", "relu", "softmax"],
+                               synaptic.training("adam", params), dtype=dtype, seed=7)
+            synaptic.train(net, trset, 3).result(timeout=60)
+            nets[fused] = net
+    assert len(calls) == 3  # the fused run: one call an epoch; the other none
+    exact = backend == "numpy"
+    tol = {"rtol": 2e-4, "atol": 2e-5} if dtype == np.float32 else {"rtol": 1e-9, "atol": 1e-11}
+    for a, b in zip(nets[True].weights, nets[False].weights):
+        np.testing.assert_allclose(a, b, **({"rtol": 0, "atol": 0} if exact else tol))
+    sf, sp = nets[True].training.state, nets[False].training.state
+    assert sf["adam_t"] == sp["adam_t"] == 3 * trset.nbatches
+    for key in ("adam_m", "adam_v"):
+        for a, b in zip(sf[key], sp[key]):
+            np.testing.assert_allclose(a, b, **({"rtol": 0, "atol": 0} if exact else tol))
+    loss_f, loss_p = nets[True].stats.batch_loss, nets[False].stats.batch_loss
+    assert len(loss_f) == len(loss_p) == 3 and loss_f[1] < loss_f[0]
+    np.testing.assert_allclose(loss_f, loss_p, rtol=0 if exact else 1e-5)
+
+
+def test_amsgrad_keeps_the_per_batch_path(monkeypatch):
+    from synaptic.training.adam import Adam
+    net = synaptic.mlp([3, 4, 2], ["tanh", "softmax"],
+                       synaptic.training("adam", {"adam": {"amsgrad": True}}))
+    assert not Adam(net).fusable([(0, 4), (4, 8)])
+    net.training = synaptic.training("adam")
+    assert Adam(net).fusable([(0, 4), (4, 8)])

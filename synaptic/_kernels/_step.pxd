@@ -2,7 +2,7 @@
 # decay_weights, regularize, sgd_update) and the fused training epoch of dense.pyx (dense_epoch.pxi): ``cdef inline``,
 # each module compiles its own copy, with the same operations in the same order.
 from cython cimport floating
-from libc.math cimport floor, log
+from libc.math cimport floor, log, sqrt, sqrtf
 
 from ._common cimport *
 
@@ -94,6 +94,11 @@ cdef inline void _reg_row(floating* g, const floating* w, Py_ssize_t m, int kind
 ctypedef struct _Sgd:
     double neg_inv_m, lr, alpha, ming, maxg
     bint use_gain, has_gain, momentum, nesterov
+    # adam: the step is Adam's (adam_update's, without AMSGrad) on deltaw = m, gain = v, the
+    # weights decayed before (decay_weights); b2, omb1, omb2, and per step inv_bc2, eps,
+    # neg_step as adam_update computes them
+    bint adam
+    double omb1, b2, omb2, inv_bc2, eps, neg_step
 
 
 cdef inline void _sgd_loop(floating* w, const floating* g, floating* dwp, floating* gain,
@@ -140,10 +145,33 @@ cdef inline void _sgd_loop(floating* w, const floating* g, floating* dwp, floati
             w[i] = w[i] + dw
 
 
+cdef inline void _adam_loop(floating* w, const floating* g, floating* m, floating* v,
+                            Py_ssize_t i0, Py_ssize_t i1, const _Sgd* p) noexcept nogil:
+    """adam_update's operations (update_adam.pxi, decay 1) for elements i0..i1-1."""
+    cdef floating scale = <floating>(-p.neg_inv_m), omb1 = <floating>p.omb1
+    cdef floating b2 = <floating>p.b2, omb2 = <floating>p.omb2, inv_bc2 = <floating>p.inv_bc2
+    cdef floating eps = <floating>p.eps, neg_step = <floating>p.neg_step
+    cdef floating gi, mi, vi, one = 1
+    cdef Py_ssize_t i
+    for i in range(i0, i1):
+        gi = g[i] * scale
+        mi = m[i] + omb1 * (gi - m[i])
+        vi = v[i] * b2 + omb2 * (gi * gi)
+        m[i] = mi
+        v[i] = vi
+        if floating is float:
+            w[i] = w[i] * one + neg_step * (mi / (sqrtf(vi) * inv_bc2 + eps))
+        else:
+            w[i] = w[i] * one + neg_step * (mi / (sqrt(vi) * inv_bc2 + eps))
+
+
 cdef inline void _sgd_block(floating* w, const floating* g, floating* dwp, floating* gain,
                             Py_ssize_t i0, Py_ssize_t i1, const _Sgd* p) noexcept nogil:
     cdef int gmode = (2 if p.has_gain else 1) if p.use_gain else 0
     cdef int mmode = (2 if p.nesterov else 1) if p.momentum else 0
+    if p.adam:
+        _adam_loop(w, g, dwp, gain, i0, i1, p)
+        return
     if gmode == 0:
         if mmode == 0:
             _sgd_loop(w, g, dwp, gain, i0, i1, p, 0, 0)

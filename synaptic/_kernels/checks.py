@@ -7,6 +7,8 @@ above it: this module imports NumPy only, and is imported by the twins (which re
 these names: ``reference_conv.check_geom``, ``reference_packed.PackedInput`` ...) and by
 dense.pyx, conv.pyx and pool.pyx.
 """
+import math
+
 import numpy as np
 
 # Pooling kinds (conv_forward's ``pool``; the values of _convpool.pxd's enum).
@@ -184,6 +186,54 @@ def check_dropout(p, key):
             and 0 <= p < 1):
         raise ValueError(f"p must be a number in [0, 1), got {p!r}")
     return int(float(p) * 2.0 ** 53), 1.0 / (1.0 - float(p)), int(key)
+
+
+def check_errors(errors, kind, nb):
+    """sgd_epoch's ``errors`` (None, or a writable C-contiguous float64 array of at least
+    ``nb`` elements) and its ``error_kind`` (an error_sum kind code, 0..4)."""
+    if errors is None:
+        return
+    if not isinstance(errors, np.ndarray) or errors.dtype != np.float64 or errors.ndim != 1 \
+            or not errors.flags.c_contiguous or not errors.flags.writeable:
+        raise TypeError("errors must be None or a writable contiguous 1-D float64 numpy array")
+    if errors.shape[0] < nb:
+        raise ValueError(f"errors must hold one value per batch ({nb}), got {errors.shape[0]}")
+    if isinstance(kind, bool) or not isinstance(kind, (int, np.integer)) or not 0 <= kind < 5:
+        raise ValueError(f"unknown error kind {kind!r}")
+
+
+def adam_steps(lr, beta1, beta2, eps, first, nb, eps_before_correction=False):
+    """sgd_epoch's Adam steps: for the nb updates numbered ``first``, first + 1, ... a row of
+    (inv_bc2, eps, neg_step) computed as adam_update computes them from its arguments (lr,
+    beta2, eps -- scaled by 1 / sqrt(1 - beta2^t) for scikit-learn's convention, as
+    Adam.step does -- and the step t)."""
+    check_adam(lr, beta1, beta2, eps, int(first), 1.0)
+    out = np.empty((nb, 3), dtype=np.float64)
+    for i in range(nb):
+        t = int(first) + i
+        e = eps / math.sqrt(1.0 - beta2 ** t) if eps_before_correction else eps
+        out[i] = (1.0 / math.sqrt(1.0 - beta2 ** t), e, -(lr / (1.0 - beta1 ** t)))
+    return out
+
+
+def check_adam_epoch(adam, nb, gain, nesterov, alphas):
+    """sgd_epoch's ``adam``: (beta1, beta2, steps) -> (steps as checked, 1 - beta1, beta2,
+    1 - beta2); the state arrays (gain = v) given, no momentum."""
+    if not isinstance(adam, tuple) or len(adam) != 3:
+        raise TypeError("adam must be None or a tuple (beta1, beta2, steps)")
+    beta1, beta2, steps = adam
+    if not (0 <= beta1 < 1 and 0 <= beta2 < 1):
+        raise ValueError(f"beta1 and beta2 must be in [0, 1), got {beta1}, {beta2}")
+    if not isinstance(steps, np.ndarray) or steps.dtype != np.float64 \
+            or steps.shape != (nb, 3):
+        raise ValueError(f"adam's steps must be a float64 array of shape ({nb}, 3)")
+    if not np.isfinite(steps).all():
+        raise ValueError("adam's steps must be finite")
+    if gain is None:
+        raise ValueError("Adam's epoch needs v in gain (and m in deltaw)")
+    if nesterov or np.any(np.asarray(alphas) != 0):
+        raise ValueError("Adam's epoch takes no momentum and no Nesterov jump")
+    return np.ascontiguousarray(steps), 1.0 - beta1, float(beta2), 1.0 - beta2
 
 
 def x_zeros(x):

@@ -34,7 +34,7 @@ from ._step cimport *
 
 import numpy as np
 
-from .checks import PackedInput, is_frozen, x_zeros, check_pack_args, output_backprop_steps, packed_objective_steps
+from .checks import PackedInput, check_adam_epoch, check_errors, is_frozen, x_zeros, check_pack_args, output_backprop_steps, packed_objective_steps
 
 cdef enum:
     GEMM_MIN_MACS = 4194304

@@ -86,6 +86,9 @@ ctypedef struct _Shared:
     int go
     Py_ssize_t done
     _Sgd p
+    double* errs            # sgd_epoch's errors (NULL: none), of kind err_kind
+    int err_kind
+    const double* adam      # Adam's per-step inv_bc2, eps, neg_step (3 a batch), or NULL
 
 
 include "dense_slices.pxi"
@@ -97,7 +100,8 @@ cdef Py_ssize_t _sgd_epoch(const floating* x, const floating* t, Py_ssize_t d,
                            const int* acts, const double* slopes, int delta_kind, _Sgd base,
                            const double* alphas,
                            bint has_prev, bint has_gain, int reg_kind, double reg_lambda,
-                           double decay, const int* stop, bint sparse) noexcept nogil:
+                           double decay, const int* stop, bint sparse, double* errs,
+                           int err_kind, const double* adam) noexcept nogil:
     """The epoch (see above); the number of batches trained, -1 if out of memory."""
     cdef Py_ssize_t o1 = units[1], vl = SYN_SP_VLD if floating is double else SYN_SP_VLF
     cdef Py_ssize_t nv = (o1 + vl - 1) // vl, nt, maxrows = 0, maxo = 0, nbytes, row_bytes
@@ -160,6 +164,9 @@ cdef Py_ssize_t _sgd_epoch(const floating* x, const floating* t, Py_ssize_t d,
     sh.done = 0
     sh.go = 0
     sh.p = base
+    sh.errs = errs
+    sh.err_kind = err_kind
+    sh.adam = adam
     syn_bar_init(&sh.bar)
     if nt > 1:
         with parallel(num_threads=nt):
@@ -172,6 +179,19 @@ cdef Py_ssize_t _sgd_epoch(const floating* x, const floating* t, Py_ssize_t d,
                    sl, nt, fb, cw, bs, &sh, 0, 1)
     free(block)
     return sh.done
+
+
+cdef double _batch_error(const floating* y, const floating* t, Py_ssize_t n, Py_ssize_t m,
+                         int kind) noexcept nogil:
+    """error_sum (loss.pyx) of a batch's outputs: its chunks, added in order, the same bits."""
+    cdef Py_ssize_t rows = chunk_rows(n, m), c = 0
+    cdef double s = 0
+    while c * rows < n:
+        s += _chunk_error(y, t, c * rows, min(n, c * rows + rows), m, kind)
+        c += 1
+    if kind == ERR_CROSS_ENTROPY_BINARY or kind == ERR_CROSS_ENTROPY_MULTIVARIATE:
+        s = -s
+    return s
 
 
 cdef void _upper_jump(floating** W, floating** DW, Py_ssize_t L, const Py_ssize_t* units,
@@ -278,6 +298,10 @@ cdef void _epoch_run(const floating* x, const floating* t, Py_ssize_t d, const i
             if acts[0] == ACT_SOFTMAX:
                 act_rows(A[1], A[1], 0, m, o1, ACT_SOFTMAX, slopes[0])
             sh.p.neg_inv_m = -1.0 / <double>m
+            if sh.p.adam:
+                sh.p.inv_bc2 = sh.adam[3 * i]
+                sh.p.eps = sh.adam[3 * i + 1]
+                sh.p.neg_step = sh.adam[3 * i + 2]
             sh.p.momentum = prev and alphas[i] != 0
             sh.p.alpha = alphas[i] if sh.p.momentum else 0.0
             sh.p.has_gain = hg
@@ -305,6 +329,8 @@ cdef void _epoch_run(const floating* x, const floating* t, Py_ssize_t d, const i
             syn_bar_wait(&sh.bar, team, &sense)
             split = False
         if tid == 0:
+            if sh.errs != NULL:
+                sh.errs[i] = _batch_error(A[L], t + r0 * oL, m, oL, sh.err_kind)
             _delta_row(A[L], t + r0 * oL, D[L], m * oL, acts[L - 1], delta_kind, slopes[L - 1])
         # down: per layer its gradient (rows: units) and the delta below (columns), and the
         # update of the layer above, by the threads that computed its gradient
@@ -364,7 +390,8 @@ cdef inline void _upper_update(Py_ssize_t l, Py_ssize_t parts, int tid, Py_ssize
 
 def sgd_epoch(x, t, bounds, weights, deltaw, gain, acts, int delta_kind, double lr, alphas,
               has_prev, has_gain, ming, maxg, nesterov, int reg_kind, double reg_lambda,
-              double decay, stop, zeros=None, slopes=None):
+              double decay, stop, zeros=None, slopes=None, errors=None, int error_kind=0,
+              adam=None):
     """One epoch of backprop over the batches ``x[bounds[i]:bounds[i + 1]]`` (targets ``t``),
     weights, deltaw and gain (a list, or None) updated in place; returns the batches trained.
 
@@ -378,7 +405,13 @@ def sgd_epoch(x, t, bounds, weights, deltaw, gain, acts, int delta_kind, double 
     ``zeros``: the fraction of zeros of ``x`` (None: sampled here), which picks the sparse
     kernels; a caller that trains one epoch in several calls passes the same value to each,
     so that the calls compute as one call does.  ``slopes``: the leaky-relu slope of each
-    layer (None: SYN_LEAKY_SLOPE for all).
+    layer (None: SYN_LEAKY_SLOPE for all).  ``errors`` (float64, one element per batch, or
+    None): ``errors[i]`` gets error_sum(outputs, targets, ``error_kind``) of batch i before
+    its update -- the loss each batch saw -- with error_sum's bits.
+    ``adam`` (or None): Adam steps instead of SGD's -- ``(beta1, beta2, steps)`` with
+    ``steps`` a float64 array of nb x 3: each batch's inv_bc2, eps and neg_step as
+    adam_update computes them (reference_epoch.adam_steps); deltaw holds m, gain v (both
+    required), the decay (AdamW's) applies as SGD's; no momentum, no Nesterov.
     """
     cdef int k = check_float(x, "x", 2, False)
     cdef Py_ssize_t n = dim(x, 0), d = dim(x, 1), L, l, nb, i
@@ -444,6 +477,11 @@ def sgd_epoch(x, t, bounds, weights, deltaw, gain, acts, int delta_kind, double 
     if not isinstance(stop, np.ndarray) or stop.dtype != np.int32 or stop.size < 1 \
             or not stop.flags.c_contiguous:
         raise TypeError("stop must be a contiguous int32 numpy array of at least one element")
+    check_errors(errors, error_kind, nb)
+    cdef cnp.ndarray adam_arr = None
+    p.adam = adam is not None
+    if p.adam:
+        adam_arr, p.omb1, p.b2, p.omb2 = check_adam_epoch(adam, nb, gain, nesterov, alphas)
     if nb == 0:
         return 0
     p.lr = lr
@@ -480,12 +518,12 @@ def sgd_epoch(x, t, bounds, weights, deltaw, gain, acts, int delta_kind, double 
         done = _epoch_typed[float](x, t, bnd, nb, L, unit_arr, act_arr, slope_arr, weights,
                                    deltaw, gain,
                                    delta_kind, p, alp, has_prev, has_gain, reg_kind, reg_lambda,
-                                   decay, stop, sp)
+                                   decay, stop, sp, errors, error_kind, adam_arr)
     else:
         done = _epoch_typed[double](x, t, bnd, nb, L, unit_arr, act_arr, slope_arr, weights,
                                     deltaw, gain,
                                     delta_kind, p, alp, has_prev, has_gain, reg_kind,
-                                    reg_lambda, decay, stop, sp)
+                                    reg_lambda, decay, stop, sp, errors, error_kind, adam_arr)
     if done < 0:
         raise MemoryError("sgd_epoch: out of memory")
     return done
@@ -496,7 +534,8 @@ cdef Py_ssize_t _epoch_typed(const floating[:, ::1] x, object t, cnp.ndarray bnd
                              list weights,
                              list deltaw, object gain, int delta_kind, _Sgd p, cnp.ndarray alp,
                              bint has_prev, bint has_gain, int reg_kind, double reg_lambda,
-                             double decay, cnp.ndarray stp, bint sp) except -2:
+                             double decay, cnp.ndarray stp, bint sp, object errors,
+                             int error_kind, cnp.ndarray adam_arr) except -2:
     cdef floating* W[64]
     cdef floating* DW[64]
     cdef floating* GN[64]
@@ -505,6 +544,8 @@ cdef Py_ssize_t _epoch_typed(const floating[:, ::1] x, object t, cnp.ndarray bnd
     cdef const int64_t* bp = <const int64_t*>cnp.PyArray_DATA(bnd)
     cdef const double* ap = <const double*>cnp.PyArray_DATA(alp)
     cdef const int* sp_ = <const int*>cnp.PyArray_DATA(stp)
+    cdef double* ep = NULL if errors is None else <double*>cnp.PyArray_DATA(<cnp.ndarray>errors)
+    cdef const double* adp = NULL if adam_arr is None else <const double*>cnp.PyArray_DATA(adam_arr)
     W[0] = DW[0] = GN[0] = NULL
     for l in range(L):
         W[l + 1] = <floating*>cnp.PyArray_DATA(<cnp.ndarray>weights[l])
@@ -514,5 +555,5 @@ cdef Py_ssize_t _epoch_typed(const floating[:, ::1] x, object t, cnp.ndarray bnd
     with nogil:
         done = _sgd_epoch(&x[0, 0], tp, x.shape[1], bp, nb, L, units, W, DW, GN, acts, slopes,
                           delta_kind, p, ap, has_prev, has_gain, reg_kind, reg_lambda, decay,
-                          sp_, sp)
+                          sp_, sp, ep, error_kind, adp)
     return done

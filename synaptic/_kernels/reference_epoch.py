@@ -3,12 +3,13 @@ net, batch after batch, with the per-layer twins in the order of training/backpr
 import numpy as np
 
 from . import reference_dense as _r
+from .checks import adam_steps, check_adam_epoch, check_errors  # noqa: F401 (adam_steps)
 from .checks import x_zeros  # noqa: F401  (sgd_epoch's zeros, the same for both backends)
 
 
 def sgd_epoch(x, t, bounds, weights, deltaw, gain, acts, delta_kind, lr, alphas, has_prev,
               has_gain, ming, maxg, nesterov, reg_kind, reg_lambda, decay, stop, zeros=None,
-              slopes=None):
+              slopes=None, errors=None, error_kind=0, adam=None):
     """One epoch of backprop over the batches ``x[bounds[i]:bounds[i + 1]]`` (targets ``t``),
     weights, deltaw and gain (a list, or None) updated in place; returns the batches trained.
 
@@ -21,6 +22,11 @@ def sgd_epoch(x, t, bounds, weights, deltaw, gain, acts, delta_kind, lr, alphas,
     ``stop`` (int32, one element) is read before every batch: nonzero stops the epoch.
     ``zeros`` (the compiled kernel's choice of its sparse path) changes nothing here.
     ``slopes``: the leaky-relu slope of each layer (None: LEAKY_SLOPE for all).
+    ``errors`` (float64, one element per batch, or None): ``errors[i]`` is set to the
+    ``error_sum`` of kind ``error_kind`` of batch i's outputs before its update (the loss
+    each batch saw); the batches not trained are left as they were.
+    ``adam`` (or None): Adam steps instead of SGD's -- ``(beta1, beta2, steps)``, ``steps``
+    from :func:`adam_steps` (one row per batch); deltaw holds m, gain v.
     """
     _r._check_2d("x", x)
     _r._check_2d("t", t)
@@ -57,6 +63,9 @@ def sgd_epoch(x, t, bounds, weights, deltaw, gain, acts, delta_kind, lr, alphas,
         raise ValueError(f"alphas must hold one value per batch ({nb}), got shape {alphas.shape}")
     if not isinstance(stop, np.ndarray) or stop.dtype != np.int32 or stop.size < 1:
         raise TypeError("stop must be a contiguous int32 numpy array of at least one element")
+    check_errors(errors, error_kind, nb)
+    if adam is not None:
+        steps, omb1, b2, omb2 = check_adam_epoch(adam, nb, gain, nesterov, alphas)
     grads = [np.empty_like(w) for w in weights]
     rows = int(np.diff(bounds).max()) if nb > 0 else 0   # buffers once, views per batch
     acts_buf = [np.empty((rows, w.shape[0]), dtype=w.dtype) for w in weights]
@@ -75,6 +84,8 @@ def sgd_epoch(x, t, bounds, weights, deltaw, gain, acts, delta_kind, lr, alphas,
         for w, act, slope, out in zip(weights, acts, slopes, outs):
             _r.dense_forward(a, w, act, out, slope)
             a = out
+        if errors is not None:
+            errors[i] = _r.error_sum(outs[-1], tb, error_kind)
         _r.output_delta(outs[-1], tb, acts[-1], delta_kind, deltas[-1], slopes[-1])
         for k in range(n_layers - 1, -1, -1):
             below = xb if k == 0 else outs[k - 1]
@@ -87,6 +98,21 @@ def sgd_epoch(x, t, bounds, weights, deltaw, gain, acts, delta_kind, lr, alphas,
                 _r.regularize(g, w, reg_kind, reg_lambda)
             if decay != 1.0:
                 _r.decay_weights(w, decay)
+            if adam is not None:
+                _adam_step(w, g, dw, gn, 1.0 / len(xb), omb1, b2, omb2, steps[i])
+                continue
             _r.sgd_update(w, g, dw, gn, lr, 1.0 / len(xb), alpha, prev, hg, ming, maxg, nesterov)
         prev, hg, done = True, gain is not None, done + 1
     return done
+
+
+def _adam_step(w, g, m, v, scale, omb1, b2, omb2, step):
+    """adam_update's operations (AMSGrad off, the decay already applied) with this step's
+    (inv_bc2, eps, neg_step), in the arrays' dtype."""
+    f = w.dtype.type
+    inv_bc2, eps, neg_step = (f(s) for s in step)
+    gi = g * f(scale)
+    m += f(omb1) * (gi - m)
+    v *= f(b2)
+    v += f(omb2) * (gi * gi)
+    w += neg_step * (m / (np.sqrt(v) * inv_bc2 + eps))

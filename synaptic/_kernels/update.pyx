@@ -169,6 +169,7 @@ def sgd_update(w, g, deltaw, gain, double lr, double inv_m, alpha, has_prev, has
     _check_all_disjoint(arrays, names)
     p.neg_inv_m = -inv_m
     p.lr = lr
+    p.adam = False
     p.has_gain = has_gain
     p.nesterov = nesterov
     p.momentum = momentum_on(alpha, has_prev)

@@ -307,6 +307,7 @@ def shard(trset, rank=None, size=None):
         raise ValueError(f"rank must be in [0, size), got rank {rank}, size {size}")
     if "shard" in trset.header:
         raise ValueError("this training set is already a shard; shard the whole set")
+    _refuse_weights(trset)
     if trset.reshuffle:
         raise ValueError("a set that reshuffles every epoch cannot be sharded: each epoch's "
                          "order would need every row on every rank (build it without "
@@ -322,6 +323,15 @@ def shard(trset, rank=None, size=None):
     header = dict(trset.header, shard={"rank": int(rank), "size": int(size),
                                        "rows": int(len(trset.x))})
     return TrainingSet(header, batches, trset.valid if rank == 0 else None, trset.source)
+
+
+def _refuse_weights(trset):
+    """ValueError for a set with per-row weights: a distributed training sums row counts."""
+    valid = trset.valid
+    if trset.w is not None or (valid is not None and valid.w is not None):
+        raise ValueError("distributed training does not support per-row weights "
+                         "(sample_weight) yet: train this set in one process, or build it "
+                         "without weights")
 
 
 # The hooks the training code calls (each a no-op outside a distributed run) ---------------
@@ -385,6 +395,7 @@ def start(net, data):
     ctx = current()
     if ctx is None:
         return data
+    _refuse_weights(data)
     from ._start import share_net, shard_for
     if ctx.emulated:
         if "shard" in data.header:

@@ -37,15 +37,23 @@ class SummedGradients:
     def __getattr__(self, name):
         return getattr(self._inner, name)
 
-    def compute(self, x, t, kern=None, packed=None):
+    def compute(self, x, t, kern=None, packed=None, w=None):
+        _no_weights(w)
         return self._sums.step(self._inner, x, t, kern, packed, None)[1]
 
-    def compute_with_error(self, x, t, err, kern=None, packed=None):
+    def compute_with_error(self, x, t, err, kern=None, packed=None, w=None):
+        _no_weights(w)
         return self._sums.step(self._inner, x, t, kern, packed, err)
 
     def total(self, value):
         """A float computed from this rank's rows (an error sum), summed over the ranks."""
         return self._sums.total(value)
+
+
+def _no_weights(w):
+    if w is not None:
+        raise ValueError("distributed training does not support per-row weights "
+                         "(sample_weight) yet")
 
 
 def _local(g, x, t, kern, packed, err):

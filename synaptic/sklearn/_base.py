@@ -1,10 +1,9 @@
 """What MLPClassifier and MLPRegressor share: parameters, the net, the training loop.
 
 The estimators map scikit-learn's MLP onto synaptic's training API; they do not re-implement
-the training.  Each epoch is one ``synaptic.train(net, trset, 1)`` call (its Future's result
-awaited: ~0.1 ms of overhead an epoch, measured on 8x8 digits); between two epochs this
-module applies scikit-learn's rules, which synaptic's early stopping and schedules do not
-reproduce exactly: the ``tol`` / ``n_iter_no_change`` test on the training loss or the
+the training.  A fit is one ``synaptic.train(net, trset, max_iter, after_epoch=...)`` call;
+after each epoch, in the training thread, ``after_epoch`` applies scikit-learn's rules, which
+synaptic's early stopping and schedules do not reproduce exactly: the ``tol`` / ``n_iter_no_change`` test on the training loss or the
 validation score, ``learning_rate='invscaling'`` and ``'adaptive'``, the ConvergenceWarning.
 
 Conventions converted here (scikit-learn's on the left, synaptic's on the right):
@@ -24,9 +23,18 @@ Conventions converted here (scikit-learn's on the left, synaptic's on the right)
 * Nesterov momentum: scikit-learn keeps the look-ahead point ``w + momentum * v`` as its
   parameters, synaptic the point itself; the same trajectory, so after training the net's
   weights are moved to scikit-learn's point (and back before training resumes).
-* the reported loss (``loss_``, ``loss_curve_``): scikit-learn averages the batch losses seen
-  during the epoch; here it is the loss of the end-of-epoch weights over the training rows
-  (synaptic's per-epoch stats) plus the same L2 term.
+* the reported loss (``loss_``, ``loss_curve_``): as scikit-learn, the mean of the losses the
+  batches saw before their steps (synaptic's ``stats.batch_loss``: no extra pass over the
+  data), plus the L2 term -- taken at the end-of-epoch weights, where scikit-learn adds each
+  batch's.
+* ``sample_weight``: scikit-learn scales each row's output delta by its weight and divides
+  a batch's gradient (and the L2 term) by the batch's weight sum instead of its size; the
+  weights go into the training set (``DataSet.w``) and synaptic's training does the same
+  (backprop, Adam, RMSprop, R-prop; L-BFGS minimises the weighted sum of the losses plus
+  the penalty, the weight sum times scikit-learn's objective: the same minimiser).  The
+  reported loss is then, as scikit-learn's, each batch's weighted mean loss (plus the L2
+  term over its weight sum) weighted by its rows.
+  The regressor standardizes its targets with the weighted mean and deviation.
 """
 import math
 import warnings
@@ -39,7 +47,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import train_test_split
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, Options, StrOptions
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 
 from .. import _config, api, progress
 from ..datasets import DataSet, TrainingSet
@@ -51,6 +59,7 @@ ACTIVATIONS = {"identity": "linear", "logistic": "sigmoid", "tanh": "tanh", "rel
 STOCHASTIC = ("sgd", "adam", "rprop", "rmsprop")
 RPROP_VARIANTS = ("rprop-", "rprop+", "irprop-", "irprop+")
 DTYPES = {"float32": np.float32, "float64": np.float64}
+LBFGS_FTOL = 2.220446049250313e-09  # scipy.optimize.minimize's default for L-BFGS-B
 
 PARAMETER_CONSTRAINTS = {
     "hidden_layer_sizes": ["array-like", Interval(Integral, 1, None, closed="left")],
@@ -153,7 +162,15 @@ class BaseMLP(BaseEstimator):
     def _threads(self):
         return _config.num_threads(self.n_threads) if self.n_threads else _NoThreads()
 
-    def _fit(self, X, y, incremental=False):
+    def _sample_weight(self, sample_weight, X):
+        """``sample_weight`` checked against the validated ``X`` (float64, 1-D, one per
+        sample, finite, >= 0, not all zero), or None."""
+        if sample_weight is None:
+            return None
+        return _check_sample_weight(sample_weight, X, dtype=np.float64,
+                                    ensure_non_negative=True)
+
+    def _fit(self, X, y, incremental=False, sample_weight=None):
         hidden = self.hidden_layer_sizes
         hidden = list(hidden) if hasattr(hidden, "__iter__") else [hidden]
         if np.any(np.array(hidden) <= 0):
@@ -162,7 +179,8 @@ class BaseMLP(BaseEstimator):
             raise ValueError("loss='poisson' is not available in synaptic (no exponential "
                              "output layer); use loss='squared_error'")
         first_pass = "net_" not in self.__dict__ or (not self.warm_start and not incremental)
-        X, Y = self._validate_input(X, y, incremental, reset=first_pass)
+        X, Y, sw = self._validate_input(X, y, incremental, reset=first_pass,
+                                        sample_weight=sample_weight)
         x = self._as_input(X)
         Y = np.ascontiguousarray(Y, dtype=x.dtype)
         self._random_state = check_random_state(self.random_state)
@@ -173,9 +191,9 @@ class BaseMLP(BaseEstimator):
                              f"the fitted net {self.net_.n_inputs} and {self.net_.n_outputs}")
         with self._threads():
             if self.solver == "lbfgs":
-                self._fit_lbfgs(x, Y)
+                self._fit_lbfgs(x, Y, sw)
             else:
-                self._fit_stochastic(x, Y, incremental)
+                self._fit_stochastic(x, Y, incremental, sw)
         if not all(np.isfinite(w).all() for w in self.net_.weights):
             raise ValueError("Solver produced non-finite parameter weights. The input data may"
                              " contain large values and need to be preprocessed.")
@@ -253,7 +271,7 @@ class BaseMLP(BaseEstimator):
 
     def _training(self):
         """The synaptic training record of these parameters."""
-        params = {"error_fn": self._error_fn(), "stats": {"errorkinds": [self._error_fn()]}}
+        params = {"error_fn": self._error_fn(), "stats": {"errorkinds": [], "batch_loss": True}}
         if self.alpha > 0:
             params["regularization"] = {"kind": "l2", "lambda": float(self.alpha)}
         if self.weight_decay > 0:
@@ -281,20 +299,24 @@ class BaseMLP(BaseEstimator):
             params["rprop"] = {"variant": self.rprop_variant}
             return training("rprop", params)
         params.pop("weight_decay", None)
-        params["stats"] = {"errorkinds": []}
-        # scikit-learn: history 10 (SciPy's default) and gtol = tol on the mean objective's
-        # gradient; synaptic's test is ||g|| / max(1, ||w||) <= eps on the summed one
-        params["lbfgs"] = {"m": 10, "eps": float(self.tol)}
+        params["stats"] = {"errorkinds": []}  # (and no batch_loss: L-BFGS has no batches)
+        # scikit-learn's SciPy call: history 10, gtol = tol, SciPy's default ftol, maxfun =
+        # max_fun, on the mean objective (lbfgs.scale, set by _fit_lbfgs); the original's
+        # ||g|| / max(1, ||w||) test off
+        params["lbfgs"] = {"m": 10, "eps": 0.0, "gtol": float(self.tol), "ftol": LBFGS_FTOL,
+                           "maxfun": int(self.max_fun)}
         return training("lbfgs", params)
 
-    def _training_set(self, x, Y, batch, shuffle):
+    def _training_set(self, x, Y, batch, shuffle, sample_weight=None):
         bounds = partition(x.shape[0], batch)
         if sp.issparse(x):  # CSR rows once: the batches are views of them
             x = as_csr_rows(x)
         header = {"name": "sklearn", **self._target_header()}
         if shuffle:
             header.update(reshuffle=True, seed=int(self._random_state.randint(2 ** 31 - 1)))
-        return TrainingSet(header, [DataSet(x[a:b], Y[a:b]) for a, b in bounds])
+        sw = sample_weight
+        return TrainingSet(header, [DataSet(x[a:b], Y[a:b], None if sw is None else sw[a:b])
+                                    for a, b in bounds])
 
     def _batch_size(self, n):
         if self.batch_size == "auto":
@@ -304,28 +326,40 @@ class BaseMLP(BaseEstimator):
                           "going to be clipped")
         return int(np.clip(self.batch_size, 1, n))
 
-    def _run(self, net, trset, epochs):
+    def _run(self, net, trset, epochs, after_epoch=None):
         try:
-            train(net, trset, epochs).result()
+            train(net, trset, epochs, after_epoch=after_epoch).result()
         except TrainingDiverged:
             raise ValueError("Solver produced non-finite parameter weights. The input data "
                              "may contain large values and need to be preprocessed.") from None
 
-    def _fit_lbfgs(self, x, Y):
+    def _fit_lbfgs(self, x, Y, sample_weight=None):
         net = self.net_
         net.training = self._training()
-        trset = self._training_set(x, Y, None, False)
+        factor = self._lbfgs_factor(Y.shape[1])
+        params = net.training.params
+        rows = x.shape[0] if sample_weight is None else float(np.sum(sample_weight))
+        params["lbfgs"]["scale"] = 1.0 / (factor * rows)  # the (weighted) mean objective
+        if "regularization" in params:
+            params["regularization"]["lambda"] *= factor
+        trset = self._training_set(x, Y, None, False, sample_weight)
         with self._progress(trset, self.max_iter):
             self._run(net, trset, self.max_iter)
         self.n_iter_ = int(net.training.state.get("lbfgs_iterations", self.max_iter))
         t = trset.astype(net.dtype)
-        self.loss_ = self._loss(t.x, t.y, 1)
-        if self.n_iter_ >= self.max_iter:
+        self.loss_ = self._loss(t.x, t.y, 1, t)
+        status = str(net.training.state.get("lbfgs_status", ""))
+        if not status.startswith("CONVERGENCE"):  # scikit-learn: any SciPy status but 0
             warnings.warn(f"lbfgs failed to converge after {self.n_iter_} iteration(s) "
-                          f"(status: {net.training.state.get('lbfgs_status')})",
-                          ConvergenceWarning)
+                          f"(status: {status})", ConvergenceWarning)
 
-    def _fit_stochastic(self, x, Y, incremental):
+    def _lbfgs_factor(self, n_outputs):
+        """synaptic's L-BFGS objective C (the summed loss plus lambda/2 ||W||^2) is
+        ``factor * n`` times scikit-learn's mean objective when lambda = factor * alpha:
+        1 for the classifier's cross-entropy (summed over the outputs, as scikit-learn's)."""
+        return 1.0
+
+    def _fit_stochastic(self, x, Y, incremental, sample_weight=None):
         net = self.net_
         if not incremental or net.training is None:
             net.training = self._training()  # a new optimiser, as scikit-learn's
@@ -333,12 +367,16 @@ class BaseMLP(BaseEstimator):
         self._from_lookahead()
         if self.early_stopping and incremental:
             raise ValueError("partial_fit does not support early_stopping=True")
-        x_val = y_val = None
+        x_val = y_val = sw_val = None
+        sw = sample_weight
         if self.early_stopping:
             stratify = Y if self._stratify() else None
-            x, x_val, Y, y_val = train_test_split(x, Y, random_state=self._random_state,
-                                                  test_size=self.validation_fraction,
-                                                  stratify=stratify)
+            split = train_test_split(x, Y, *([] if sw is None else [sw]),
+                                     random_state=self._random_state,
+                                     test_size=self.validation_fraction, stratify=stratify)
+            x, x_val, Y, y_val = split[:4]
+            if sw is not None:  # the weights split with their rows
+                sw, sw_val = split[4:]
             if x_val.shape[0] < 2:
                 raise ValueError("The validation set is too small. Increase "
                                  "'validation_fraction' or the size of your dataset.")
@@ -347,40 +385,44 @@ class BaseMLP(BaseEstimator):
         n = x.shape[0]
         batch = self._batch_size(n)
         trset = self._training_set(x if sp.issparse(x) else np.ascontiguousarray(x),
-                                   np.ascontiguousarray(Y), batch, self.shuffle)
+                                   np.ascontiguousarray(Y), batch, self.shuffle,
+                                   None if sw is None else np.ascontiguousarray(sw))
         nbatches = trset.nbatches
         lr = net.training.params.get("learning_rate")
         self.n_iter_ = 0
-        with self._progress(trset, 1 if incremental else self.max_iter):
-            for _ in range(self.max_iter):
-                self._run(net, trset, 1)
-                self.n_iter_ += 1
-                self.t_ += n
-                self.loss_ = self._epoch_loss(nbatches, n)
-                self.loss_curve_.append(self.loss_)
-                if self.verbose:
-                    print(f"Iteration {self.n_iter_}, loss = {self.loss_:.8f}")
-                self._update_no_improvement_count(x_val, y_val)
-                if self.solver == "sgd" and self.learning_rate == "invscaling":
-                    lr["epsilon"] = self.learning_rate_init / (self.t_ + 1) ** self.power_t
-                if self._no_improvement_count > self.n_iter_no_change:
-                    what = "Validation score" if self.early_stopping else "Training loss"
-                    msg = (f"{what} did not improve more than tol={self.tol:f} for "
-                           f"{self.n_iter_no_change} consecutive epochs.")
-                    if self.solver == "sgd" and self.learning_rate == "adaptive" \
-                            and lr["epsilon"] > 1e-6:
-                        lr["epsilon"] /= 5.0  # the rate in force from the next epoch
-                        self._no_improvement_count = 0
-                    else:
-                        if self.verbose:
-                            print(msg)
-                        break
-                if incremental:
-                    break
-                if self.n_iter_ == self.max_iter:
-                    warnings.warn(f"Stochastic Optimizer: Maximum iterations ({self.max_iter}) "
-                                  f"reached and the optimization hasn't converged yet.",
-                                  ConvergenceWarning)
+        epochs = 1 if incremental else self.max_iter
+
+        def after_epoch(net):
+            """scikit-learn's rules after each epoch (in the training thread): True stops."""
+            self.n_iter_ += 1
+            self.t_ += n
+            self.loss_ = self._epoch_loss(nbatches, n, trset)
+            self.loss_curve_.append(self.loss_)
+            if self.verbose:
+                print(f"Iteration {self.n_iter_}, loss = {self.loss_:.8f}")
+            self._update_no_improvement_count(x_val, y_val, sw_val)
+            if self.solver == "sgd" and self.learning_rate == "invscaling":
+                lr["epsilon"] = self.learning_rate_init / (self.t_ + 1) ** self.power_t
+            if self._no_improvement_count > self.n_iter_no_change:
+                what = "Validation score" if self.early_stopping else "Training loss"
+                msg = (f"{what} did not improve more than tol={self.tol:f} for "
+                       f"{self.n_iter_no_change} consecutive epochs.")
+                if self.solver == "sgd" and self.learning_rate == "adaptive" \
+                        and lr["epsilon"] > 1e-6:
+                    lr["epsilon"] /= 5.0  # the rate in force from the next epoch
+                    self._no_improvement_count = 0
+                else:
+                    if self.verbose:
+                        print(msg)
+                    return True
+            return False
+
+        with self._progress(trset, epochs):
+            self._run(net, trset, epochs, after_epoch)
+        if not incremental and self.n_iter_ == self.max_iter:
+            warnings.warn(f"Stochastic Optimizer: Maximum iterations ({self.max_iter}) "
+                          f"reached and the optimization hasn't converged yet.",
+                          ConvergenceWarning)
         if self.early_stopping:
             for w, best in zip(net.weights, self._best_weights):
                 np.copyto(w, best)
@@ -408,32 +450,40 @@ class BaseMLP(BaseEstimator):
                 w -= w.dtype.type(self._lookahead) * v
         self._lookahead = 0.0
 
-    def _penalty(self, nbatches, n):
+    def _penalty(self, nbatches, n, trset=None):
         """scikit-learn's L2 term as its epoch loss averages it: alpha / (2 m) ||W||^2 per
-        batch of m rows, weighted by m and divided by n."""
+        batch of m rows, weighted by m and divided by n; with per-row weights (``trset.w``)
+        alpha / (2 s) ||W||^2 per batch of weight sum s (a batch of weight 0 left out)."""
         if not self.alpha:
             return 0.0
         total = sum(float(np.square(w[:, 1:], dtype=np.float64).sum()) for w in self.net_.weights)
-        return 0.5 * self.alpha * total * nbatches / n
+        per_row = nbatches / n
+        if trset is not None and trset.w is not None:
+            sums = [float(np.sum(trset.w[a:b], dtype=np.float64)) for a, b in trset.batch_bounds]
+            per_row = sum((b - a) / s for (a, b), s in zip(trset.batch_bounds, sums) if s) / n
+        return 0.5 * self.alpha * total * per_row
 
-    def _epoch_loss(self, nbatches, n):
-        stats = self.net_.training.stats
-        value = stats.tr_err[self._error_kind()][-1]
-        return self._data_loss(value) + self._penalty(nbatches, n)
+    def _epoch_loss(self, nbatches, n, trset=None):
+        """scikit-learn's epoch loss: the mean of the loss each batch saw before its step
+        (stats.batch_loss; each batch's weighted mean on a weighted set), plus the L2 term at
+        the end-of-epoch weights."""
+        value = self.net_.training.stats.batch_loss[-1]
+        return self._data_loss(value) + self._penalty(nbatches, n, trset)
 
-    def _loss(self, x, Y, nbatches):
+    def _loss(self, x, Y, nbatches, trset=None):
         from ..training.stats import evaluate
         kind = self._error_kind()
-        value = evaluate(self.net_, x, Y, [kind])[kind]
-        return self._data_loss(value) + self._penalty(nbatches, x.shape[0])
+        w = None if trset is None else trset.w
+        value = evaluate(self.net_, x, Y, [kind], w=w)[kind]
+        return self._data_loss(value) + self._penalty(nbatches, x.shape[0], trset)
 
     def _error_kind(self):
         from ..losses import specific_kind
         return specific_kind(self._error_fn(), self.net_.layers[-1].act)
 
-    def _update_no_improvement_count(self, x_val, y_val):
+    def _update_no_improvement_count(self, x_val, y_val, sw_val=None):
         if self.early_stopping:
-            score = self._score_net(x_val, y_val)
+            score = self._score_net(x_val, y_val, sw_val)
             self.validation_scores_.append(score)
             if self.verbose:
                 print(f"Validation score: {score:f}")

@@ -44,12 +44,14 @@ class MLPClassifier(ClassifierMixin, BaseMLP):
     def _val_targets(self, y_val):
         return self._label_binarizer.inverse_transform(y_val)
 
-    def _score_net(self, x, y):
-        return accuracy_score(y, self._predict_outputs(self._outputs(x, check_input=False)))
+    def _score_net(self, x, y, sample_weight=None):
+        return accuracy_score(y, self._predict_outputs(self._outputs(x, check_input=False)),
+                              sample_weight=sample_weight)
 
-    def _validate_input(self, X, y, incremental, reset):
+    def _validate_input(self, X, y, incremental, reset, sample_weight=None):
         X, y = validate_data(self, X, y, accept_sparse=["csr", "csc"], multi_output=True,
                              dtype=(np.float64, np.float32), reset=reset)
+        sample_weight = self._sample_weight(sample_weight, X)
         if y.ndim == 2 and y.shape[1] == 1:
             y = column_or_1d(y, warn=True)
         if not hasattr(self, "classes_") or (not self.warm_start and not incremental):
@@ -66,7 +68,7 @@ class MLPClassifier(ClassifierMixin, BaseMLP):
             elif len(np.setdiff1d(classes, self.classes_, assume_unique=True)):
                 raise ValueError(f"`y` has classes not in `self.classes_`. `self.classes_` "
                                  f"has {self.classes_}. 'y' has {classes}.")
-        return X, self._label_binarizer.transform(y).astype(np.float64)
+        return X, self._label_binarizer.transform(y).astype(np.float64), sample_weight
 
     def _predict_outputs(self, out):
         if self.n_outputs_ == 1:
@@ -75,7 +77,7 @@ class MLPClassifier(ClassifierMixin, BaseMLP):
 
     # -- the public methods -------------------------------------------------------------
     @_fit_context(prefer_skip_nested_validation=True)
-    def fit(self, X, y):
+    def fit(self, X, y, sample_weight=None):
         """Fit the model to data matrix X and targets y.
 
         Parameters
@@ -84,16 +86,20 @@ class MLPClassifier(ClassifierMixin, BaseMLP):
             The input data (a sparse matrix is densified for the kernels).
         y : array-like of shape (n_samples,) or (n_samples, n_outputs)
             Class labels (ints, strings, bools), or a 0/1 indicator matrix (multi-label).
+        sample_weight : array-like of shape (n_samples,), default=None
+            Per-sample weights (finite, >= 0, not all zero): each sample's loss and gradient
+            scaled by its weight, a batch's gradient divided by its weight sum, as
+            scikit-learn's.  None: every sample weighs 1.
 
         Returns
         -------
         self : MLPClassifier
             The fitted estimator.
         """
-        return self._fit(X, y, incremental=False)
+        return self._fit(X, y, incremental=False, sample_weight=sample_weight)
 
     @_fit_context(prefer_skip_nested_validation=True)
-    def partial_fit(self, X, y, classes=None):
+    def partial_fit(self, X, y, sample_weight=None, classes=None):
         """One epoch over the given data (the optimiser state kept between calls).
 
         Parameters
@@ -102,6 +108,8 @@ class MLPClassifier(ClassifierMixin, BaseMLP):
             The input data.
         y : array-like of shape (n_samples,) or (n_samples, n_outputs)
             The targets.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Per-sample weights, as for :meth:`fit`.
         classes : array of shape (n_classes,), default=None
             Every class of all the calls; required on the first call.
 
@@ -119,7 +127,7 @@ class MLPClassifier(ClassifierMixin, BaseMLP):
                 self._label_binarizer.fit(y)
             else:
                 self._label_binarizer.fit(classes)
-        return self._fit(X, y, incremental=True)
+        return self._fit(X, y, incremental=True, sample_weight=sample_weight)
 
     def predict(self, X):
         """Predict using the multi-layer perceptron classifier.
@@ -203,8 +211,8 @@ Notes
 -----
 The conventions converted from scikit-learn's to synaptic's are listed in
 ``synaptic/sklearn/_base.py``.  Sparse input is densified before training (synaptic's
-kernels skip zeros of a dense input but take no sparse matrix); ``sample_weight`` is not
-supported.
+kernels skip zeros of a dense input but take no sparse matrix).  ``fit``, ``partial_fit``
+and ``score`` take ``sample_weight`` (see ``synaptic/sklearn/_base.py``).
 
 Examples
 --------

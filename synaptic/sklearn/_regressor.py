@@ -34,6 +34,11 @@ class MLPRegressor(RegressorMixin, BaseMLP):
         # standardized units; scikit-learn's squared loss is the mean over both, halved
         return value / (2.0 * self.n_outputs_)
 
+    def _lbfgs_factor(self, n_outputs):
+        """synaptic's sum-of-squares C sums (o - t)^2 (its gradient doubled); scikit-learn's
+        squared loss is half the mean over the samples and the outputs: factor 2 k."""
+        return 2.0 * n_outputs
+
     def _out_activation(self):
         return "identity"
 
@@ -46,29 +51,36 @@ class MLPRegressor(RegressorMixin, BaseMLP):
     def _val_targets(self, y_val):
         return y_val * self._targets["scale"] + self._targets["offset"]
 
-    def _score_net(self, x, y):
-        return r2_score(y, self._values(self._outputs(x, check_input=False)))
+    def _score_net(self, x, y, sample_weight=None):
+        return r2_score(y, self._values(self._outputs(x, check_input=False)),
+                        sample_weight=sample_weight)
 
-    def _validate_input(self, X, y, incremental, reset):
+    def _validate_input(self, X, y, incremental, reset, sample_weight=None):
         X, y = validate_data(self, X, y, accept_sparse=["csr", "csc"], multi_output=True,
                              y_numeric=True, dtype=(np.float64, np.float32), reset=reset)
+        sw = self._sample_weight(sample_weight, X)
         if y.ndim == 2 and y.shape[1] == 1:
             y = column_or_1d(y, warn=True)
         t = np.asarray(y, dtype=np.float64).reshape(len(y), -1)
         first = "net_" not in self.__dict__ or (not self.warm_start and not incremental)
         if first:
-            # standardized targets, fitted once per model (partial_fit and warm_start keep it)
-            std = t.std(axis=0)
-            self._targets = {"scaling": "standard", "ndim": 2, "offset": t.mean(axis=0).tolist(),
+            # standardized targets, fitted once per model (partial_fit and warm_start keep it);
+            # with sample weights the weighted mean and deviation (as of the rows repeated)
+            if sw is None:
+                mean, std = t.mean(axis=0), t.std(axis=0)
+            else:
+                mean = np.average(t, axis=0, weights=sw)
+                std = np.sqrt(np.average((t - mean) ** 2, axis=0, weights=sw))
+            self._targets = {"scaling": "standard", "ndim": 2, "offset": mean.tolist(),
                              "scale": np.where(std > 0, std, 1.0).tolist()}
-        return X, (t - self._targets["offset"]) / self._targets["scale"]
+        return X, (t - self._targets["offset"]) / self._targets["scale"], sw
 
     def _values(self, out):
         return out * self._targets["scale"] + self._targets["offset"]
 
     # -- the public methods -------------------------------------------------------------
     @_fit_context(prefer_skip_nested_validation=True)
-    def fit(self, X, y):
+    def fit(self, X, y, sample_weight=None):
         """Fit the model to data matrix X and targets y.
 
         Parameters
@@ -77,16 +89,21 @@ class MLPRegressor(RegressorMixin, BaseMLP):
             The input data (a sparse matrix is densified for the kernels).
         y : array-like of shape (n_samples,) or (n_samples, n_outputs)
             The targets (standardized for training, predictions mapped back).
+        sample_weight : array-like of shape (n_samples,), default=None
+            Per-sample weights (finite, >= 0, not all zero): each sample's loss and gradient
+            scaled by its weight, a batch's gradient divided by its weight sum, as
+            scikit-learn's; the targets are standardized with the weighted mean and
+            deviation.  None: every sample weighs 1.
 
         Returns
         -------
         self : MLPRegressor
             The fitted estimator.
         """
-        return self._fit(X, y, incremental=False)
+        return self._fit(X, y, incremental=False, sample_weight=sample_weight)
 
     @_fit_context(prefer_skip_nested_validation=True)
-    def partial_fit(self, X, y):
+    def partial_fit(self, X, y, sample_weight=None):
         """One epoch over the given data (the optimiser state kept between calls).
 
         Parameters
@@ -95,6 +112,8 @@ class MLPRegressor(RegressorMixin, BaseMLP):
             The input data.
         y : array-like of shape (n_samples,) or (n_samples, n_outputs)
             The targets.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Per-sample weights, as for :meth:`fit`.
 
         Returns
         -------
@@ -104,7 +123,7 @@ class MLPRegressor(RegressorMixin, BaseMLP):
         if self.solver not in STOCHASTIC:
             raise AttributeError(f"partial_fit is only available for stochastic optimizers. "
                                  f"{self.solver} is not stochastic.")
-        return self._fit(X, y, incremental=True)
+        return self._fit(X, y, incremental=True, sample_weight=sample_weight)
 
     def predict(self, X):
         """Predict using the multi-layer perceptron model.
@@ -148,7 +167,8 @@ MLPClassifier : the classifier.
 Notes
 -----
 ``loss_`` and ``loss_curve_`` are in the standardized units of the targets.  Sparse input
-is densified before training; ``sample_weight`` is not supported.
+is densified before training.  ``fit``, ``partial_fit`` and ``score`` take
+``sample_weight`` (see ``synaptic/sklearn/_base.py``).
 
 Examples
 --------

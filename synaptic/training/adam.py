@@ -3,7 +3,7 @@
 ``training("adam", {"learning_rate": {"epsilon": 0.001}, "adam": {"beta1": 0.9, "beta2":
 0.999, "eps": 1e-8, "amsgrad": False}})``.  The gradient is the batch's mean (the summed
 gradient divided by the batch size, as backprop's), so a mean-reduced PyTorch loss sees the
-same one.  With ``"weight_decay": λ`` it is AdamW: ``W[:, 1:] *= 1 − ε·λ`` before each update
+same one; with per-row weights, the weighted sum divided by the batch's weight sum.  With ``"weight_decay": λ`` it is AdamW: ``W[:, 1:] *= 1 − ε·λ`` before each update
 (decoupled, PyTorch's AdamW with the bias exempt); with ``"regularization"`` it is Adam + L2
 (coupled: the derivative goes into the summed gradient, so its strength per update is λ / m,
 as for every algorithm here -- PyTorch's ``Adam(weight_decay=λ / m)``).  The learning rate may
@@ -18,8 +18,13 @@ done, for the bias corrections), so training resumes exactly.
 root (PyTorch's): the same kernel with ``eps / sqrt(1 - beta2^t)``.
 """
 import math
+import numpy as np
+
 from .. import _kernels
-from .gradients import Gradients
+from .._kernels.checks import adam_steps
+from . import strategy
+from .backprop import Backprop
+from .gradients import Gradients, inverse_rows
 from .optimizer import BOOL, NUMBER, Optimizer, register
 
 
@@ -69,12 +74,48 @@ class Adam(Optimizer):
         self._m = self.per_weight("adam_m")
         self._v = self.per_weight("adam_v")
         self._vmax = self.per_weight("adam_vmax") if self.amsgrad else [None] * len(net.weights)
+        self.zeros = None  # the training set's fraction of zeros, when the loop knows it
+        self._zeros_of = self._zeros_value = None
 
-    def step(self, x, t, kern=None):
-        """Train on one batch: compute the update and apply it to the net's weights in place."""
+    _zeros = Backprop._zeros  # the sparse-path choice, sampled once per set (as backprop's)
+
+    def fusable(self, bounds, weighted=False):
+        """True if an epoch runs in one ``sgd_epoch`` call in its Adam mode (strategy's
+        rule, as backprop's: no per-row weights; AMSGrad's vmax has no place in that
+        kernel)."""
+        return not self.amsgrad and strategy.whole_epoch(self.net, bounds, weighted)
+
+    def epoch(self, x, t, starts, stop, kern=None, errors=None, error_kind=0):
+        """The batches ``x[starts[i]:starts[i + 1]]`` in one kernel call, each step as
+        :meth:`step` computes it (to rounding); stops early when ``stop[0]`` becomes
+        nonzero.  Returns the number of batches trained."""
         kern = kern or _kernels.get_backend()
         net, state = self.net, self.state
-        grads = self.gradients.compute(x, t, kern)
+        nb = len(starts) - 1
+        if nb <= 0:
+            return 0
+        first = int(state.get("adam_t", 0)) + 1
+        steps = adam_steps(self.epsilon, self.beta1, self.beta2, self.eps, first, nb,
+                           self.eps_before_correction)
+        decay = 1.0 - self.epsilon * self.reg.weight_decay
+        done = kern.sgd_epoch(x, t, starts, net.weights, self._m, self._v,
+                              [layer.act_code for layer in net.layers[1:]],
+                              self.gradients.delta_kind, self.epsilon, np.zeros(nb), False,
+                              False, None, None, False, self.reg.code, self.reg.lam, decay,
+                              stop, self._zeros(x, kern),
+                              slopes=[layer.slope for layer in net.layers[1:]],
+                              errors=errors, error_kind=error_kind,
+                              adam=(self.beta1, self.beta2, steps))
+        if done:
+            state["adam_m"], state["adam_v"], state["adam_t"] = self._m, self._v, first + done - 1
+        return done
+
+    def step(self, x, t, kern=None, w=None):
+        """Train on one batch (``w``: its per-row weights, or None): compute the update and
+        apply it to the net's weights in place."""
+        kern = kern or _kernels.get_backend()
+        net, state = self.net, self.state
+        grads = self.gradients.compute(x, t, kern, w=w)
         self.reg.add_derivative(grads, net.weights, kern)
         step = int(state.get("adam_t", 0)) + 1
         decay = 1.0 - self.epsilon * self.reg.weight_decay
@@ -85,7 +126,7 @@ class Adam(Optimizer):
             eps = self.eps / math.sqrt(1.0 - self.beta2 ** step)
         for w, g, m, v, vmax in zip(net.weights, grads, self._m, self._v, self._vmax):
             kern.adam_update(w, g, m, v, vmax, self.epsilon, self.beta1, self.beta2, eps,
-                             step, 1.0 / self.gradients.rows, decay)
+                             step, inverse_rows(self.gradients.rows), decay)
         state["adam_m"], state["adam_v"], state["adam_t"] = self._m, self._v, step
         if self.amsgrad:
             state["adam_vmax"] = self._vmax

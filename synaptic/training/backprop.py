@@ -13,13 +13,14 @@ import numpy as np
 
 from .. import _kernels
 from . import strategy
-from .gradients import Gradients
+from .gradients import Gradients, inverse_rows
 from .optimizer import Optimizer, momentum_alpha, register  # noqa: F401 (momentum_alpha: old home)
 
 @register
 class Backprop(Optimizer):
     name = "backprop"
-    doc = ("Gradient descent on the summed gradient divided by the batch size, with optional "
+    doc = ("Gradient descent on the summed gradient divided by the batch size (the batch's "
+           "weight sum, with per-row weights), with optional "
            "adaptive per-weight gains (+0.05 / x0.95), momentum and Nesterov.")
     defaults = {"error_fn": "cross-entropy", "learning_rate": {"epsilon": 0.01}}
     uses = frozenset({"learning_rate", "momentum", "weight_decay"})
@@ -46,10 +47,11 @@ class Backprop(Optimizer):
         super().begin_epoch(epoch)
         self.decay = 1.0 - self.epsilon * self.reg.weight_decay
 
-    def fusable(self, bounds):
+    def fusable(self, bounds, weighted=False):
         """True if an epoch over these batches runs in one ``sgd_epoch`` call
-        (strategy.whole_epoch: a dense net without dropout, and its rule)."""
-        return strategy.whole_epoch(self.net, bounds)
+        (strategy.whole_epoch: a dense net without dropout, a set without per-row weights,
+        and its rule)."""
+        return strategy.whole_epoch(self.net, bounds, weighted)
 
     def _zeros(self, x, kern):
         """The fraction of zeros of ``x`` (sampled once per training set): every call of an
@@ -72,9 +74,10 @@ class Backprop(Optimizer):
         state = {k: v for k, v in self.net.training.state.items() if k == "alpha"}
         return np.array([momentum_alpha(mom, state) for _ in range(nb)], dtype=np.float64)
 
-    def epoch(self, x, t, starts, stop, kern=None):
+    def epoch(self, x, t, starts, stop, kern=None, errors=None, error_kind=0):
         """Train on the batches ``x[starts[i]:starts[i + 1]]`` in one kernel call; stops
-        early when ``stop[0]`` becomes nonzero.  Returns the number of batches trained."""
+        early when ``stop[0]`` becomes nonzero.  Returns the number of batches trained.
+        ``errors``: each batch's error sum of kind ``error_kind`` before its step."""
         kern = kern or _kernels.get_backend()
         net = self.net
         state = net.training.state
@@ -89,7 +92,8 @@ class Backprop(Optimizer):
                               "deltaw" in state, "lr_gain" in state, self.ming, self.maxg,
                               self.nesterov, self.reg_kind, self.reg_lambda, self.decay, stop,
                               self._zeros(x, kern),
-                              slopes=[layer.slope for layer in net.layers[1:]])
+                              slopes=[layer.slope for layer in net.layers[1:]],
+                              errors=errors, error_kind=error_kind)
         if done:
             if self.momentum is not None and "alpha_start" in self.momentum:
                 state["alpha"] = float(alphas[done - 1])
@@ -98,8 +102,9 @@ class Backprop(Optimizer):
                 state["lr_gain"] = self._gain
         return done
 
-    def step(self, x, t, kern=None):
-        """Train on one batch: compute the update and apply it to the net's weights in place."""
+    def step(self, x, t, kern=None, w=None):
+        """Train on one batch (``w``: its per-row weights, or None): compute the update and
+        apply it to the net's weights in place."""
         kern = kern or _kernels.get_backend()
         net = self.net
         state = net.training.state
@@ -107,10 +112,11 @@ class Backprop(Optimizer):
         has_gain = "lr_gain" in state
         alpha = self.next_alpha() or 0.0
         if self.nesterov and has_prev and alpha:
-            for w, dw in zip(net.weights, self._deltaw):
-                kern.add_scaled(w, dw, alpha)
-        grads = self.gradients.compute(x, t, kern)
-        inv_m = 1.0 / self.gradients.rows  # the global batch's rows when distributed
+            for weights, dw in zip(net.weights, self._deltaw):
+                kern.add_scaled(weights, dw, alpha)
+        grads = self.gradients.compute(x, t, kern, w=w)
+        # the global batch's rows when distributed; with weights, the batch's weight sum
+        inv_m = inverse_rows(self.gradients.rows)
         for w, g, dw, gain in zip(net.weights, grads, self._deltaw, self._gain):
             if self.reg_kind:
                 kern.regularize(g, w, self.reg_kind, self.reg_lambda)

@@ -43,7 +43,7 @@ import warnings
 import numpy as np
 
 from .. import activations, distributed
-from .optimizer import COMMON_IMPLIED
+from .optimizer import COMMON_IMPLIED, run_step
 from .stats import training_errors
 
 TRANSIENT = "state"  # net.training.state["state"]: training / stopping, never copied back
@@ -287,7 +287,7 @@ class Guard:
             if fused:
                 algo.epoch(data.x, data.y, self.starts[:fused + 1], self.no_stop, self.kern)
             for batch in data.batches[fused:]:
-                algo.step(batch.x, batch.y, self.kern)
+                run_step(algo, batch.x, batch.y, self.kern, batch.w)
             self.net._batches += nb
         return algo
 
@@ -299,7 +299,7 @@ class Guard:
             algo.epoch(data.x, data.y, self.starts[i:i + 2], self.no_stop, self.kern)
         else:
             batch = data.batches[i]
-            algo.step(batch.x, batch.y, self.kern)
+            run_step(algo, batch.x, batch.y, self.kern, batch.w)
         self.net._batches += 1
 
     def _loss_error(self, epoch, batch):

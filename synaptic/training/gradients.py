@@ -50,7 +50,9 @@ class Gradients:
         for w in net.weights:
             self.grads.append(self.flat[start:start + w.size].reshape(w.shape))
             start += w.size
-        self.rows = 0  # the rows the last gradients were summed over (all ranks' rows)
+        # the rows the last gradients were summed over (all ranks' rows); with per-row
+        # weights, their sum (what a batch's summed gradient is divided by)
+        self.rows = 0
         self.dropout = bool(net.dropouts)
         self.dense = (all(isinstance(layer, FullyConnected) for layer in net.layers[1:])
                       and not self.dropout)
@@ -82,15 +84,16 @@ class Gradients:
         self.net.forward_into(x, ws.acts, kern, ws.bufs, ws.dropped, inputs)
         return inputs
 
-    def compute(self, x, t, kern=None, packed=None):
+    def compute(self, x, t, kern=None, packed=None, w=None):
         """Fill and return ``self.grads`` with Σ dE/dW over the rows of ``x`` (targets ``t``).
 
         ``packed``: ``kern.pack_input(x, ...)``, for a net that is :meth:`packable`; the first
         layer then reads it instead of x (same results within rounding, faster when x is
-        used many times)."""
+        used many times).  ``w``: per-row weights, each row's output delta scaled by its
+        weight (Σ w_i dE_i/dW), and :attr:`rows` their sum."""
         kern = kern or _kernels.get_backend()
         net = self.net
-        self.rows = x.shape[0]
+        w = self._weights(w, x.shape[0])
         ws = self.workspace(x.shape[0])
         inputs = None
         if self.dropout:
@@ -104,6 +107,8 @@ class Gradients:
         out_layer = net.layers[-1]
         kern.output_delta(ws.acts[-1], t, out_layer.act_code, self.delta_kind, ws.deltas[-1],
                           out_layer.slope)
+        if w is not None:  # every gradient below is linear in the output delta
+            ws.deltas[-1] *= w[:, None]
         if self.dense:
             self._backward(x, ws, kern, packed, len(net.weights) - 1)
             return self.grads
@@ -123,22 +128,28 @@ class Gradients:
                     kern.dropout(ws.deltas[i - 1], ws.deltas[i - 1], drop.p, drop.key(counter))
         return self.grads
 
-    def compute_with_error(self, x, t, err, kern=None, packed=None):
+    def compute_with_error(self, x, t, err, kern=None, packed=None, w=None):
         """(Σ error of kind ``err`` over the rows, :meth:`compute`'s gradients) at once.
 
         strategy.objective chooses: a :meth:`packable` net with a hidden layer runs its
         output layer through ``kern.output_backprop`` (forward, error, delta, gradient and the
         delta below in one pass over row chunks), and a net of one hidden layer on a
         ``packed`` x the whole evaluation in ``kern.packed_objective``; otherwise compute(),
-        then error_sum.  The output activities are always in ``workspace(n).acts[-1]``."""
+        then error_sum.  With per-row weights ``w``: compute() and the weighted sum
+        Σ w_i error_i (the fused kernels take no weights).  The output activities are always
+        in ``workspace(n).acts[-1]``."""
         kern = kern or _kernels.get_backend()
         net = self.net
         self.rows = x.shape[0]
         top = len(net.weights) - 1
-        how = strategy.objective(self, packed)
+        how = strategy.objective(self, packed, weighted=w is not None)
         if how == "layers":
-            grads = self.compute(x, t, kern, packed)
-            return kern.error_sum(self.workspace(x.shape[0]).acts[-1], t, err), grads
+            grads = self.compute(x, t, kern, packed, w)
+            out = self.workspace(x.shape[0]).acts[-1]
+            if w is None:
+                return kern.error_sum(out, t, err), grads
+            from .stats import weighted_error_sum  # stats imports this module's neighbours
+            return weighted_error_sum(out, t, err, w), grads
         ws = self.workspace(x.shape[0])
         if how == "packed":
             # input -> hidden -> output on a packed x: the whole evaluation in one kernel
@@ -161,6 +172,17 @@ class Gradients:
                                      net.layers[-1].slope, net.layers[top].slope)
         self._backward(x, ws, kern, packed, top - 1)
         return error, self.grads
+
+    def _weights(self, w, nrows):
+        """Sets :attr:`rows` (``nrows``, or the weights' sum); returns the weights as the
+        net's dtype (None without)."""
+        if w is None:
+            self.rows = nrows
+            return None
+        if w.shape != (nrows,):
+            raise ValueError(f"per-row weights of shape {w.shape}, expected ({nrows},)")
+        self.rows = float(np.sum(w, dtype=np.float64))
+        return np.asarray(w, dtype=self.net.dtype)
 
     def _forward_packed(self, x, ws, kern, packed, upto):
         """The forward pass of layers 0..upto-1 of a packable net, the first on the pack."""
@@ -194,6 +216,17 @@ def error_fn_of(net):
     return net.training.params["error_fn"] if net.training is not None else "cross-entropy"
 
 
+def inverse_rows(rows):
+    """1 / a batch's rows (or weight sum); 0 for a batch whose weights are all zero (no
+    gradient: its step is that of a zero gradient)."""
+    return 1.0 / rows if rows else 0.0
+
+
+def row_weights(net, dset):
+    """The per-row weights of the DataSet ``dset`` in the net's dtype, None without."""
+    return None if dset.w is None else np.ascontiguousarray(dset.w, dtype=net.dtype)
+
+
 def labelled(net, dset, who):
     """(x, t) of the labelled DataSet ``dset`` as the net takes them; ``who`` names the caller
     in the errors."""
@@ -209,7 +242,7 @@ def labelled(net, dset, who):
 
 def error_derivatives(net, dset):
     """Σ dE/dW over the samples of ``dset``: one array per weight matrix (summed, not averaged,
-    as the original).
+    as the original; a weighted DataSet's: Σ w_i dE_i/dW).
 
     Parameters
     ----------
@@ -237,4 +270,6 @@ def error_derivatives(net, dset):
     [(3, 3), (2, 4)]
     """
     x, t = labelled(net, dset, "error_derivatives")
-    return [g.copy() for g in Gradients(net, losses.check_error_fn(error_fn_of(net))).compute(x, t)]
+    grads = Gradients(net, losses.check_error_fn(error_fn_of(net))).compute(
+        x, t, w=row_weights(net, dset))
+    return [g.copy() for g in grads]

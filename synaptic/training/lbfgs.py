@@ -1,7 +1,8 @@
 """L-BFGS (SYNAPTIC.md §5, §6) through ``scipy.optimize.minimize(method="L-BFGS-B", jac=True)``.
 
 The objective is the original's ``C(w) = Σ_samples errfn(out, t) + penalty`` over the whole
-training set (every batch; the validation set excluded), with its exact gradient, **evaluated
+training set (every batch; the validation set excluded; on a set with per-row weights, the
+weighted sum ``Σ w_i errfn_i + penalty``, evaluated by the per-layer kernels), with its exact gradient, **evaluated
 at every point** (the original froze both at w0).  For sum-of-squares, whose backprop delta is
 the gradient of ½Σ(o − t)², the data gradient is doubled so that C and ∇C agree; the penalty is
 regularization.py's.  The weights are one float64 vector: each matrix row-major, the layers
@@ -10,9 +11,14 @@ fully-connected shapes).  A float32 net is evaluated in float32 at the rounded p
 optimiser's vector stays float64.
 
 Options (``params["lbfgs"]``): ``m`` the history size (5, bozo's), ``eps`` the original's stop
-test ``‖g‖ / max(1, ‖x‖) ≤ eps`` at each new iterate (0.1, as Synaptic passes), ``maxls`` the
-function evaluations per line search (20, as RISO).  SciPy's own tests are turned off
-(``ftol = gtol = 0``: they stop only on no progress at all).
+test ``‖g‖ / max(1, ‖x‖) ≤ eps`` at each new iterate (0.1, as Synaptic passes; 0 turns it off),
+``maxls`` the function evaluations per line search (20, as RISO).  SciPy's own tests are off
+by default (``ftol = gtol = 0``: they stop only on no progress at all) and can be turned on:
+``ftol`` (stop when the relative decrease of the objective is at most ftol), ``gtol`` (when
+the largest gradient component is at most gtol), ``maxfun`` (at most this many function
+evaluations in a run; default ``epochs * (maxls + 1) + 1``), all on the objective SciPy sees,
+which is ``scale`` (default 1) times C -- scikit-learn's MLP, for one, stops on its mean
+objective, ``C / n``.
 
 An epoch is one L-BFGS iteration (a completed line search), so even one epoch lowers the error;
 bozo's ``maxit`` counted function evaluations instead (§10.11), so one epoch could end on a
@@ -46,7 +52,7 @@ from scipy.optimize import minimize
 from .. import _kernels, distributed, losses
 from . import divergence
 from .divergence import TrainingDiverged, bad_layer, policy
-from .gradients import Gradients, labelled
+from .gradients import Gradients, labelled, row_weights
 from .optimizer import INT, NUMBER, Optimizer, register
 from .stats import training_errors, update_stats, validation_errors
 from .strategy import pack  # noqa: F401 (lbfgs.pack: its old home)
@@ -85,12 +91,20 @@ class LBFGS(Optimizer):
     name = "lbfgs"
     doc = ("SciPy's L-BFGS-B on the whole training set in float64; one epoch is one "
            "iteration, one stats entry per function evaluation.")
-    schema = {"lbfgs": {"m": INT, "eps": NUMBER, "maxls": INT}}
-    implied = {"lbfgs": {"m": M, "eps": EPS, "maxls": MAXLS}}
+    schema = {"lbfgs": {"m": INT, "eps": NUMBER, "maxls": INT, "ftol": NUMBER, "gtol": NUMBER,
+                        "maxfun": INT, "scale": NUMBER}}
+    implied = {"lbfgs": {"m": M, "eps": EPS, "maxls": MAXLS, "ftol": 0.0, "gtol": 0.0,
+                         "scale": 1.0}}
     key_docs = {"lbfgs": ("the L-BFGS section", None),
                 "lbfgs.m": ("the history size (>= 1)", None),
                 "lbfgs.eps": ("the stop test: ||g|| / max(1, ||w||) <= eps", None),
-                "lbfgs.maxls": ("the line-search budget per iteration (>= 1)", None)}
+                "lbfgs.maxls": ("the line-search budget per iteration (>= 1)", None),
+                "lbfgs.ftol": ("SciPy's relative-decrease stop test (0: off)", None),
+                "lbfgs.gtol": ("SciPy's largest-gradient-component stop test (0: off)", None),
+                "lbfgs.maxfun": ("at most this many function evaluations a run",
+                                 "epochs * (maxls + 1) + 1"),
+                "lbfgs.scale": ("the objective SciPy sees (and its tests) is scale * C",
+                                None)}
     scalar_state = ("lbfgs_iterations",)
     epoch_based = False
 
@@ -103,6 +117,13 @@ class LBFGS(Optimizer):
             raise ValueError(f"lbfgs.eps must be >= 0, got {lb['eps']}")
         if lb["maxls"] < 1:
             raise ValueError(f"lbfgs.maxls must be >= 1, got {lb['maxls']}")
+        for key in ("ftol", "gtol"):
+            if not lb[key] >= 0 or not math.isfinite(lb[key]):
+                raise ValueError(f"lbfgs.{key} must be a finite number >= 0, got {lb[key]}")
+        if "maxfun" in lb and lb["maxfun"] < 1:
+            raise ValueError(f"lbfgs.maxfun must be >= 1, got {lb['maxfun']}")
+        if not lb["scale"] > 0 or not math.isfinite(lb["scale"]):
+            raise ValueError(f"lbfgs.scale must be a finite number > 0, got {lb['scale']}")
 
     def __init__(self, net):
         if net.dropouts:
@@ -114,16 +135,20 @@ class LBFGS(Optimizer):
         self.m = int(lb.get("m", M))
         self.eps = float(lb.get("eps", EPS))
         self.maxls = int(lb.get("maxls", MAXLS))
+        self.ftol, self.gtol = float(lb.get("ftol", 0.0)), float(lb.get("gtol", 0.0))
+        self.maxfun = lb.get("maxfun")
+        self.scale = float(lb.get("scale", 1.0))
         self.gradients = Gradients(net, self.error_fn)
         self.error_code = losses.KINDS[losses.specific_kind(self.error_fn, net.layers[-1].act)]
         self.data_scale = 2.0 if self.error_fn == "sum-of-squares" else 1.0
 
-    def cost(self, x, t, kern=None, packed=None):
+    def cost(self, x, t, kern=None, packed=None, w=None):
         """C and [∂C/∂W] at the net's current weights for samples ``x``, targets ``t``
-        (``packed``: x packed by :func:`pack`, or None)."""
+        (``packed``: x packed by :func:`pack`, or None; ``w``: per-row weights, C the
+        weighted sum of the errors plus the penalty)."""
         kern = kern or _kernels.get_backend()
         weights = self.net.weights
-        c, grads = self.gradients.compute_with_error(x, t, self.error_code, kern, packed)
+        c, grads = self.gradients.compute_with_error(x, t, self.error_code, kern, packed, w)
         if self.data_scale != 1.0:
             for g in grads:
                 g *= self.data_scale
@@ -135,12 +160,12 @@ class LBFGS(Optimizer):
         if epochs == 0:
             return
         search = _Search(self, data, kern or _kernels.get_backend())
+        maxfun = epochs * (self.maxls + 1) + 1 if self.maxfun is None else int(self.maxfun)
         try:
-            result = minimize(search.objective, search.best.copy(), jac=True, method="L-BFGS-B",
+            result = minimize(search.scaled, search.best.copy(), jac=True, method="L-BFGS-B",
                               callback=search.callback,
-                              options={"maxcor": self.m, "maxls": self.maxls, "ftol": 0.0,
-                                       "gtol": 0.0, "maxiter": epochs,
-                                       "maxfun": epochs * (self.maxls + 1) + 1})
+                              options={"maxcor": self.m, "maxls": self.maxls, "ftol": self.ftol,
+                                       "gtol": self.gtol, "maxiter": epochs, "maxfun": maxfun})
             status = str(result.message)
         except _Done as done:
             status = str(done)
@@ -178,12 +203,13 @@ class _Search:
         if distributed.stopping(self.net):  # any rank's request, when distributed
             raise _Done("stopped by stop_training")
         started = time.perf_counter()
-        x, t = self.data.x, self.data.y
+        x, t, rw = self.data.x, self.data.y, self.data.w
         result = []
 
         def evaluate(net):
             unflatten(w, net.weights)
-            cost, grads = self.lbfgs.cost(x, t, self.kern, self.packed)
+            cost, grads = (self.lbfgs.cost(x, t, self.kern, self.packed) if rw is None
+                           else self.lbfgs.cost(x, t, self.kern, self.packed, rw))
             result.extend((cost, flatten(grads)))
 
         self.net.swap(evaluate, "weights")
@@ -198,6 +224,12 @@ class _Search:
         seconds = time.perf_counter() - started
         self.net.swap(lambda net: _record(net, out, t, self.data, seconds, self.kern), "stats")
         return cost, g
+
+    def scaled(self, w):
+        """What SciPy minimises: ``lbfgs.scale`` times the objective."""
+        cost, g = self.objective(w)
+        scale = self.lbfgs.scale
+        return (cost, g) if scale == 1.0 else (scale * cost, scale * g)
 
     def _check(self, cost, g):
         """Raise TrainingDiverged if the point (as the net holds it), the cost or the gradient
@@ -261,5 +293,5 @@ def cost_and_derivatives(net, dset):
     if net.training is None:
         raise ValueError("the net has no training; its params define the cost")
     x, t = labelled(net, dset, "cost_and_derivatives")
-    c, grads = LBFGS(net).cost(x, t)
+    c, grads = LBFGS(net).cost(x, t, w=row_weights(net, dset))
     return c, [g.copy() for g in grads]

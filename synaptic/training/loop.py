@@ -17,14 +17,14 @@ from numbers import Integral
 
 import numpy as np
 
-from .. import _kernels, _workers, distributed
+from .. import _kernels, _workers, distributed, losses
 from ..datasets import TrainingSet, check_target_scaling
 from ..sparse import is_sparse
 from .backprop import Backprop
 from .divergence import Guard, finish, policy
 from .early_stopping import EarlyStopping
-from .optimizer import algorithms
-from .stats import check_targets, init_stats, update_stats
+from .optimizer import algorithms, run_step
+from .stats import check_targets, init_stats, update_stats, weighted_error_sum
 from .threads import chooser as thread_chooser
 
 FUSED_CALLS = 16  # a watched epoch through sgd_epoch: this many calls, a "weights" event each
@@ -73,8 +73,13 @@ def _set_state(value):
     return swap
 
 
-def train(net, trset, epochs):
+def train(net, trset, epochs, *, after_epoch=None):
     """Train ``net`` on ``trset`` for ``epochs`` more epochs in a background thread.
+
+    ``after_epoch``: a function called with the net in the training thread after each
+    epoch's stats are recorded (not for L-BFGS); a true result ends the training there.  It
+    may change ``net.training.params["learning_rate"]["epsilon"]``, the base rate of the
+    epochs after it (the scikit-learn estimators run their stopping and rate rules so).
 
     Returns a :class:`concurrent.futures.Future` whose result is the net; an exception
     raised by the training, or by a watch at any event of the training (the starting
@@ -86,6 +91,11 @@ def train(net, trset, epochs):
         raise ValueError("the net has no training; build it with training(...) or set net.training")
     if isinstance(epochs, bool) or not isinstance(epochs, Integral) or epochs < 0:
         raise ValueError(f"epochs must be a non-negative integer, got {epochs!r}")
+    if after_epoch is not None and not callable(after_epoch):
+        raise TypeError(f"after_epoch must be callable or None, got {type(after_epoch).__name__}")
+    if after_epoch is not None and net.training.algo == "lbfgs":
+        raise ValueError("after_epoch is for the epoch-based algorithms; L-BFGS has none "
+                         "(its iterations end on its own tests: params['lbfgs'])")
     data = distributed.start(net, check_training_data(net, trset))  # this rank's shard
     if policy(net) != "ignore":
         net.check_weights()  # divergence detection needs finite weights to start from
@@ -106,7 +116,7 @@ def train(net, trset, epochs):
                 raise error  # KeyboardInterrupt and the like belong to this thread
             future.set_exception(error)
             return future
-    _workers.submit(lambda: _run(net, trset, data, int(epochs)), future)
+    _workers.submit(lambda: _run(net, trset, data, int(epochs), after_epoch), future)
     return future
 
 
@@ -124,13 +134,13 @@ def _finish(net, error=None):
     return error
 
 
-def _run(net, trset, data, epochs):
+def _run(net, trset, data, epochs, after_epoch=None):
     """The training job: returns a function that settles the Future (see _workers.submit)."""
     try:
         if net.training.algo == "lbfgs":
             _train_lbfgs(net, trset, data, epochs)
         else:
-            _train_epochs(net, trset, data, epochs)
+            _train_epochs(net, trset, data, epochs, after_epoch)
     except BaseException as exc:  # noqa: BLE001 - the Future carries it to the caller
         return _workers.failed(_finish(net, exc))
     error = _finish(net)
@@ -191,15 +201,61 @@ def _epoch_sets(data, kern):
     return of, make
 
 
-def _train_epochs(net, trset, data, epochs):
+def _train_epochs(net, trset, data, epochs, after_epoch=None):
     threads = thread_chooser(net)
     try:
-        return _run_epochs(net, trset, data, epochs, threads)
+        return _run_epochs(net, trset, data, epochs, threads, after_epoch)
     finally:
         threads.restore(_kernels.get_backend())
 
 
-def _run_epochs(net, trset, data, epochs, threads):
+class _BatchLoss:
+    """stats.batch_loss: the error_fn's loss summed over the epoch's batches, each from the
+    outputs its step computed (before its update); off, it costs nothing."""
+
+    def __init__(self, net, algo, kern):
+        self.on = bool(net.training.params.get("stats", {}).get("batch_loss"))
+        self.kern, self.total, self.rows, self.errors = kern, 0.0, 0, None
+        if self.on:
+            if getattr(algo, "gradients", None) is None:
+                raise ValueError(f"stats.batch_loss needs a gradient-based algorithm; "
+                                 f"{net.training.algo} computes no loss")
+            self.code = losses.KINDS[losses.specific_kind(net.training.params["error_fn"],
+                                                          net.layers[-1].act)]
+
+    def begin(self, nb):
+        self.total, self.rows = 0.0, 0
+        if self.on and (self.errors is None or len(self.errors) < nb):
+            self.errors = np.zeros(nb, dtype=np.float64)
+
+    def step(self, algo, t, w=None):
+        """After a step on targets ``t`` (per-row weights ``w``: the batch's weighted mean
+        loss counted for its rows, as scikit-learn's epoch loss; a batch of weight 0: none)."""
+        if self.on:
+            out = algo.gradients.workspace(t.shape[0]).acts[-1]
+            if w is None:
+                self.total += self.kern.error_sum(out, t, self.code)
+            else:
+                total = float(np.sum(w, dtype=np.float64))
+                if total > 0:
+                    self.total += t.shape[0] * weighted_error_sum(out, t, self.code, w) / total
+            self.rows += t.shape[0]
+
+    def fused(self, done, starts):
+        """After the whole-epoch kernel trained ``done`` batches, its errors[:done]."""
+        if self.on and done:
+            for value in self.errors[:done]:  # in order, as the per-step path adds them
+                self.total += float(value)
+            self.rows += int(starts[done] - starts[0])
+
+    def mean(self):
+        if not self.on:
+            return None
+        return distributed.training_means({"loss": self.total / max(self.rows, 1)},
+                                          self.rows)["loss"]
+
+
+def _run_epochs(net, trset, data, epochs, threads, after_epoch=None):
     _start(net, trset)
     stats = net.training.stats
     max_epochs = stats.epochs + epochs
@@ -210,15 +266,17 @@ def _run_epochs(net, trset, data, epochs, threads):
     fusable = getattr(algo, "fusable", None)
     # one step per call when distributed: each step's gradient is summed over the ranks; a
     # sparse x (CsrRows) trains step by step (the whole-epoch kernel takes dense x only)
-    fused = (fusable is not None and fusable(bounds) and distributed.current() is None
-             and not is_sparse(data.x))
+    fused = (fusable is not None and fusable(bounds, data.w is not None)
+             and distributed.current() is None and not is_sparse(data.x))
     starts = np.array([a for a, _ in bounds] + [bounds[-1][1]], dtype=np.int64)
     guard = None if policy(net) == "ignore" else Guard(net, data, starts, kern, make, epoch_data)
     stopping = EarlyStopping(net, data) if "early_stopping" in net.training.params else None
+    loss = _BatchLoss(net, algo, kern)
 
-    def step(x, y, algo):
+    def step(x, y, w, algo):
         def apply(n):
-            algo.step(x, y, kern)
+            run_step(algo, x, y, kern, w)
+            loss.step(algo, y, w)
             n._batches += 1
         return apply
 
@@ -230,14 +288,17 @@ def _run_epochs(net, trset, data, epochs, threads):
             guard.begin()
         done = through_kernel = 0
         edata = epoch_data(stats.epochs)
+        loss.begin(len(starts) - 1)
         if fused:
-            done = through_kernel = _fused_epoch(net, algo, edata, starts, kern)
+            done = through_kernel = _fused_epoch(net, algo, edata, starts, kern, loss.errors,
+                                                 loss.code if loss.on else 0)
+            loss.fused(done, starts)
         stopped = False
         for batch in edata.batches[done:]:  # views of edata.x / edata.y: C-contiguous
             if distributed.stopping(net) or stats.epochs >= max_epochs:
                 stopped = True
                 break
-            net.swap(step(batch.x, batch.y, algo), "weights")
+            net.swap(step(batch.x, batch.y, batch.w, algo), "weights")
             done += 1
         seconds = time.perf_counter() - started
         threads.end(kern, bounds[done - 1][1] - bounds[0][0] if done else 0)
@@ -249,18 +310,22 @@ def _run_epochs(net, trset, data, epochs, threads):
         if stopped:
             return
         rate = algo.epoch_record().get("learning_rate")
-        net.swap(lambda n: update_stats(n, data, seconds, errors, rate), "stats")
+        mean_loss = loss.mean()
+        net.swap(lambda n: update_stats(n, data, seconds, errors, rate, mean_loss), "stats")
         algo.end_epoch(stats)
         if stopping is not None and stopping.after_epoch():
             net.swap(lambda n: stopping.stop(), "weights")
             return
+        if after_epoch is not None and after_epoch(net):
+            return
 
 
-def _fused_epoch(net, algo, data, starts, kern):
+def _fused_epoch(net, algo, data, starts, kern, errors=None, error_kind=0):
     """The epoch through the whole-epoch kernel: one call, or FUSED_CALLS calls with a
     "weights" event after each when a watch is content with that, or one call per batch
     under the lock (as the per-batch path) when a watch wants every batch -- the same
     arithmetic watched or not.  stop_training reaches the kernel through net._stop.
+    ``errors`` (or None): each batch's loss (kind ``error_kind``) before its step.
     Returns the batches trained."""
     nb = len(starts) - 1
     every = net.watched_every_batch
@@ -278,10 +343,12 @@ def _fused_epoch(net, algo, data, starts, kern):
             return trained
         if every:
             trained = net.swap(lambda n, a=done, b=stop: count(
-                n, algo.epoch(data.x, data.y, starts[a:b + 1], n._stop, kern)), "weights")
+                n, algo.epoch(data.x, data.y, starts[a:b + 1], n._stop, kern,
+                              None if errors is None else errors[a:b], error_kind)), "weights")
         else:
             # the kernel runs outside the lock, so that stop_training is never held up
-            trained = algo.epoch(data.x, data.y, starts[done:stop + 1], net._stop, kern)
+            trained = algo.epoch(data.x, data.y, starts[done:stop + 1], net._stop, kern,
+                                 None if errors is None else errors[done:stop], error_kind)
             if net._watches:
                 net.swap(lambda n, t=trained: count(n, t), "weights")
             else:

@@ -39,7 +39,7 @@ COMMON_SCHEMA = {
                                    "warmup": INT, "warmup_start": NUMBER}},
     "momentum": {"alpha": NUMBER, "alpha_start": NUMBER, "alpha_step": NUMBER, "nesterov": BOOL},
     "regularization": {"lambda": NUMBER, "kind": STR},
-    "stats": {"errorkinds": LIST},
+    "stats": {"errorkinds": LIST, "batch_loss": BOOL},
     "weight_decay": NUMBER,
     "on_nonfinite": STR,
     "early_stopping": {"errorkind": STR, "patience": INT, "min_delta": NUMBER,
@@ -181,6 +181,14 @@ class Optimizer:
         +alpha_step each step, capped at alpha; the running value is kept in
         ``state["alpha"]`` only when alpha_start is given."""
         return momentum_alpha(self.momentum, self.state)
+
+
+def run_step(algo, x, t, kern, w=None):
+    """``algo.step`` on one batch, its per-row weights ``w`` passed only when the set has
+    them (so a ``step(x, t, kern)`` of before per-row weights still trains unweighted sets)."""
+    if w is None:
+        return algo.step(x, t, kern)
+    return algo.step(x, t, kern, w)
 
 
 def recorded_kind(net, kind, who):

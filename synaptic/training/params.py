@@ -245,6 +245,10 @@ KEY_DOCS = {  # key -> (what it is, what happens when it is left out and has no 
                          "absolute error over samples and outputs, in the targets' own "
                          "units); continuous targets refuse the kinds that need classes; "
                          "[] records none", "[error_fn]"),
+    "stats.batch_loss": ("also record stats.batch_loss: each epoch's mean over its rows of "
+                         "the error_fn's loss as each batch saw it, before its step (what "
+                         "scikit-learn and Keras report; no extra pass over the data)",
+                         "false"),
     "weight_decay": ("decoupled weight decay: W <- (1 - epsilon * weight_decay) W before each "
                      "update (epsilon 1 for rprop; with adam it is AdamW), the bias column "
                      "exempt", "none"),

@@ -45,12 +45,15 @@ class Perceptron(Optimizer):
                                           np.empty((nrows, self.layer.n), dtype=self.net.dtype))
         return buf
 
-    def step(self, x, t, kern=None):
-        """Train on one batch: W += sign(t − y)ᵀ · [1 | x], in place."""
+    def step(self, x, t, kern=None, w=None):
+        """Train on one batch: W += sign(t − y)ᵀ · [1 | x], in place (``w``: per-row
+        weights, each row's term scaled by its weight)."""
         kern = kern or _kernels.get_backend()
         acts, err = self._buffers_for(x.shape[0])
         y = self.net.forward_into(x, acts, kern)
         kern.perceptron_error(y, t, err)
+        if w is not None:
+            err *= np.asarray(w, dtype=err.dtype)[:, None]
         self.layer.weight_grad(kern, err, x, self.deltaw)
         kern.add_scaled(self.net.weights[0], self.deltaw, 1.0)
         return self.deltaw

@@ -18,6 +18,9 @@ class Stats:
         The training time of each epoch.
     learning_rate : list, default []
         The learning rate in force during each epoch (algorithms with one).
+    batch_loss : list, default []
+        With ``stats.batch_loss``: each epoch's mean over its training rows of the error_fn's
+        loss (summed over the outputs) as each batch saw it, before its step.
     early_stopping : dict, optional
         Where early stopping ended the last training: ``{"stopped_epoch", "best_epoch",
         "best", "errorkind", "restored"}``; None if it did not.
@@ -39,6 +42,7 @@ class Stats:
     diverged: dict = None  # {"epoch", "batch", "what"} of the last divergence (divergence.py)
     learning_rate: list = field(default_factory=list)  # the rate of each epoch (schedules.py)
     early_stopping: dict = None  # where early stopping ended the last training
+    batch_loss: list = field(default_factory=list)  # the loss the batches saw (stats.batch_loss)
 
 
 @dataclass

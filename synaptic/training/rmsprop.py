@@ -57,8 +57,9 @@ class RMSprop(Optimizer):
         self._gain = (self.per_weight("lr_gain", np.ones_like) if self.adaptive
                       else [None] * len(net.weights))
 
-    def step(self, x, t, kern=None):
-        """Train on one batch: compute the update and apply it to the net's weights in place."""
+    def step(self, x, t, kern=None, w=None):
+        """Train on one batch (``w``: its per-row weights, each row's gradient scaled by its
+        weight, or None): compute the update and apply it to the net's weights in place."""
         kern = kern or _kernels.get_backend()
         net = self.net
         state = net.training.state
@@ -66,7 +67,7 @@ class RMSprop(Optimizer):
         has_ms = "ms_grad" in state
         has_gain = "lr_gain" in state
         alpha = self.next_alpha()
-        grads = self.gradients.compute(x, t, kern)
+        grads = self.gradients.compute(x, t, kern, w=w)
         self.reg.add_derivative(grads, net.weights, kern)
         for w, g, dw, ms, gain in zip(net.weights, grads, self._deltaw, self._ms, self._gain):
             self.reg.decay(w, self.epsilon, kern)

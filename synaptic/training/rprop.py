@@ -30,6 +30,7 @@ from .. import _kernels, losses
 from .._kernels import reference as _codes
 from .gradients import Gradients
 from .optimizer import NUMBER, STR, Optimizer, register
+from .stats import weighted_error_sum
 
 VARIANTS = {"rprop-": _codes.RPROP_ORIGINAL, "rprop+": _codes.RPROP_PLUS,
             "irprop-": _codes.IRPROP_MINUS, "irprop+": _codes.IRPROP_PLUS}
@@ -85,24 +86,29 @@ class Rprop(Optimizer):
         self._grad = (self.per_weight("rp_grad") if self.mode != _codes.RPROP_ORIGINAL
                       else [None] * len(net.weights))
 
-    def batch_error(self, nrows, t, kern):
-        """The error (+ penalty) at the weights the last gradient was computed at."""
+    def batch_error(self, nrows, t, kern, w=None):
+        """The error (+ penalty) at the weights the last gradient was computed at (``w``:
+        the rows' weights, the weighted sum of the errors)."""
         out = self.gradients.workspace(nrows).acts[-1]
-        error = self.gradients.total(kern.error_sum(out, t, self.error_code))
+        if w is None:
+            error = self.gradients.total(kern.error_sum(out, t, self.error_code))
+        else:
+            error = self.gradients.total(weighted_error_sum(out, t, self.error_code, w))
         return error + self.reg.penalty(self.net.weights)
 
-    def step(self, x, t, kern=None):
-        """Train on one batch: compute the update and apply it to the net's weights in place."""
+    def step(self, x, t, kern=None, w=None):
+        """Train on one batch (``w``: its per-row weights, each row's gradient scaled by its
+        weight, or None): compute the update and apply it to the net's weights in place."""
         kern = kern or _kernels.get_backend()
         net = self.net
         state = net.training.state
         has_prev = "deltaw" in state
         has_step = "rp_step" in state
         alpha = self.next_alpha()
-        grads = self.gradients.compute(x, t, kern)
+        grads = self.gradients.compute(x, t, kern, w=w)
         worse = False
         if self.mode == _codes.IRPROP_PLUS:
-            error = self.batch_error(x.shape[0], t, kern)
+            error = self.batch_error(x.shape[0], t, kern, w)
             worse = error > state.get("rp_err", math.inf)
             state["rp_err"] = error
         self.reg.add_derivative(grads, net.weights, kern)

@@ -96,7 +96,7 @@ class Schedule:
     kind keeps its position in ``state[STATE]``."""
 
     def __init__(self, lr, state, errorkind=None):
-        self.epsilon = float(lr["epsilon"])
+        self.lr = lr  # read at each rate(): a change of lr["epsilon"] applies from the next epoch
         self.spec = {**DEFAULTS, **lr.get("schedule", {})} if "schedule" in lr else None
         self.state = state
         self.kind = self.spec["kind"] if self.spec else None
@@ -104,7 +104,7 @@ class Schedule:
 
     def rate(self, epoch):
         """The rate in force during epoch ``epoch`` (0-based)."""
-        s, eps = self.spec, self.epsilon
+        s, eps = self.spec, float(self.lr["epsilon"])
         if s is None:
             return eps
         warm = s["warmup"]

@@ -6,10 +6,13 @@ the outputs, in the user's units: the difference of output and target times the 
 the training set's ``target_scaling`` (the net's, noted when training starts), so they do not
 depend on the scaling chosen.  The other kinds are sums over the outputs averaged over the
 samples, in the units the net computes in (sum-of-squares included: a loss, not a report).
+On a set with per-row weights (``trset.w``, ``valid.w``) the means are weighted: the sum of
+each row's error times its weight, divided by the weights' sum.
 """
 import numpy as np
 
 from .. import _kernels, distributed, losses
+from .._kernels import reference as _ref
 from .records import Stats
 
 
@@ -46,22 +49,55 @@ def _codes(kinds):
             for k in kinds if k not in losses.REGRESSION_KINDS}
 
 
-def _add_sums(sums, out, t, codes, kern, scale):
-    """Add each kind's error sum over the rows ``out`` (targets ``t``) to ``sums``."""
+def row_errors(y, t, kind):
+    """The per-row error of kind code ``kind`` (the kernels' ERR_* codes) of the outputs
+    ``y`` for the targets ``t``, a float64 vector: the terms whose sum is the kernels'
+    ``error_sum`` (the formulas of its NumPy twin)."""
+    y64 = np.asarray(y, dtype=np.float64)
+    t64 = np.asarray(t, dtype=np.float64)
+    if kind == _ref.ERR_MISCLASSIFICATION:
+        return np.any(np.floor(y64 + 0.5) != t64, axis=1).astype(np.float64)
+    if kind == _ref.ERR_ARGMAX_MISCLASSIFICATION:
+        last = y64.shape[1] - 1  # argmax, the last index on ties (as the kernels)
+        return (last - np.argmax(y64[:, ::-1], axis=1)
+                != last - np.argmax(t64[:, ::-1], axis=1)).astype(np.float64)
+    if kind == _ref.ERR_SUM_OF_SQUARES:
+        return np.sum((y64 - t64) ** 2, axis=1)
+    if kind == _ref.ERR_CROSS_ENTROPY_BINARY:
+        one = t64 == 1.0
+        return -np.sum(np.log(np.where(one, y64, 1.0 - y64) + 1e-30), axis=1)
+    if kind == _ref.ERR_CROSS_ENTROPY_MULTIVARIATE:
+        return -np.sum(np.where(t64 == 1.0, np.log(y64 + 1e-30), 0.0), axis=1)
+    raise ValueError(f"unknown error kind {kind}")
+
+
+def weighted_error_sum(y, t, kind, w):
+    """Σ_i w_i error_i over the rows of ``y`` (targets ``t``, error kind code ``kind``)."""
+    return float(np.dot(np.asarray(w, dtype=np.float64), row_errors(y, t, kind)))
+
+
+def _add_sums(sums, out, t, codes, kern, scale, w=None):
+    """Add each kind's error sum over the rows ``out`` (targets ``t``; ``w``: the rows'
+    weights, a weighted sum) to ``sums``."""
     diff = None
     for kind in sums:
         if kind in codes:
-            sums[kind] += kern.error_sum(out, t, codes[kind])
+            sums[kind] += (kern.error_sum(out, t, codes[kind]) if w is None
+                           else weighted_error_sum(out, t, codes[kind], w))
             continue
         if diff is None:
             diff = out.astype(np.float64) - t
             if scale is not None:
                 diff *= scale
-        sums[kind] += float(np.sum(diff * diff) if kind == "mse" else np.sum(np.abs(diff)))
+        terms = diff * diff if kind == "mse" else np.abs(diff)
+        sums[kind] += float(np.sum(terms) if w is None
+                            else np.dot(np.asarray(w, dtype=np.float64), terms.sum(axis=1)))
 
 
-def _means(sums, shape):
+def _means(sums, shape, w=None):
     n, c = shape
+    if w is not None:  # weighted means: over the weights' sum instead of the row count
+        n = float(np.sum(w, dtype=np.float64))
     means = {k: (s / (n * c if k in losses.REGRESSION_KINDS else n) if n else float("nan"))
              for k, s in sums.items()}
     if losses.ACCURACY in means:
@@ -69,23 +105,25 @@ def _means(sums, shape):
     return means
 
 
-def evaluate(net, x, y, kinds, kern=None, scale=None):
+def evaluate(net, x, y, kinds, kern=None, scale=None, w=None):
     """{kind: mean error of ``kind``} over the samples ``x`` with targets ``y`` (per sample;
-    mse and mae per sample and output, times ``scale``: see target_scale)."""
+    mse and mae per sample and output, times ``scale``: see target_scale; ``w``: per-row
+    weights, weighted means)."""
     kern = kern or _kernels.get_backend()
     sums = dict.fromkeys(kinds, 0.0)
     codes, scale = _codes(kinds), target_scale(net, scale)
     for start, stop, acts in net.chunked_forward(x):
-        _add_sums(sums, acts[-1], y[start:stop], codes, kern, scale)
-    return _means(sums, y.shape)
+        _add_sums(sums, acts[-1], y[start:stop], codes, kern, scale,
+                  None if w is None else w[start:stop])
+    return _means(sums, y.shape, w)
 
 
-def output_errors(net, out, t, kinds, kern):
+def output_errors(net, out, t, kinds, kern, w=None):
     """{kind: mean error of ``kind``} of the outputs ``out`` for the targets ``t`` (as
     :func:`evaluate`, from outputs already computed)."""
     sums = dict.fromkeys(kinds, 0.0)
-    _add_sums(sums, out, t, _codes(kinds), kern, target_scale(net))
-    return _means(sums, t.shape)
+    _add_sums(sums, out, t, _codes(kinds), kern, target_scale(net), w)
+    return _means(sums, t.shape, w)
 
 
 def check_targets(net, trset):
@@ -121,14 +159,17 @@ def check_targets(net, trset):
                          f"target_scaling=net.header['targets'] to train on")
 
 
-def update_stats(net, trset, seconds, errors=None, rate=None):
+def update_stats(net, trset, seconds, errors=None, rate=None, batch_loss=None):
     """One epoch ends: count it, and append each kind's error on the training and validation
-    sets (``errors``: the training errors when already computed, {kind: value}) and the
-    learning rate in force (``rate``, if the algorithm has one)."""
+    sets (``errors``: the training errors when already computed, {kind: value}), the
+    learning rate in force (``rate``, if the algorithm has one) and the loss the batches saw
+    (``batch_loss``, with stats.batch_loss)."""
     stats = net.training.stats
     kinds = list(stats.tr_err)
     stats.epochs += 1
     stats.seconds.append(seconds)
+    if batch_loss is not None:
+        stats.batch_loss.append(float(batch_loss))
     if rate is not None:
         stats.learning_rate.append(float(rate))
     if kinds:
@@ -147,9 +188,9 @@ def training_errors(net, trset, kinds, kern=None, out=None):
     """{kind: mean error} over the training rows of ``trset`` (``out``: the outputs for
     them, when already computed); a distributed training's: over every rank's rows."""
     if out is None:
-        errors = evaluate(net, trset.x, trset.y, kinds, kern)
+        errors = evaluate(net, trset.x, trset.y, kinds, kern, w=trset.w)
     else:
-        errors = output_errors(net, out, trset.y, kinds, kern)
+        errors = output_errors(net, out, trset.y, kinds, kern, trset.w)
     return distributed.training_means(errors, len(trset.x))
 
 
@@ -159,13 +200,13 @@ def validation_errors(net, trset, kinds, kern=None):
     valid = trset.valid
     errors = None
     if valid is not None and len(valid) > 0:
-        errors = evaluate(net, valid.x, valid.y, kinds, kern)
+        errors = evaluate(net, valid.x, valid.y, kinds, kern, w=valid.w)
     return distributed.from_root(errors)
 
 
 def training_error(kind, net, trset):
     """The mean per-sample error of ``kind`` on the training part of ``trset`` with the
-    current weights.
+    current weights (weighted by the rows' weights, when the set has them).
 
     Parameters
     ----------
@@ -210,7 +251,8 @@ def training_error(kind, net, trset):
                              f"continuous targets (use {', '.join(losses.REGRESSION_KINDS)} or "
                              f"sum-of-squares)")
         scale = trset.target_scaling["scale"]
-    return evaluate(net, data.x, data.y, [kind], scale=scale if scale is not None else [1.0])[kind]
+    return evaluate(net, data.x, data.y, [kind], scale=scale if scale is not None else [1.0],
+                    w=data.w)[kind]
 
 
 def accuracy(net, dset):

@@ -46,11 +46,12 @@ FORCE_WHOLE_EPOCH = None
 PACK_MIN_ROWS, PACK_SAMPLE_ROWS, PACK_MIN_ZEROS, PACK_BLOCK_BYTES = 256, 256, 0.5, 28672
 
 
-def whole_epoch(net, bounds):
+def whole_epoch(net, bounds, weighted=False):
     """True if an epoch of backprop over the batches ``bounds`` ((start, stop) pairs) runs in
-    one ``sgd_epoch`` call: a dense net without dropout, and the rule above."""
-    if not (all(isinstance(layer, FullyConnected) for layer in net.layers[1:])
-            and not net.dropouts):
+    one ``sgd_epoch`` call: a dense net without dropout, a set without per-row weights (the
+    kernel takes none), and the rule above."""
+    if weighted or not (all(isinstance(layer, FullyConnected) for layer in net.layers[1:])
+                        and not net.dropouts):
         return False
     if FORCE_WHOLE_EPOCH is not None:
         return FORCE_WHOLE_EPOCH
@@ -79,10 +80,11 @@ def pack(gradients, x, kern):
     return kern.pack_input(x, max(1, min(64, PACK_BLOCK_BYTES // width)))
 
 
-def objective(gradients, packed):
+def objective(gradients, packed, weighted=False):
     """How Gradients.compute_with_error evaluates: "packed" (``packed_objective``, one call),
-    "top" (``output_backprop`` for the output layer, per-layer kernels below) or "layers"."""
+    "top" (``output_backprop`` for the output layer, per-layer kernels below) or "layers"
+    (always with per-row weights: the fused kernels take none)."""
     top = len(gradients.net.weights) - 1
-    if top < 1 or not gradients.packable():
+    if weighted or top < 1 or not gradients.packable():
         return "layers"
     return "packed" if packed is not None and top == 1 else "top"
