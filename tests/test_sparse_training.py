@@ -255,3 +255,18 @@ def test_training_set_function_on_csr_matches_dense():
     np.testing.assert_array_equal(rows[mask].toarray(), x.toarray()[mask])
     with pytest.raises(IndexError):
         rows[[60]]
+
+
+@pytest.mark.parametrize("solver", ["sgd", "lbfgs"])
+def test_sample_weight_on_csr_equals_dense(backend, solver):
+    x, y = sparse_problem()
+    sw = np.random.default_rng(1).uniform(0.2, 2.0, len(y))
+    kw = dict(hidden_layer_sizes=(9,), solver=solver, max_iter=4, random_state=0,
+              dtype="float64", batch_size=30)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        a = ssk.MLPClassifier(**kw).fit(x, y, sample_weight=sw)
+        b = ssk.MLPClassifier(**kw).fit(x.toarray(), y, sample_weight=sw)
+    assert backend["csr_weight_grad"] > 0
+    for wa, wb in zip(a.net_.weights, b.net_.weights):
+        np.testing.assert_allclose(wa, wb, rtol=1e-10, atol=1e-12)
