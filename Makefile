@@ -30,7 +30,8 @@ demo: install-demo
 
 # The kernel-vs-twin suites, run again at every lower CPU level this machine offers.
 KERNEL_TESTS := tests/test_kernels.py tests/test_conv_kernels.py tests/test_packed_kernels.py \
-    tests/test_output_kernels.py tests/test_update_kernels.py tests/test_epoch_kernel.py
+    tests/test_output_kernels.py tests/test_update_kernels.py tests/test_epoch_kernel.py \
+    tests/test_csr_kernels.py
 LOWER_LEVELS = $(PY) -c "from synaptic._kernels import _cpu; \
     print(*[l for l in _cpu.COMPILED if l in _cpu.supported() and l != _cpu.level()])"
 

@@ -3,6 +3,10 @@
 A ``TrainingSet`` keeps its whole training part in ONE C-contiguous ``x`` array and one
 ``y`` array; its batches are consecutive row-slice views of them, so a trainer can convert
 or upload the whole set once and address batches by ``batch_bounds``.
+
+``x`` may be sparse: a SciPy sparse matrix given as a DataSet's ``x`` is kept as CSR rows
+(``synaptic.sparse.CsrRows``, whose row slices are views too), which the first layer reads
+through the CSR kernels.
 """
 import csv
 import gzip
@@ -19,6 +23,7 @@ import numpy as np
 
 from . import datafolder
 from .datafolder import MNIST_IMAGES, MNIST_LABELS, data_dir, find_mnist_dir
+from .sparse import CsrRows, as_csr_rows, is_sparse
 from .utils import _labels_list, divisors, label_indices, partition
 
 __all__ = [
@@ -41,8 +46,9 @@ class DataSet:
 
     Parameters
     ----------
-    x : numpy.ndarray
-        ``n x d`` samples (made C-contiguous; a view stays a view when it already is).
+    x : numpy.ndarray or scipy.sparse matrix
+        ``n x d`` samples (made C-contiguous; a view stays a view when it already is).  A
+        sparse matrix (any SciPy format) is kept sparse, as CSR rows (CsrRows).
     y : numpy.ndarray, optional
         ``n x c`` targets, one-hot rows for a classification; None when unlabeled.
     w : numpy.ndarray, optional
@@ -68,7 +74,10 @@ class DataSet:
     _checked: tuple | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self):
-        self.x = np.ascontiguousarray(self.x)  # no copy when already contiguous (views stay views)
+        if is_sparse(self.x):
+            self.x = as_csr_rows(self.x)
+        else:  # no copy when already contiguous (views stay views)
+            self.x = np.ascontiguousarray(self.x)
         if self.y is not None:
             self.y = np.ascontiguousarray(self.y)
         self.w = _weight_vector(self.w)
@@ -153,7 +162,7 @@ def check_weights(sample_weight, n, what="sample_weight"):
 def _check_shapes(x, y, what="", w=None):
     """O(1) checks: real dtypes, 2-D arrays, as many targets (and weights) as samples."""
     for name, a in (("x", x), ("y", y)):
-        if a is None:
+        if a is None or (name == "x" and isinstance(a, CsrRows)):  # CsrRows: checked built
             continue
         if not isinstance(a, np.ndarray):
             raise TypeError(f"{what}{name} must be a NumPy array, got {type(a).__name__}")
@@ -187,6 +196,11 @@ def _check_values(x, y, what="", one_hot=False, w=None):
     if w is not None:
         _check_weight_values(w, what)
     for name, a in (("x", x), ("y", y)):
+        if isinstance(a, CsrRows):
+            bad = a.first_bad_row()
+            if bad is not None:
+                raise ValueError(f"{what}{name} row {bad} holds NaN or infinity")
+            continue
         if a is None or a.dtype.kind != "f":
             continue
         for start, block in _row_blocks(a):
@@ -236,8 +250,35 @@ def _one_block(arrays):
     return base[start:start + sum(len(a) for a in arrays)]
 
 
+def _join_sparse(parts):
+    """CsrRows ``parts`` as one: a view when they are consecutive rows of the same arrays."""
+    if not all(isinstance(p, CsrRows) for p in parts):
+        raise TypeError("a TrainingSet's batches must be all dense or all sparse")
+    first = parts[0]
+    base = first.indptr.base
+    item = first.indptr.itemsize
+    if base is not None and all(p.data is first.data and p.indices is first.indices
+                                and p.indptr.base is base for p in parts):
+        ends = [p.indptr.ctypes.data + (len(p.indptr) - 1) * item for p in parts[:-1]]
+        if all(e == p.indptr.ctypes.data for e, p in zip(ends, parts[1:])):
+            start = (first.indptr.ctypes.data - base.ctypes.data) // item
+            n = sum(p.shape[0] for p in parts)
+            return CsrRows(first.data, first.indices, base[start:start + n + 1],
+                           (n, first.shape[1]))
+    if len({p.shape[1] for p in parts}) != 1:
+        raise ValueError("the batches' x have different numbers of columns")
+    stored = [p.stored() for p in parts]
+    counts = np.concatenate([np.diff(p.indptr) for p in parts]).astype(first.indptr.dtype)
+    indptr = np.zeros(len(counts) + 1, dtype=first.indptr.dtype)
+    np.cumsum(counts, out=indptr[1:])
+    return CsrRows(np.concatenate([s[0] for s in stored]), np.concatenate([s[1] for s in stored]),
+                   indptr, (len(counts), first.shape[1]))
+
+
 def _join(arrays):
     """``arrays`` as one contiguous block: a view when they already are one, else a copy."""
+    if any(isinstance(a, CsrRows) for a in arrays):
+        return _join_sparse(arrays)
     if len(arrays) == 1:
         return arrays[0]
     block = _one_block(arrays)
@@ -255,6 +296,8 @@ def _like(a, b):
 
 
 def _converted(a, dtype):
+    if isinstance(a, CsrRows):
+        return a.astype(dtype)
     with np.errstate(over="ignore"):  # an overflow shows up as inf: validate
         return None if a is None else np.ascontiguousarray(a, dtype=dtype)
 
@@ -378,6 +421,8 @@ class TrainingSet:
         order = self.epoch_order(epoch)
         if order is None:
             return self
+        if isinstance(self._x, CsrRows):
+            return self._sparse_for_epoch(order, out)
         if out is None or out.x.shape != self._x.shape or out.x.dtype != self._x.dtype \
                 or out.batch_bounds != self._bounds or not _like(out.y, self._y) \
                 or not _like(out.w, self._w):
@@ -394,6 +439,25 @@ class TrainingSet:
         if self._y is not None:
             np.take(self._y, order, axis=0, out=out.y, mode="clip")
         if self._w is not None:  # each weight moves with its row
+            np.take(self._w, order, axis=0, out=out.w, mode="clip")
+        return out
+
+    def _sparse_for_epoch(self, order, out):
+        """for_epoch of a sparse x: the rows gathered (CsrRows.take) into ``out``'s arrays
+        when it is a set this method returned for this set; y and w as for a dense x."""
+        reuse = (out is not None and isinstance(out.x, CsrRows) and out.batch_bounds == self._bounds
+                 and _like(out.y, self._y) and _like(out.w, self._w))
+        x = self._x.take(order, out.x if reuse else None)
+        if not (reuse and x is out.x):
+            y = None if self._y is None else np.empty_like(self._y)
+            w = None if self._w is None else np.empty_like(self._w)
+            out = TrainingSet(self.header, [DataSet(x[a:b], None if y is None else y[a:b],
+                                                    None if w is None else w[a:b])
+                                            for a, b in self._bounds], None, self.source)
+            out._check = self._check  # the same values, in another order
+        if self._y is not None:
+            np.take(self._y, order, axis=0, out=out.y, mode="clip")
+        if self._w is not None:
             np.take(self._w, order, axis=0, out=out.w, mode="clip")
         return out
 
@@ -601,6 +665,8 @@ def _frame_values(frame, what):
 def _as_matrix(samples, dtype, what="samples"):
     """Check ``samples`` (numeric, 2-D, non-empty, finite) and return a fresh C-contiguous copy."""
     dtype = _float_dtype(dtype)
+    if is_sparse(samples):
+        return _sparse_matrix(samples, dtype, what)
     if _is_frame(samples):
         arr = _frame_values(samples, what)
     else:
@@ -634,6 +700,19 @@ def _as_matrix(samples, dtype, what="samples"):
         raise ValueError(f"{what} row {i} contains NaN or infinite values"
                          + (" (after conversion to float32)" if np.isfinite(arr[i]).all() else ""))
     return out
+
+
+def _sparse_matrix(samples, dtype, what):
+    """_as_matrix of a sparse matrix: CSR rows (a copy), checked."""
+    rows = as_csr_rows(samples, dtype, what)
+    if rows.shape[0] == 0:
+        raise ValueError(f"{what} is empty: at least one sample is needed")
+    if rows.shape[1] == 0:
+        raise ValueError(f"{what} have no values (shape {rows.shape})")
+    bad = rows.first_bad_row()
+    if bad is not None:
+        raise ValueError(f"{what} row {bad} contains NaN or infinite values")
+    return rows.take(np.arange(rows.shape[0]))
 
 
 def dataset(x, y=None, *, dtype=np.float64):

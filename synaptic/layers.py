@@ -28,6 +28,7 @@ import numpy as np
 
 from . import activations
 from ._kernels import reference as _codes
+from .sparse import CsrRows
 
 
 def _key(name):
@@ -86,6 +87,24 @@ class Input:
         return spec
 
 
+def forward(kern, x, w, act, out, slope=_codes.LEAKY_SLOPE):
+    """A fully-connected layer's forward pass: ``dense_forward``, or ``csr_forward`` when the
+    input ``x`` is sparse (CsrRows: a first layer on a sparse data set)."""
+    if isinstance(x, CsrRows):
+        kern.csr_forward(x.data, x.indices, x.indptr, w, act, out, slope)
+    else:
+        kern.dense_forward(x, w, act, out, slope)
+
+
+def weight_grad(kern, dz, x, out):
+    """A fully-connected layer's weight gradient: ``weight_grad`` or, on a sparse input,
+    ``csr_weight_grad``."""
+    if isinstance(x, CsrRows):
+        kern.csr_weight_grad(dz, x.data, x.indices, x.indptr, out)
+    else:
+        kern.weight_grad(dz, x, out)
+
+
 class FullyConnected:
     """``n`` units, each seeing every unit of the layer below plus a bias (column 0)."""
 
@@ -119,18 +138,18 @@ class FullyConnected:
         return None
 
     def forward(self, kern, x, w, out, buf=None):
-        kern.dense_forward(x, w, self.act_code, out, self.slope)
+        forward(kern, x, w, self.act_code, out, self.slope)
 
     def forward_sampled(self, kern, x, w, out, buf, rng):
         """The binary-stochastic forward pass: sigmoid, then a draw per unit."""
-        kern.dense_forward(x, w, self.act_code, out)
+        forward(kern, x, w, self.act_code, out)
         activations.apply_stochastic(out, rng)
 
     def finish_delta(self, kern, delta, buf=None):
         pass
 
     def weight_grad(self, kern, dz, x, out, buf=None):
-        kern.weight_grad(dz, x, out)
+        weight_grad(kern, dz, x, out)
 
     def input_grad(self, kern, dz, w, y, act, out, buf=None, slope=_codes.LEAKY_SLOPE):
         kern.hidden_delta(dz, w, y, act, out, slope)

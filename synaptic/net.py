@@ -12,6 +12,7 @@ from typing import NamedTuple
 import numpy as np
 
 from . import _kernels, _workers, activations, layers as _layers
+from .sparse import CsrRows, as_csr_rows, is_sparse
 
 DTYPES = (np.float32, np.float64)
 CHUNK_ROWS = 2048  # forward passes over big sets run in chunks of this many rows
@@ -239,7 +240,11 @@ class Net:
 
     # -- forward pass ---------------------------------------------------------------------
     def as_input(self, x, what="x"):
-        """``x`` checked (2-D, numeric, finite, the right width) and in the net's dtype."""
+        """``x`` checked (2-D, numeric, finite, the right width) and in the net's dtype.  A
+        sparse ``x`` (a SciPy sparse matrix, or CsrRows) stays sparse: CsrRows, which a
+        fully-connected first layer reads through the CSR kernels."""
+        if is_sparse(x):
+            return self._as_sparse_input(x, what)
         arr = np.asarray(x)
         if arr.dtype.kind == "c":
             raise TypeError(f"{what} is complex ({arr.dtype}): the net takes real samples "
@@ -257,6 +262,20 @@ class Net:
             bad = int(np.flatnonzero(~np.isfinite(arr).all(axis=1))[0])
             raise ValueError(f"{what} holds NaN or infinity (first in row {bad})")
         return arr
+
+    def _as_sparse_input(self, x, what):
+        first = self.layers[1] if len(self.layers) > 1 else None
+        if not isinstance(first, _layers.FullyConnected):
+            kind = first.kind if first is not None else "none"
+            raise ValueError(f"a sparse {what} needs a net whose first layer is fully connected "
+                             f"(this one's: {kind}); densify it (x.toarray())")
+        rows = as_csr_rows(x, self.dtype, what)
+        if rows.shape[1] != self.n_inputs:
+            raise ValueError(f"{what} has {rows.shape[1]} columns, the net has {self.n_inputs} inputs")
+        bad = rows.first_bad_row()
+        if bad is not None:
+            raise ValueError(f"{what} holds NaN or infinity (first in row {bad})")
+        return rows
 
     def check_weights(self):
         """Raise ValueError naming the first weight matrix that holds NaN or infinity."""
@@ -281,6 +300,8 @@ class Net:
         a = x
         for i, (layer, w, out, buf) in enumerate(zip(self.layers[1:], self.weights, acts, bufs)):
             if dropped is not None and dropped[i] is not None:
+                if isinstance(a, CsrRows):  # a dropout on a sparse input: the batch dense
+                    a = a.toarray()
                 drop = self.layers[i].dropout
                 kern.dropout(a, dropped[i], drop.p, drop.key(self._batches))
                 a = dropped[i]

@@ -333,6 +333,11 @@ def save_training_set(trset, name=None):
     if "shard" in header:
         raise ValueError("this training set is one rank's shard (synaptic.distributed.shard): "
                          "save the whole set")
+    from .sparse import is_sparse
+    if is_sparse(trset.x) or (trset.valid is not None and is_sparse(trset.valid.x)):
+        raise TypeError("save_training_set stores dense arrays and this set's samples are "
+                        "sparse (CSR): save them with scipy.sparse.save_npz(path, x.tocsr()) "
+                        "instead")
     if not distributed.writes_files():  # distributed: rank 0 writes
         return name
     header["name"] = name

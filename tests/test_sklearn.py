@@ -96,7 +96,9 @@ def test_sparse_csr_gives_the_dense_result(digits):
     kw = dict(hidden_layer_sizes=(16,), random_state=0, max_iter=10)
     dense = quiet(MLPClassifier(**kw).fit, x, y)
     sparse = quiet(MLPClassifier(**kw).fit, sp.csr_matrix(x), y)
-    np.testing.assert_array_equal(sparse.coefs_[0], dense.coefs_[0])
+    # kept sparse into the CSR kernels, which sum in another order than the dense GEMM: the
+    # same weights to float32 rounding
+    np.testing.assert_allclose(sparse.coefs_[0], dense.coefs_[0], rtol=1e-4, atol=1e-5)
     np.testing.assert_array_equal(sparse.predict(sp.csr_matrix(x)), dense.predict(x))
 
 

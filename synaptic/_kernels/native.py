@@ -10,9 +10,10 @@ from .update import (adam_update, add_scaled, decay_weights, perceptron_error,  
 from .conv import conv_forward, conv_input_grad, conv_weight_grad  # noqa: F401
 from .pool import avg_pool, avg_pool_backward, max_pool, max_pool_backward  # noqa: F401
 from .checks import x_zeros  # noqa: F401
-from . import conv, dense, loss, pool, update
+from .csr import csr_forward, csr_weight_grad  # noqa: F401
+from . import conv, csr, dense, loss, pool, update
 
-_MODULES = (dense, loss, update, conv, pool)
+_MODULES = (dense, loss, update, conv, pool, csr)
 
 
 def set_threads(n):

@@ -9,7 +9,8 @@ the twins, none of which imports this module:
 * ``reference_conv.py``: conv.pyx, pool.pyx;
 * ``reference_packed.py``: the packed inputs of dense.pyx (dense_packed.pxi,
   dense_objective.pxi);
-* ``reference_epoch.py``: sgd_epoch (dense_epoch.pxi).
+* ``reference_epoch.py``: sgd_epoch (dense_epoch.pxi);
+* ``reference_csr.py``: csr.pyx (a first layer on a CSR input).
 
 Each imports only NumPy/SciPy, ``checks.py`` (what the twins share with the compiled
 kernels), ``acts.py`` (the activation table: codes, NumPy forward and derivative) and the
@@ -19,3 +20,4 @@ from .reference_dense import *  # noqa: F401,F403
 from .reference_conv import *  # noqa: F401,F403
 from .reference_epoch import *  # noqa: F401,F403
 from .reference_packed import *  # noqa: F401,F403
+from .reference_csr import *  # noqa: F401,F403

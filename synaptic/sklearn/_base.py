@@ -51,6 +51,7 @@ from sklearn.utils.validation import _check_sample_weight, check_is_fitted, vali
 
 from .. import _config, api, progress
 from ..datasets import DataSet, TrainingSet
+from ..sparse import as_csr_rows
 from ..training import TrainingDiverged, train, training
 from ..utils import partition
 
@@ -199,12 +200,17 @@ class BaseMLP(BaseEstimator):
         return self
 
     def _as_input(self, X):
-        """Samples as the net takes them: dense, C-contiguous, the net's dtype.  A sparse
-        matrix is densified here: synaptic's kernels skip the zeros of a dense input (the
-        sparse paths of dense_forward and weight_grad) but take no SciPy sparse matrix."""
+        """Samples as the net takes them: C-contiguous in the net's dtype; a sparse matrix
+        stays sparse, as a SciPy CSR matrix (CSC, COO ... converted; indices sorted, the
+        values in the net's dtype), which the data sets keep as CSR rows and the first layer
+        reads through the CSR kernels."""
         dtype = self._dtype()
         if sp.issparse(X):
-            return np.ascontiguousarray(X.toarray(), dtype=dtype)
+            X = sp.csr_matrix(X, dtype=dtype)  # a copy when converted, else X's arrays
+            if not X.has_sorted_indices:
+                X = X.copy()
+                X.sort_indices()
+            return X
         return np.ascontiguousarray(X, dtype=dtype)
 
     def _layer_specs(self, n_features, hidden):
@@ -302,7 +308,9 @@ class BaseMLP(BaseEstimator):
         return training("lbfgs", params)
 
     def _training_set(self, x, Y, batch, shuffle, sample_weight=None):
-        bounds = partition(len(x), batch)
+        bounds = partition(x.shape[0], batch)
+        if sp.issparse(x):  # CSR rows once: the batches are views of them
+            x = as_csr_rows(x)
         header = {"name": "sklearn", **self._target_header()}
         if shuffle:
             header.update(reshuffle=True, seed=int(self._random_state.randint(2 ** 31 - 1)))
@@ -376,8 +384,9 @@ class BaseMLP(BaseEstimator):
         self._best_weights = [w.copy() for w in net.weights]
         n = x.shape[0]
         batch = self._batch_size(n)
-        trset = self._training_set(np.ascontiguousarray(x), np.ascontiguousarray(Y), batch,
-                                   self.shuffle, None if sw is None else np.ascontiguousarray(sw))
+        trset = self._training_set(x if sp.issparse(x) else np.ascontiguousarray(x),
+                                   np.ascontiguousarray(Y), batch, self.shuffle,
+                                   None if sw is None else np.ascontiguousarray(sw))
         nbatches = trset.nbatches
         lr = net.training.params.get("learning_rate")
         self.n_iter_ = 0

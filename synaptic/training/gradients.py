@@ -15,6 +15,7 @@ import numpy as np
 from .. import _kernels, activations, losses
 from . import strategy
 from ..layers import FullyConnected
+from ..layers import weight_grad as _layer_weight_grad
 
 SPARE = 3  # slots after the gradients in Gradients.flat: error, rows, stop (distributed)
 
@@ -203,8 +204,9 @@ class Gradients:
         for i in range(top, -1, -1):
             if i == 0 and packed is not None:
                 kern.packed_weight_grad(ws.deltas[0], packed, self.grads[0])
-            else:
-                kern.weight_grad(ws.deltas[i], x if i == 0 else ws.acts[i - 1], self.grads[i])
+            else:  # (x may be sparse: CsrRows)
+                _layer_weight_grad(kern, ws.deltas[i], x if i == 0 else ws.acts[i - 1],
+                                   self.grads[i])
             if i > 0:
                 kern.hidden_delta(ws.deltas[i], net.weights[i], ws.acts[i - 1],
                                   net.layers[i].act_code, ws.deltas[i - 1], net.layers[i].slope)

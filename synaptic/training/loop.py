@@ -19,6 +19,7 @@ import numpy as np
 
 from .. import _kernels, _workers, distributed, losses
 from ..datasets import TrainingSet, check_target_scaling
+from ..sparse import is_sparse
 from .backprop import Backprop
 from .divergence import Guard, finish, policy
 from .early_stopping import EarlyStopping
@@ -175,6 +176,14 @@ def _epoch_sets(data, kern):
     resumes at."""
     if not data.reshuffle:
         return (lambda epoch: data), make_algorithm
+    if is_sparse(data.x):  # no whole-epoch kernel, so no sparse-path choice to fix
+        last = [None, None]
+
+        def of_sparse(epoch):
+            if last[0] != epoch:
+                last[1], last[0] = data.for_epoch(epoch, last[1]), epoch
+            return last[1]
+        return of_sparse, make_algorithm
     last = [None, None]  # the epoch gathered last, its set (the buffer)
 
     def of(epoch):
@@ -255,9 +264,10 @@ def _run_epochs(net, trset, data, epochs, threads, after_epoch=None):
     algo = make(net)
     bounds = data.batch_bounds
     fusable = getattr(algo, "fusable", None)
-    # one step per call when distributed: each step's gradient is summed over the ranks
-    fused = fusable is not None and fusable(bounds, data.w is not None) \
-        and distributed.current() is None
+    # one step per call when distributed: each step's gradient is summed over the ranks; a
+    # sparse x (CsrRows) trains step by step (the whole-epoch kernel takes dense x only)
+    fused = (fusable is not None and fusable(bounds, data.w is not None)
+             and distributed.current() is None and not is_sparse(data.x))
     starts = np.array([a for a, _ in bounds] + [bounds[-1][1]], dtype=np.int64)
     guard = None if policy(net) == "ignore" else Guard(net, data, starts, kern, make, epoch_data)
     stopping = EarlyStopping(net, data) if "early_stopping" in net.training.params else None
