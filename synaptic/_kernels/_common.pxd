@@ -488,6 +488,21 @@ cdef inline int check_same_or_disjoint(object out, str name_out, object a, str n
     return 0
 
 
+# weight_grad's bias column (dense.pyx, csr.pyx) and the fused kernels' (dense_*.pxi)
+cdef inline void _colsum_chunk(const floating* dz, Py_ssize_t r0, Py_ssize_t r1,
+                               Py_ssize_t o, Py_ssize_t ldz, double* acc) noexcept nogil:
+    """acc[0:o] = sum of rows r0..r1-1 of dz (columns 0..o-1, row stride ldz), row after
+    row, in double."""
+    cdef Py_ssize_t i, j
+    cdef const floating* r
+    for j in range(o):
+        acc[j] = 0
+    for i in range(r0, r1):
+        r = dz + i * ldz
+        for j in range(o):
+            acc[j] += r[j]
+
+
 cdef inline Py_ssize_t chunk_rows(Py_ssize_t n, Py_ssize_t cols) noexcept nogil:
     """Rows per chunk of a deterministic reduction: a function of the shape only."""
     cdef Py_ssize_t min_rows = CHUNK_MIN_ELEMS // (cols if cols > 0 else 1)

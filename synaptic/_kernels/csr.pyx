@@ -333,19 +333,6 @@ def csr_forward(data, indices, indptr, w, int act, out, double slope=SYN_LEAKY_S
 # ---------------------------------------------------------------------------------------
 # csr_weight_grad
 
-cdef inline void _colsum_chunk(const floating* dz, Py_ssize_t r0, Py_ssize_t r1,
-                               Py_ssize_t o, double* acc) noexcept nogil:
-    """acc[0:o] = sum of rows r0..r1-1 of dz, row after row, in double (weight_grad's)."""
-    cdef Py_ssize_t i, j
-    cdef const floating* r
-    for j in range(o):
-        acc[j] = 0
-    for i in range(r0, r1):
-        r = dz + i * o
-        for j in range(o):
-            acc[j] += r[j]
-
-
 cdef int _bias_grad(const floating* dz, Py_ssize_t n, Py_ssize_t o, floating* op,
                     Py_ssize_t ldo) except -1:
     """op[j * ldo] = column j's sum of dz: weight_grad's chunks, combined in chunk order."""
@@ -356,7 +343,7 @@ cdef int _bias_grad(const floating* dz, Py_ssize_t n, Py_ssize_t o, floating* op
         raise MemoryError()
     with nogil:
         for c in range(nch):
-            _colsum_chunk(dz, c * rows, min(n, c * rows + rows), o, acc + c * o)
+            _colsum_chunk(dz, c * rows, min(n, c * rows + rows), o, o, acc + c * o)
         for j in range(o):
             s = acc[j] if nch > 0 else 0
             for c in range(1, nch):

@@ -410,20 +410,6 @@ def hidden_delta(dz, w, y, int act, out, double slope=SYN_LEAKY_SLOPE):
 # ---------------------------------------------------------------------------------------
 # weight_grad
 
-cdef inline void _colsum_chunk(const floating* dz, Py_ssize_t r0, Py_ssize_t r1,
-                               Py_ssize_t o, Py_ssize_t ldz, double* acc) noexcept nogil:
-    """acc[0:o] = sum of rows r0..r1-1 of dz (columns 0..o-1, row stride ldz), row after
-    row, in double."""
-    cdef Py_ssize_t i, j
-    cdef const floating* r
-    for j in range(o):
-        acc[j] = 0
-    for i in range(r0, r1):
-        r = dz + i * ldz
-        for j in range(o):
-            acc[j] += r[j]
-
-
 cdef inline void _outer(const floating* dz, const floating* x, Py_ssize_t o, Py_ssize_t d,
                         floating* out, Py_ssize_t ldo) noexcept nogil:
     """out[j, 1 + k] = dz[j] * x[k]: the one-row weight gradient."""
