@@ -417,6 +417,92 @@ def test_weight_grad_row_parts_match_twin_with_the_same_bits(dtype, n, o, d):
     assert outs[0].tobytes() == outs[1].tobytes() == outs[2].tobytes()
 
 
+@contextlib.contextmanager
+def small_rows(rows):
+    """The small-batch loops (c/small.h) up to ``rows`` rows (0: never, the GEMM path)."""
+    old = native.dense._set_small_rows(rows)
+    try:
+        yield
+    finally:
+        native.dense._set_small_rows(old)
+
+
+# widths around the vector lengths (4/8/16 lanes, blocks of 2-3 vectors) and beyond
+wide = st.one_of(st.sampled_from([1, 2, 7, 8, 15, 16, 17, 31, 32, 33, 47, 48, 49, 97]),
+                 st.integers(1, 160))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("nthreads", THREADS)
+@pytest.mark.parametrize("path", ["small", "gemm"])
+@SETTINGS
+@given(n=st.one_of(st.just(1), st.integers(1, 40)), d=wide, o=st.one_of(outs, wide),
+       act=st.sampled_from(DERIV_ACTS), seed=seeds)
+def test_small_batch_loops_and_gemm_path_match_twin(dtype, nthreads, path, n, d, o, act, seed):
+    """dense_forward, hidden_delta and weight_grad with the small-batch loops forced on
+    (any row count) or off: the twin's values, on shapes across the blocks' edges."""
+    skip_without_native()
+    rng = np.random.default_rng(seed)
+    x = normal(rng, (n, d), dtype)
+    y = rng.uniform(-1, 1, (n, d)).astype(dtype)
+    w = normal(rng, (o, 1 + d), dtype, 2.0 / math.sqrt(d))
+    dz = normal(rng, (n, o), dtype)
+    want = [nans((n, o), dtype), nans((n, d), dtype), nans((o, 1 + d), dtype)]
+    R.dense_forward(x, w, act, want[0])
+    R.hidden_delta(dz, w, y, act, want[1])
+    R.weight_grad(dz, x, want[2])
+    got = [nans(a.shape, dtype) for a in want]
+    with small_rows(10 ** 6 if path == "small" else 0), threads(nthreads):
+        native.dense_forward(x, w, act, got[0])
+        native.hidden_delta(dz, w, y, act, got[1])
+        native.weight_grad(dz, x, got[2])
+    for g, e in zip(got, want):
+        close(g, e, TOL[dtype])
+
+
+@needs_native
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("n, d, o", [(32, 784, 100), (10, 3072, 512), (2, 300, 77),
+                                     (17, 61, 129)])
+def test_small_batch_loops_same_bits_for_1_and_2_threads(dtype, n, d, o):
+    """The small-batch loops split units / columns between the threads, every element one
+    sum in a fixed order: 1 thread, 2 threads at the default thresholds and 2 threads split
+    at every size give the same bits (and the twin's values)."""
+    assert n <= native.dense._set_small_rows(32) == 32    # the default takes these rows
+    rng = np.random.default_rng(n * d)
+    x = normal(rng, (n, d), dtype)
+    w = normal(rng, (o, 1 + d), dtype, 2.0 / math.sqrt(d))
+    dz = normal(rng, (n, o), dtype)
+    runs = []
+    for nthreads, forced in ((1, False), (2, False), (2, True), (1, False)):
+        out = [nans((n, o), dtype), nans((n, d), dtype), nans((o, 1 + d), dtype)]
+        with (threads(nthreads) if forced else synaptic.num_threads(nthreads)):
+            native.dense_forward(x, w, R.ACT_TANH, out[0])
+            native.hidden_delta(dz, w, x, R.ACT_LINEAR, out[1])
+            native.weight_grad(dz, x, out[2])
+        runs.append(out)
+    for run in runs[1:]:
+        for a, b in zip(run, runs[0]):
+            assert a.tobytes() == b.tobytes()
+    want = [nans(a.shape, dtype) for a in runs[0]]
+    R.dense_forward(x, w, R.ACT_TANH, want[0])
+    R.hidden_delta(dz, w, x, R.ACT_LINEAR, want[1])
+    R.weight_grad(dz, x, want[2])
+    tol = {np.float32: dict(rtol=1e-3, atol=1e-4), np.float64: dict(rtol=1e-10, atol=1e-11)}
+    for a, b in zip(runs[0], want):
+        close(a, b, tol[dtype])
+
+
+def test_small_rows_hook_returns_the_previous_value():
+    skip_without_native()
+    old = native.dense._set_small_rows(7)
+    try:
+        assert native.dense._set_small_rows(0) == 7
+        assert native.dense._set_small_rows(old) == 0
+    finally:
+        native.dense._set_small_rows(old)
+
+
 @needs_native
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("o", [1, 10, 100])

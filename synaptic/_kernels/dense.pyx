@@ -193,6 +193,9 @@ cdef inline void _bias_act_rows(floating* r, const floating* bias, Py_ssize_t r0
     act_rows(r, r, r0, r1, o, act, slope)
 
 
+include "dense_small.pxi"
+
+
 cdef void _forward_part(const floating* xp, const floating* wp, const floating* bias,
                         floating* op, Py_ssize_t r0, Py_ssize_t r1, Py_ssize_t d,
                         Py_ssize_t o, Py_ssize_t ldw, int act, double slope) noexcept nogil:
@@ -234,6 +237,8 @@ cdef int _dense_forward(const floating[:, ::1] x, const floating[:, ::1] w, int 
             memset(op, 0, n * o * sizeof(floating))
             for b in range(nb):
                 _bias_act_rows(op, bias, b * rb, min(n, b * rb + rb), o, act, slope)
+        elif n <= _small_rows:
+            _small_forward(xp, wp, bias, op, n, d, o, ldw, act, slope)
         elif n >= GEMM_MIN_PART * 2 and gemm_parts(n * o * d, n) > 1:
             # rows in parts shared by the threads, each with its GEMM and its epilogue
             nt = gemm_parts(n * o * d, n)
@@ -364,6 +369,8 @@ cdef int _hidden_delta(const floating[:, ::1] dz, const floating[:, ::1] w,
         if o == 0:
             memset(op, 0, n * h * sizeof(floating))
             mul_deriv_row(op, yp, n * h, act, slope)
+        elif 1 < n <= _small_rows:
+            _small_hidden(dzp, wp, yp, op, n, o, h, ldw, act, slope)
         elif n >= GEMM_MIN_PART * 2 and gemm_parts(n * o * h, n) > 1:
             nt = gemm_parts(n * o * h, n)
             chunk = (n + nt - 1) // nt
@@ -517,6 +524,8 @@ cdef int _weight_grad(const floating[:, ::1] dz, const floating[:, ::1] x,
                 pass
             elif pk == NULL and n >= _sp_grad_rows and _sparse_grad(dzp, xp, op, n, o, d, ldo):
                 pass
+            elif 1 < n <= _small_rows:
+                _small_grad(dzp, xp, op, n, o, d, ldo)
             elif _grad_row_parts(n, o, d) > 1 and _grad_by_rows(dzp, xp, op, n, o, d, ldo):
                 pass
             else:
