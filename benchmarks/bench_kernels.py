@@ -1,6 +1,6 @@
 """Kernel benchmarks: the compiled kernels against their NumPy twin, 2 threads.
 
-For the layer shapes of the MNIST net (784->100 and 100->10) at batch 1, 10, 100, 1000 and
+For the layer shapes of the MNIST net (784->100 and 100->10) at batch 1, 10, 32, 100, 1000 and
 10000, float32 and float64:
 * forward:  dense_forward with a sigmoid;
 * backward: hidden_delta (sigmoid) + weight_grad, the two kernels of one layer's backprop.
@@ -20,7 +20,7 @@ from synaptic._kernels import native, reference
 
 SIGMOID = reference.ACT_SIGMOID
 SHAPES = [(784, 100), (100, 10)]
-BATCHES = [1, 10, 100, 1000, 10000]
+BATCHES = [1, 10, 32, 100, 1000, 10000]
 DTYPES = [np.float32, np.float64]
 BACKENDS = [pytest.param("native", marks=pytest.mark.skipif(native is None,
                                                              reason="native backend not built")),

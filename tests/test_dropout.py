@@ -190,7 +190,9 @@ def test_it_changes_the_training_and_p_zero_does_not():
                                 synaptic.training("adam"), seed=2)
     for net in (*nets.values(), plain):
         synaptic.train(net, trset, 3).result()
-    np.testing.assert_array_equal(nets[0.0].weights[0], plain.weights[0])
+    # a net with a dropout layer takes the per-batch path (the small-batch loops at batch
+    # 12), the plain one the whole-epoch kernel (GEMMs): the same sums, rounded apart
+    np.testing.assert_allclose(nets[0.0].weights[0], plain.weights[0], rtol=1e-12, atol=1e-15)
     assert not np.array_equal(nets[0.5].weights[0], plain.weights[0])
 
 

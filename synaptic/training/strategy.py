@@ -4,8 +4,15 @@ A dense net (fully-connected layers, no stochastic units, no dropout) has three 
 its gradients, all computing the same sums (to rounding; each kernel against its NumPy twin):
 
 * **per layer** (always possible): each layer's forward, weight-gradient and input-gradient
-  kernel, Python between the layers and the batches.  Each product splits its *rows* between
-  the threads (``gemm_parts``), so each thread packs its own share of the batch.
+  kernel, Python between the layers and the batches.  Inside each kernel, by the shape alone
+  (never the thread count, so 1 and 2 threads give the same bits): an input with many exact
+  zeros from 32 rows skips them (the sparse loops); a batch of at most 32 rows runs the
+  register-blocked loops of ``c/small.h``, the output split between the threads by units or
+  columns so that W is read once (784 -> 100 at batch 10, f32: 11 us against 16 us for
+  the GEMM and 20 us for NumPy; 3072 -> 512 at batch 10: 0.22 ms against 0.9 / 0.8 ms);
+  larger products call BLAS's GEMM, split by *rows* between the threads (``gemm_parts``,
+  from 4M multiply-adds), each thread packing its own share of the batch, with the bias,
+  activation or derivative fused over cache-sized blocks.
 * **the whole epoch in one call** (``sgd_epoch``, backprop only): the batches back to back in
   one parallel region.  The first layer's units are split between the threads and kept
   transposed in their caches all epoch; the layers above split by units phase by phase.  No
