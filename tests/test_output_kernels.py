@@ -1,5 +1,6 @@
 """output_backprop (the output layer's forward, delta, gradient, error and the delta below in
-one pass) and packed_objective (a whole input -> hidden -> output evaluation on a packed x):
+one pass), packed_objective (a whole input -> hidden -> output evaluation on a packed x) and
+fused_objective (a whole evaluation of a dense net of any depth on a dense x):
 native against the NumPy twin (the contract); Gradients.compute_with_error against compute().
 
 Hypothesis draws 1 row and odd sizes, outputs on both sides of one vector (16 f32 / 8 f64 lanes:
@@ -488,7 +489,7 @@ def test_compute_with_error_matches_compute(kern, dtype, layers, pack, monkeypat
     t = np.eye(o, dtype=dtype)[rng.integers(0, o, n)]
     p = kern.pack_input(x, 32) if pack else None
     calls = []
-    for name in ("output_backprop", "packed_objective"):
+    for name in ("output_backprop", "packed_objective", "fused_objective"):
         real = getattr(kern, name)
         monkeypatch.setattr(kern, name, lambda *a, _r=real, _n=name: calls.append(_n) or _r(*a))
     for err in range(R.N_ERR):
@@ -500,6 +501,106 @@ def test_compute_with_error_matches_compute(kern, dtype, layers, pack, monkeypat
             scale = np.abs(b).max()
             np.testing.assert_allclose(a, b, rtol=TOL[dtype][0], atol=10 * TOL[dtype][1] * scale)
     if kern is native:   # (the twin's packed_objective calls its output_backprop by name)
-        expected = {1: [], 2: ["packed_objective" if pack else "output_backprop"],
-                    3: ["output_backprop"]}[layers]
+        expected = {1: [], 2: ["packed_objective" if pack else "fused_objective"],
+                    3: ["output_backprop" if pack else "fused_objective"]}[layers]
         assert calls == expected * R.N_ERR
+
+
+# ---------------------------------------------------------------------------------------
+# fused_objective: any depth, blocks of 32 rows, fixed parts
+
+FUSED_OUT = [(SOFT, DIFF, R.ERR_CROSS_ENTROPY_MULTIVARIATE), (SIG, DIFF, R.ERR_CROSS_ENTROPY_BINARY),
+             (LIN, DIFF, SOS), (SIG, SSE, SOS), (TANH, SSE, SOS), (SOFT, DIFF, R.ERR_ARGMAX_MISCLASSIFICATION)]
+widths = st.one_of(st.sampled_from([1, 2, 15, 16, 17, 33, 48, 49]), st.integers(1, 70))
+
+
+def fused_case(rng, n, sizes, hacts, out, dtype):
+    act, kind, err = out
+    x = rng.standard_normal((n, sizes[0])).astype(dtype)
+    ws = [weights(rng, b, a, dtype) for a, b in zip(sizes, sizes[1:])]
+    t = targets(rng, n, sizes[-1], act, err, dtype)
+    acts = list(hacts[:len(ws) - 1]) + [act]
+    return x, ws, t, acts, kind, err
+
+
+def run_fused(kern, x, ws, t, acts, slopes, kind, err):
+    y = nans((x.shape[0], ws[-1].shape[0]), x.dtype)
+    gs = [nans(w.shape, x.dtype) for w in ws]
+    e = kern.fused_objective(x, ws, t, acts, slopes, kind, err, y, gs)
+    return [e, y] + gs
+
+
+@needs_native
+@pytest.mark.parametrize("dtype", DTYPES)
+@SETTINGS
+@given(n=st.one_of(st.just(1), st.integers(1, 200)), sizes=st.lists(widths, min_size=2, max_size=5),
+       hacts=st.lists(st.sampled_from(HACTS), min_size=4, max_size=4),
+       out=st.sampled_from(FUSED_OUT), seed=seeds, slope=slopes)
+def test_fused_objective_matches_twin_with_the_same_bits_for_1_and_2_threads(
+        dtype, n, sizes, hacts, out, seed, slope):
+    """Depths 1..4, widths across the vectors' edges, rows across blocks and parts: the
+    twin's outputs, gradients and error; 1 and 2 threads (forced parallel) the same bits."""
+    rng = np.random.default_rng(seed)
+    x, ws, t, acts, kind, err = fused_case(rng, n, sizes, hacts, out, dtype)
+    if out[0] == SOFT and sizes[-1] < 2:
+        ws[-1] = weights(rng, 2, sizes[-2], dtype)
+        t = targets(rng, n, 2, SOFT, err, dtype)
+    slopes = [slope] * len(ws)
+    got = native_twice(run_fused, native, x, ws, t, acts, slopes, kind, err)
+    want = run_fused(R, x, ws, t, acts, slopes, kind, err)
+    check_error(got[0], want[0], got[1], t, err, dtype)
+    rtol = {np.float32: 2e-3, np.float64: 1e-9}[dtype]
+    for a, b in zip(got[1:], want[1:]):
+        scale = np.abs(b).max(initial=0) + 1e-30
+        np.testing.assert_allclose(a, b, rtol=rtol, atol=rtol * scale)
+
+
+@needs_native
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("sizes, n", [([784, 100, 10], 1000), ([20, 64, 64, 3], 3001),
+                                      ([50, 100, 1], 4099)])
+def test_fused_objective_default_threads_same_bits(dtype, sizes, n):
+    """At the default thresholds (2 threads: the parts in parallel) the bits of 1 thread."""
+    rng = np.random.default_rng(n)
+    x, ws, t, acts, kind, err = fused_case(rng, n, sizes, [RELU, TANH], (SOFT, DIFF, 4)
+                                           if sizes[-1] > 1 else (LIN, DIFF, SOS), dtype)
+    runs = []
+    for nt in (1, 2, 1):
+        with synaptic.num_threads(nt):
+            runs.append(run_fused(native, x, ws, t, acts, [0.01] * len(ws), kind, err))
+    for run in runs[1:]:
+        assert all(same_bits(a, b) for a, b in zip(run, runs[0]))
+    want = run_fused(R, x, ws, t, acts, [0.01] * len(ws), kind, err)
+    assert runs[0][0] == pytest.approx(want[0], rel=ERR_RTOL[dtype])
+
+
+@pytest.mark.parametrize("kern", BACKENDS)
+def test_fused_objective_bad_arguments_raise(kern):
+    rng = np.random.default_rng(0)
+    x, ws, t, acts, kind, err = fused_case(rng, 9, [5, 4, 3], [TANH], (SOFT, DIFF, 4), np.float64)
+    y, gs = nans((9, 3), np.float64), [nans(w.shape, np.float64) for w in ws]
+    with pytest.raises(ValueError, match="layers"):
+        kern.fused_objective(x, ws, t, acts[:1], [0.0], kind, err, y, gs)
+    with pytest.raises(ValueError, match="unknown error kind"):
+        kern.fused_objective(x, ws, t, acts, [0.0, 0.0], kind, 99, y, gs)
+    if kern is native:
+        with pytest.raises(ValueError, match=r"ws\[1\]"):
+            kern.fused_objective(x, [ws[0], ws[1][:, :3].copy()], t, acts, [0.0, 0.0], kind, err, y, gs)
+        with pytest.raises(ValueError, match=r"gs\[0\]"):
+            kern.fused_objective(x, ws, t, acts, [0.0, 0.0], kind, err, y, [gs[0][:3].copy(), gs[1]])
+        with pytest.raises(TypeError):
+            kern.fused_objective(x.astype(np.float32), ws, t, acts, [0.0, 0.0], kind, err, y, gs)
+
+
+def test_objective_strategy_takes_fused_for_small_dense_nets_only():
+    from synaptic.training import strategy
+    from synaptic.sparse import CsrRows  # noqa: F401  (CSR rows: never fused)
+    small = lbfgs.LBFGS(synaptic.mlp([20, 30, 30, 3], ["relu", "relu", "softmax"],
+                                     synaptic.training("lbfgs"), seed=1)).gradients
+    big = lbfgs.LBFGS(synaptic.mlp([3072, 512, 10], ["relu", "softmax"],
+                                   synaptic.training("lbfgs"), dtype=np.float32, seed=1)).gradients
+    x = np.zeros((5, 20))
+    assert strategy.objective(small, None, x=x) == "fused"
+    assert strategy.objective(small, None, weighted=True, x=x) == "layers"
+    assert strategy.objective(small, None, x=None) == "top"
+    assert strategy.objective(big, None, x=np.zeros((5, 3072), np.float32)) == "top"

@@ -375,3 +375,30 @@ def packed_objective_steps(kern, p, w1, w2, t, act1, act2, kind, err, y, g1, g2,
     error = kern.output_backprop(h, w2, t, act2, kind, err, act1, y, dz, g2, dh, slope2, slope1)
     kern.packed_weight_grad(dh, p, g1)
     return error
+
+
+def fused_objective_steps(kern, x, ws, t, acts, slopes, kind, err, y, gs):
+    """fused_objective as the per-layer kernels of the backend ``kern`` (the twin; the native
+    kernel's fallback): dense_forward per hidden layer, output_backprop, then weight_grad and
+    hidden_delta from the top."""
+    hs = []
+    a = x
+    for w, act, slope in zip(ws[:-1], acts[:-1], slopes[:-1]):
+        h = np.empty((x.shape[0], w.shape[0]), dtype=x.dtype)
+        kern.dense_forward(a, w, act, h, slope)
+        hs.append(h)
+        a = h
+    dz = np.empty_like(y)
+    if not hs:
+        return kern.output_backprop(x, ws[0], t, acts[0], kind, err, acts[0], y, dz, gs[0], None,
+                                    slopes[0], slopes[0])
+    dh = np.empty_like(hs[-1])
+    error = kern.output_backprop(hs[-1], ws[-1], t, acts[-1], kind, err, acts[-2], y, dz, gs[-1],
+                                 dh, slopes[-1], slopes[-2])
+    for i in range(len(hs) - 1, -1, -1):
+        kern.weight_grad(dh, x if i == 0 else hs[i - 1], gs[i])
+        if i > 0:
+            below = np.empty_like(hs[i - 1])
+            kern.hidden_delta(dh, ws[i], hs[i - 1], acts[i - 1], below, slopes[i - 1])
+            dh = below
+    return error

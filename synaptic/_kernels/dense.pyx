@@ -25,7 +25,7 @@ from cython.parallel cimport parallel, prange, threadid
 from libc.stdint cimport int32_t, int64_t, uint32_t, uint64_t
 from libc.stdlib cimport calloc, malloc, free
 from libc.math cimport INFINITY
-from libc.string cimport memset
+from libc.string cimport memcpy, memset
 cimport numpy as cnp
 cimport openmp
 
@@ -34,7 +34,7 @@ from ._step cimport *
 
 import numpy as np
 
-from .checks import PackedInput, check_adam_epoch, check_errors, is_frozen, x_zeros, check_pack_args, output_backprop_steps, packed_objective_steps
+from .checks import PackedInput, check_adam_epoch, check_errors, is_frozen, x_zeros, check_pack_args, output_backprop_steps, packed_objective_steps, fused_objective_steps
 
 cdef enum:
     GEMM_MIN_MACS = 4194304
@@ -573,6 +573,12 @@ include "dense_packed.pxi"
 # output_backprop
 
 include "dense_top.pxi"
+
+
+# ---------------------------------------------------------------------------------------
+# A whole evaluation of a dense net of any depth in one call
+
+include "dense_fused.pxi"
 
 
 # ---------------------------------------------------------------------------------------

@@ -24,10 +24,10 @@ cdef extern from "small.h":
                          Py_ssize_t d) noexcept nogil
     void syn_small_axpy_f(const float* a, Py_ssize_t ars, Py_ssize_t ais, const float* b,
                           Py_ssize_t ldb, float* out, Py_ssize_t ldo, Py_ssize_t rows,
-                          Py_ssize_t m, Py_ssize_t c0, Py_ssize_t c1) noexcept nogil
+                          Py_ssize_t m, Py_ssize_t c0, Py_ssize_t c1, int add) noexcept nogil
     void syn_small_axpy_d(const double* a, Py_ssize_t ars, Py_ssize_t ais, const double* b,
                           Py_ssize_t ldb, double* out, Py_ssize_t ldo, Py_ssize_t rows,
-                          Py_ssize_t m, Py_ssize_t c0, Py_ssize_t c1) noexcept nogil
+                          Py_ssize_t m, Py_ssize_t c0, Py_ssize_t c1, int add) noexcept nogil
 
 cdef enum:
     SMALL_ROWS = 32
@@ -74,11 +74,11 @@ cdef inline void _small_dot(const floating* x, Py_ssize_t ldx, const floating* w
 cdef inline void _small_axpy(const floating* a, Py_ssize_t ars, Py_ssize_t ais,
                              const floating* b, Py_ssize_t ldb, floating* out, Py_ssize_t ldo,
                              Py_ssize_t rows, Py_ssize_t m, Py_ssize_t c0,
-                             Py_ssize_t c1) noexcept nogil:
+                             Py_ssize_t c1, int add=0) noexcept nogil:
     if floating is float:
-        syn_small_axpy_f(a, ars, ais, b, ldb, out, ldo, rows, m, c0, c1)
+        syn_small_axpy_f(a, ars, ais, b, ldb, out, ldo, rows, m, c0, c1, add)
     else:
-        syn_small_axpy_d(a, ars, ais, b, ldb, out, ldo, rows, m, c0, c1)
+        syn_small_axpy_d(a, ars, ais, b, ldb, out, ldo, rows, m, c0, c1, add)
 
 
 cdef void _small_forward(const floating* xp, const floating* wp, const floating* bias,

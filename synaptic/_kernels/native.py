@@ -1,7 +1,7 @@
 """The compiled backend: the Cython modules gathered under the twin's names."""
 from .reference import *  # noqa: F401,F403  (the constants: ACT_*, ERR_*, DELTA_*, REG_*)
-from .dense import (activate, dense_forward, derivative, hidden_delta,  # noqa: F401
-                    output_backprop, pack_input, packed_forward, packed_objective,
+from .dense import (activate, dense_forward, derivative, fused_objective,  # noqa: F401
+                    hidden_delta, output_backprop, pack_input, packed_forward, packed_objective,
                     packed_weight_grad, sgd_epoch,
                     weight_grad)
 from .loss import argmax_rows, dropout, error_sum, output_delta  # noqa: F401

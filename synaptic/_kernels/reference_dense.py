@@ -32,6 +32,7 @@ from .checks import check_rprop as _check_rprop, momentum_on as _momentum_on
 from .checks import RPROP_ORIGINAL, RPROP_PLUS, IRPROP_MINUS, IRPROP_PLUS, N_RPROP  # noqa: F401
 from .checks import dropout_key  # noqa: F401  (re-exported: layers.Dropout.key)
 from .checks import output_backprop_steps as _output_backprop_steps
+from .checks import fused_objective_steps as _fused_objective_steps
 
 # Error-sum kinds (error_sum).
 ERR_MISCLASSIFICATION = 0          # the original: round each unit (half up), compare whole rows
@@ -161,6 +162,21 @@ def output_backprop(h, w, t, act, kind, err, hact, y, dz, g, dh, slope=LEAKY_SLO
     return _output_backprop_steps(sys.modules[__name__], h, w, t, act, kind, err, hact, y, dz,
                                   g, dh, slope, hslope)
 
+
+
+def fused_objective(x, ws, t, acts, slopes, kind, err, y, gs):
+    """A dense net of any depth over all the rows of ``x`` (layer l: weights ``ws[l]``,
+    activation ``acts[l]``, leaky-relu slope ``slopes[l]``); returns the error of kind
+    ``err``: y its outputs, gs[l] = Σ dE/dW of layer l (output-delta ``kind``), as
+    dense_forward per hidden layer, output_backprop, then weight_grad and hidden_delta from
+    the top."""
+    if not 1 <= len(ws) <= 63 or not len(ws) == len(gs) == len(acts) == len(slopes):
+        raise ValueError(f"fused_objective: 1 to 63 layers, as many weights ({len(ws)}), "
+                         f"gradients ({len(gs)}), activations ({len(acts)}) and slopes "
+                         f"({len(slopes)})")
+    if err not in range(N_ERR):
+        raise ValueError(f"unknown error kind {err}")
+    return _fused_objective_steps(sys.modules[__name__], x, ws, t, acts, slopes, kind, err, y, gs)
 
 def _argmax_last(a):
     """Row argmax that returns the last maximal index (Clojure max-key)."""

@@ -134,7 +134,8 @@ class Gradients:
         strategy.objective chooses: a :meth:`packable` net with a hidden layer runs its
         output layer through ``kern.output_backprop`` (forward, error, delta, gradient and the
         delta below in one pass over row chunks), and a net of one hidden layer on a
-        ``packed`` x the whole evaluation in ``kern.packed_objective``; otherwise compute(),
+        ``packed`` x the whole evaluation in ``kern.packed_objective``, a small enough dense
+        net of any depth on a dense x in ``kern.fused_objective``; otherwise compute(),
         then error_sum.  With per-row weights ``w``: compute() and the weighted sum
         Σ w_i error_i (the fused kernels take no weights).  The output activities are always
         in ``workspace(n).acts[-1]``."""
@@ -142,7 +143,7 @@ class Gradients:
         net = self.net
         self.rows = x.shape[0]
         top = len(net.weights) - 1
-        how = strategy.objective(self, packed, weighted=w is not None)
+        how = strategy.objective(self, packed, weighted=w is not None, x=x)
         if how == "layers":
             grads = self.compute(x, t, kern, packed, w)
             out = self.workspace(x.shape[0]).acts[-1]
@@ -151,6 +152,14 @@ class Gradients:
             from .stats import weighted_error_sum  # stats imports this module's neighbours
             return weighted_error_sum(out, t, err, w), grads
         ws = self.workspace(x.shape[0])
+        if how == "fused":
+            # any depth on a dense x: the whole evaluation in one kernel (ws.acts[:-1], the
+            # hidden activities, are not filled)
+            layers = net.layers[1:]
+            error = kern.fused_objective(x, net.weights, t, [la.act_code for la in layers],
+                                         [la.slope for la in layers], self.delta_kind, err,
+                                         ws.acts[-1], self.grads)
+            return error, self.grads
         if how == "packed":
             # input -> hidden -> output on a packed x: the whole evaluation in one kernel
             # (ws.acts[0], the hidden activities, is not filled)

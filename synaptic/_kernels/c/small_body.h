@@ -87,11 +87,11 @@ static SYN_FMA void SM_FN(syn_small_dot_)(const SM_T* x, Py_ssize_t ldx, const S
 }
 
 /* axpy block: out[r * ldo + l] (+)= sum_i a[r * ars + i * ais] * b[i * ldb + l] over
-   i0 <= i < i1, in increasing i, r < nr, l < nc * SM_VL; added to out unless i0 == 0 (the
-   partial sum stored and reloaded exactly: the same bits as one pass over all i) */
+   i0 <= i < i1, in increasing i, r < nr, l < nc * SM_VL; added to out if ``add`` (a partial
+   sum stored and reloaded is exact: panels of i give the bits of one pass over all i) */
 SYN_SM_INLINE void SM_FN(syn_sm_axpyblk_)(const SM_T* a, Py_ssize_t ars, Py_ssize_t ais,
         const SM_T* b, Py_ssize_t ldb, SM_T* out, Py_ssize_t ldo, Py_ssize_t i0,
-        Py_ssize_t i1, const int nr, const int nc) {
+        Py_ssize_t i1, int add, const int nr, const int nc) {
     SM_VU acc[SYN_SM_AR][SYN_SM_AC], bv[SYN_SM_AC];
     Py_ssize_t i;
     int r, c;
@@ -99,7 +99,7 @@ SYN_SM_INLINE void SM_FN(syn_sm_axpyblk_)(const SM_T* a, Py_ssize_t ars, Py_ssiz
     for (r = 0; r < nr; r++)
 #pragma GCC unroll 8
         for (c = 0; c < nc; c++)
-            acc[r][c] = i0 == 0 ? (SM_VU){0} : *(const SM_VU*)(out + r * ldo + c * SM_VL);
+            acc[r][c] = add ? *(const SM_VU*)(out + r * ldo + c * SM_VL) : (SM_VU){0};
     for (i = i0; i < i1; i++) {
 #pragma GCC unroll 8
         for (c = 0; c < nc; c++) bv[c] = *(const SM_VU*)(b + i * ldb + c * SM_VL);
@@ -118,7 +118,7 @@ SYN_SM_INLINE void SM_FN(syn_sm_axpyblk_)(const SM_T* a, Py_ssize_t ars, Py_ssiz
 
 /* (the rows clamped to the block: cases past SYN_SM_AR - 1 are never reached) */
 #define SM_AXPY_CALL(R, C) SM_FN(syn_sm_axpyblk_)(a + r * ars, ars, ais, b + c, ldb, \
-        out + r * ldo + c, ldo, i0, i1, (R) < SYN_SM_AR ? (R) : SYN_SM_AR, C)
+        out + r * ldo + c, ldo, i0, i1, add || i0 > 0, (R) < SYN_SM_AR ? (R) : SYN_SM_AR, C)
 #define SM_AXPY_ROWS(C) \
     for (r = g0; r + SYN_SM_AR <= g1; r += SYN_SM_AR) SM_AXPY_CALL(SYN_SM_AR, C); \
     switch (g1 - r) { \
@@ -132,14 +132,14 @@ SYN_SM_INLINE void SM_FN(syn_sm_axpyblk_)(const SM_T* a, Py_ssize_t ars, Py_ssiz
     default: break; \
     }
 
-/* out[r * ldo + c] = sum_i a[r * ars + i * ais] * b[i * ldb + c], in increasing i < m, for
-   rows r < rows and columns c0 <= c < c1 (SYN_SM_AR <= 8).  The rows in groups and the i
+/* out[r * ldo + c] (+)= sum_i a[r * ars + i * ais] * b[i * ldb + c], in increasing i < m,
+   for rows r < rows and columns c0 <= c < c1 (SYN_SM_AR <= 8); added to out if ``add``.  The rows in groups and the i
    in panels whose part of out / of b is about SYN_SM_PANEL bytes (in L2: out is written
    row by row, b is streamed once a group; 8 rows of b when rows <= SYN_SM_AR); in each, SYN_SM_AR rows by SYN_SM_AC vectors a
    block, then single vectors, then the last columns one at a time. */
 static SYN_FMA void SM_FN(syn_small_axpy_)(const SM_T* a, Py_ssize_t ars, Py_ssize_t ais,
         const SM_T* b, Py_ssize_t ldb, SM_T* out, Py_ssize_t ldo, Py_ssize_t rows,
-        Py_ssize_t m, Py_ssize_t c0, Py_ssize_t c1) {
+        Py_ssize_t m, Py_ssize_t c0, Py_ssize_t c1, int add) {
     Py_ssize_t r, c, i, g0, g1, i0, i1, width = (c1 > c0 ? c1 - c0 : 1) * sizeof(SM_T);
     Py_ssize_t group = SYN_SM_PANEL / width, panel = SYN_SM_PANEL / width;
     group = group < SYN_SM_AR ? SYN_SM_AR : group / SYN_SM_AR * SYN_SM_AR;
@@ -155,7 +155,7 @@ static SYN_FMA void SM_FN(syn_small_axpy_)(const SM_T* a, Py_ssize_t ars, Py_ssi
         }
         for (c = c0 + (c1 - c0) / SM_VL * SM_VL; c < c1; c++)
             for (r = g0; r < g1; r++) {
-                SM_T s = 0;
+                SM_T s = add ? out[r * ldo + c] : 0;
                 for (i = 0; i < m; i++) s += a[r * ars + i * ais] * b[i * ldb + c];
                 out[r * ldo + c] = s;
             }
