@@ -5,7 +5,8 @@
 # The twin is the per-layer sequence (checks.fused_objective_steps): dense_forward per layer,
 # output_backprop, then weight_grad and hidden_delta from the top.  Here the rows go in blocks
 # of FUSED_BLOCK; a block runs through every layer and back with the small-batch loops of
-# c/small.h while its activities and deltas are in L1/L2 -- only y and the gradients go to
+# c/small.h (the forward in their axpy form, on each W[:, 1:] transposed once a call) while
+# its activities and deltas are in L1/L2 -- only y and the gradients go to
 # memory, so a net of narrow layers (20 -> 100 -> 1 on 16,000 rows: five passes over 6 MB
 # before) is no longer bound by memory.  The blocks are grouped in at most FUSED_PARTS fixed
 # parts of consecutive blocks (fewer when the partials would exceed FUSED_MAX_PARTIAL_BYTES);
@@ -20,12 +21,14 @@ cdef enum:
     FUSED_MAX_PARTIAL_BYTES = 67108864
 
 
-cdef void _fused_block(const floating* x, const floating** w, const floating** bias,
+cdef void _fused_block(const floating* x, const floating** w, const floating** wt,
+                       const floating** bias,
                        const Py_ssize_t* o, Py_ssize_t L, const int* act, const double* slope,
                        const floating* t, floating* y, floating* G, double* B, double* e,
                        Py_ssize_t r0, Py_ssize_t r1, int kind, int err,
                        floating* scr) noexcept nogil:
-    """Rows r0..r1-1 through the net and back: y's rows, e += their error, the gradient sums
+    """Rows r0..r1-1 through the net and back (wt[l]: layer l's W[:, 1:] transposed, o[l] x
+    o[l + 1]): y's rows, e += their error, the gradient sums
     added to G (layer after layer, o[l] x o[l - 1] each, without the bias column) and B (the
     bias sums, o[l] each).  scr: the block's activities (hidden layers), two delta buffers
     and o[l] doubles."""
@@ -48,7 +51,8 @@ cdef void _fused_block(const floating* x, const floating** w, const floating** b
             aoff += rows * o[l]
         else:
             out = y + r0 * o[L]
-        _small_dot(a, o[l - 1], w[l - 1] + 1, 1 + o[l - 1], out, o[l], rows, o[l], o[l - 1])
+        # out = a . W[:, 1:]^T in the axpy form, on W[:, 1:] transposed (wt: no lane sums)
+        _small_axpy(a, o[l - 1], 1, wt[l - 1], o[l], out, o[l], rows, o[l - 1], 0, o[l], 0)
         _bias_act_rows(out, bias[l - 1], 0, rows, o[l], act[l - 1], slope[l - 1])
         a = out
     cur = scr + aoff
@@ -92,7 +96,9 @@ cdef int _fused_objective(const floating* x, Py_ssize_t n, const floating** w,
     cdef floating* G0
     cdef floating* Gq
     cdef const floating* bias[64]
+    cdef const floating* wt[64]
     cdef floating* bcopy
+    cdef floating* tw
     cdef double perr[FUSED_PARTS]
     cdef int status[FUSED_PARTS]
     cdef double s
@@ -118,16 +124,23 @@ cdef int _fused_objective(const floating* x, Py_ssize_t n, const floating** w,
     parts = (nb + bpp - 1) // bpp
     sbytes = ((FUSED_BLOCK * (hid + 2 * wide)) * sizeof(floating) + wide * sizeof(double)
               + 63) // 64 * 64
-    mem = <char*>malloc(parts * pbytes + bsize * sizeof(floating) + 64)
+    mem = <char*>malloc(parts * pbytes + (bsize + psize) * sizeof(floating) + 64)
     if mem == NULL:
         return 1
+    # each layer's bias and W[:, 1:] transposed (once a call: o[l] x o[l + 1])
     bcopy = <floating*>(mem + parts * pbytes)
+    tw = bcopy + bsize
     k = 0
     for l in range(L):
         bias[l] = bcopy + k
         for j in range(o[l + 1]):
             bcopy[k] = w[l][j * (1 + o[l])]
             k += 1
+        wt[l] = tw
+        for j in range(o[l + 1]):
+            for i in range(o[l]):
+                tw[i * o[l + 1] + j] = w[l][j * (1 + o[l]) + 1 + i]
+        tw += o[l] * o[l + 1]
     nt = min(_num_threads, parts) if n * macs >= min(_gemm_min_macs, SMALL_PAR_MACS * 32) else 1
     for p in prange(parts, schedule='static', num_threads=nt):
         pm = mem + p * pbytes
@@ -137,7 +150,7 @@ cdef int _fused_objective(const floating* x, Py_ssize_t n, const floating** w,
         status[p] = scr == NULL
         if scr != NULL:
             for kb in range(p * bpp, min(nb, p * bpp + bpp)):
-                _fused_block(x, w, bias, o, L, act, slope, t, y, <floating*>pm,
+                _fused_block(x, w, wt, bias, o, L, act, slope, t, y, <floating*>pm,
                              <double*>(pm + psize * sizeof(floating)), &perr[p],
                              kb * FUSED_BLOCK, min(n, kb * FUSED_BLOCK + FUSED_BLOCK), kind, err,
                              scr)

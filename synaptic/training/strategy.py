@@ -52,7 +52,7 @@ EPOCH_MIN_PACK = 1 << 16
 FORCE_WHOLE_EPOCH = None
 
 # fused_objective: the most bytes of weights (all layers) it takes
-FUSED_MAX_WEIGHT_BYTES = 1 << 20
+FUSED_MAX_WEIGHT_BYTES = 2 << 20
 
 # L-BFGS's packed input (pack): at least this many rows, this fraction of zeros (sampled)
 PACK_MIN_ROWS, PACK_SAMPLE_ROWS, PACK_MIN_ZEROS, PACK_BLOCK_BYTES = 256, 256, 0.5, 28672
@@ -104,10 +104,11 @@ def objective(gradients, packed, weighted=False, x=None):
     FUSED_MAX_WEIGHT_BYTES -- the blocks of rows re-read every layer's weights and gradient
     sums, which must stay in L2; past that, the per-layer GEMMs over all the rows are as
     fast or faster.  Measured (f32 / f64, 2 threads, ms an evaluation, fused against "top"):
-    20-100-1 on 16,000 rows 8.6 / 9.7 against 9.9 / 18.1; 64-100-10 on 1,437 rows 0.50 / 0.71
-    against 1.11 / 1.79; 784-100-10 on 10,000 rows 21.6 / 65.7 against 24.4 / 76.5;
-    784-256-128-10 54 / 123 against 57 / 118; 3072-512-10 on 2,000 rows 93 / 222 against
-    72 / 130 (6.3 MB of f32 weights: "top")."""
+    20-100-1 on 16,000 rows 1.7 / 2.3 against 5.7 / 11.1; 50-100-5 on 40,000 rows 8.3 / 12.4
+    against 16.7 / 32.9; 64-100-10 on 1,437 rows 0.33 / 0.58 against 0.57 / 1.06; 784-100-10
+    on 10,000 rows 18.2 / 34.6 against 24.7 / 46.4; 784-256-128-10 52.6 / 105 against
+    59.5 / 115; 3072-512-10 on 2,000 rows 110 / 280 against 69 / 137 (6.3 MB of f32
+    weights: "top")."""
     net = gradients.net
     top = len(net.weights) - 1
     if weighted or top < 1 or not gradients.packable():

@@ -21,6 +21,9 @@
 #define SYNAPTIC_SMALL_H
 
 #include "sparse.h"
+#if defined(__AVX2__) || defined(__AVX512F__)
+#  include <immintrin.h>
+#endif
 
 #if defined(__AVX512F__)
 #  define SYN_SM_DR 5     /* dot: rows x units a block */
