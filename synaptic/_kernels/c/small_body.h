@@ -237,7 +237,8 @@ static SYN_FMA void SM_FN(syn_small_axpy_)(const SM_T* a, Py_ssize_t ars, Py_ssi
         Py_ssize_t m, Py_ssize_t c0, Py_ssize_t c1, int add) {
     Py_ssize_t r, c, g0, g1, i0, i1, width = (c1 > c0 ? c1 - c0 : 1) * sizeof(SM_T);
     Py_ssize_t group = SYN_SM_PANEL / width, panel = SYN_SM_PANEL / width;
-    group = group < SYN_SM_AR ? SYN_SM_AR : group / SYN_SM_AR * SYN_SM_AR;
+    /* at least 32 rows a group: a small batch's rows are one group (b, often W, read once) */
+    group = group < 32 ? 32 : group / SYN_SM_AR * SYN_SM_AR;
     /* one block of rows reuses no panel of b: 8 rows of b at a time, each streamed in order */
     panel = rows <= SYN_SM_AR ? 8 : (panel < 32 ? 32 : panel);
     for (g0 = 0; g0 < rows; g0 += group) {
