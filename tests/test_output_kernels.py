@@ -593,8 +593,9 @@ def test_fused_objective_bad_arguments_raise(kern):
 
 
 def test_objective_strategy_takes_fused_for_small_dense_nets_only():
+    import scipy.sparse as sp
+    from synaptic.sparse import as_csr_rows
     from synaptic.training import strategy
-    from synaptic.sparse import CsrRows  # noqa: F401  (CSR rows: never fused)
     small = lbfgs.LBFGS(synaptic.mlp([20, 30, 30, 3], ["relu", "relu", "softmax"],
                                      synaptic.training("lbfgs"), seed=1)).gradients
     big = lbfgs.LBFGS(synaptic.mlp([3072, 512, 10], ["relu", "softmax"],
@@ -603,4 +604,6 @@ def test_objective_strategy_takes_fused_for_small_dense_nets_only():
     assert strategy.objective(small, None, x=x) == "fused"
     assert strategy.objective(small, None, weighted=True, x=x) == "layers"
     assert strategy.objective(small, None, x=None) == "top"
+    csr = as_csr_rows(sp.random(5, 20, density=0.3, format="csr", random_state=0))
+    assert strategy.objective(small, None, x=csr) == "top"      # CSR rows: their own kernels
     assert strategy.objective(big, None, x=np.zeros((5, 3072), np.float32)) == "top"

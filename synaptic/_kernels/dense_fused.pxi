@@ -22,17 +22,17 @@ cdef enum:
 
 
 cdef void _fused_block(const floating* x, const floating** w, const floating** wt,
-                       const floating** bias,
-                       const Py_ssize_t* o, Py_ssize_t L, const int* act, const double* slope,
-                       const floating* t, floating* y, floating* G, double* B, double* e,
-                       Py_ssize_t r0, Py_ssize_t r1, int kind, int err,
-                       floating* scr) noexcept nogil:
+                       const floating** bias, const Py_ssize_t* o, Py_ssize_t L,
+                       const int* act, const double* slope, const floating* t, floating* y,
+                       floating* G, double* B, const Py_ssize_t* goff, const Py_ssize_t* boff,
+                       Py_ssize_t wide, double* e, Py_ssize_t r0, Py_ssize_t r1, int kind,
+                       int err, floating* scr) noexcept nogil:
     """Rows r0..r1-1 through the net and back (wt[l]: layer l's W[:, 1:] transposed, o[l] x
-    o[l + 1]): y's rows, e += their error, the gradient sums
-    added to G (layer after layer, o[l] x o[l - 1] each, without the bias column) and B (the
-    bias sums, o[l] each).  scr: the block's activities (hidden layers), two delta buffers
-    and o[l] doubles."""
-    cdef Py_ssize_t rows = r1 - r0, l, j, goff = 0, boff = 0, aoff = 0, wide = 0
+    o[l + 1]): y's rows, e += their error, the gradient sums added to G (layer l at
+    goff[l]: o[l + 1] x o[l], without the bias column) and B (its bias sums at boff[l]).
+    scr: the block's activities (hidden layers), two delta buffers of FUSED_BLOCK x ``wide``
+    (the widest layer) and ``wide`` doubles."""
+    cdef Py_ssize_t rows = r1 - r0, l, j, aoff = 0
     cdef floating* A[64]
     cdef floating* cur
     cdef floating* nxt
@@ -41,8 +41,6 @@ cdef void _fused_block(const floating* x, const floating** w, const floating** w
     cdef const floating* a = x + r0 * o[0]
     cdef floating* out
     cdef double* acc
-    for l in range(1, L + 1):
-        wide = o[l] if o[l] > wide else wide
     # forward: each hidden layer's block in scr, the output layer's into y
     for l in range(1, L + 1):
         if l < L:
@@ -61,15 +59,13 @@ cdef void _fused_block(const floating* x, const floating** w, const floating** w
     e[0] += _chunk_error(y, t, r0, r1, o[L], err)
     _delta_row(y + r0 * o[L], t + r0 * o[L], cur, rows * o[L], act[L - 1], kind, slope[L - 1])
     # backward: from the top, each layer's sums, then the delta below
-    for l in range(1, L):
-        goff += o[l] * o[l - 1]
-        boff += o[l]
     for l in range(L, 0, -1):
         below = A[l - 1] if l > 1 else x + r0 * o[0]
         _colsum_chunk(cur, 0, rows, o[l], o[l], acc)
         for j in range(o[l]):
-            B[boff + j] += acc[j]
-        _small_axpy(cur, 1, o[l], below, o[l - 1], G + goff, o[l - 1], o[l], rows, 0, o[l - 1], 1)
+            B[boff[l - 1] + j] += acc[j]
+        _small_axpy(cur, 1, o[l], below, o[l - 1], G + goff[l - 1], o[l - 1], o[l], rows, 0,
+                    o[l - 1], 1)
         if l > 1:
             _small_axpy(cur, o[l], 1, w[l - 1] + 1, 1 + o[l - 1], nxt, o[l - 1], rows, o[l], 0,
                         o[l - 1], 0)
@@ -77,8 +73,6 @@ cdef void _fused_block(const floating* x, const floating** w, const floating** w
             tmp = cur
             cur = nxt
             nxt = tmp
-            goff -= o[l - 1] * o[l - 2]
-            boff -= o[l - 1]
 
 
 cdef int _fused_objective(const floating* x, Py_ssize_t n, const floating** w,
@@ -88,8 +82,10 @@ cdef int _fused_objective(const floating* x, Py_ssize_t n, const floating** w,
     """0 when done, 1 when declined.  o[0] = x's columns, o[l] the units of layer l (1..L),
     w[l - 1] / g[l - 1] its weights / gradient (o[l] x (1 + o[l - 1])), act[l - 1] and
     slope[l - 1] its activation."""
-    cdef Py_ssize_t l, psize = 0, bsize = 0, wide = 0, hid = 0, macs = 0, pbytes, sbytes
-    cdef Py_ssize_t nb, parts, bpp, nt, p, kb, i, j, k, q, goff, boff, e0, e1
+    cdef Py_ssize_t l, psize = 0, bsize = 0, wide = 0, hid = 0, pbytes, sbytes
+    cdef Py_ssize_t nb, parts, bpp, nt, p, kb, i, j, q, e0, e1
+    cdef Py_ssize_t goff[64]
+    cdef Py_ssize_t boff[64]
     cdef char* mem
     cdef char* pm
     cdef floating* scr
@@ -108,9 +104,10 @@ cdef int _fused_objective(const floating* x, Py_ssize_t n, const floating** w,
     for l in range(1, L + 1):
         if o[l] <= 0 or o[l - 1] <= 0:
             return 1
+        goff[l - 1] = psize
+        boff[l - 1] = bsize
         psize += o[l] * o[l - 1]
         bsize += o[l]
-        macs += o[l] * o[l - 1]
         wide = o[l] if o[l] > wide else wide
         if l < L:
             hid += o[l]
@@ -130,18 +127,17 @@ cdef int _fused_objective(const floating* x, Py_ssize_t n, const floating** w,
     # each layer's bias and W[:, 1:] transposed (once a call: o[l] x o[l + 1])
     bcopy = <floating*>(mem + parts * pbytes)
     tw = bcopy + bsize
-    k = 0
     for l in range(L):
-        bias[l] = bcopy + k
+        bias[l] = bcopy + boff[l]
         for j in range(o[l + 1]):
-            bcopy[k] = w[l][j * (1 + o[l])]
-            k += 1
-        wt[l] = tw
-        for j in range(o[l + 1]):
-            for i in range(o[l]):
-                tw[i * o[l + 1] + j] = w[l][j * (1 + o[l]) + 1 + i]
-        tw += o[l] * o[l + 1]
-    nt = min(_num_threads, parts) if n * macs >= min(_gemm_min_macs, SMALL_PAR_MACS * 32) else 1
+            bcopy[boff[l] + j] = w[l][j * (1 + o[l])]
+        wt[l] = tw + goff[l]
+        # (its verdict on finiteness is not needed: non-finite weights propagate here)
+        if floating is float:
+            syn_sp_transpose_in_f(w[l], 1 + o[l], o[l + 1], 0, o[l], tw + goff[l], o[l + 1])
+        else:
+            syn_sp_transpose_in_d(w[l], 1 + o[l], o[l + 1], 0, o[l], tw + goff[l], o[l + 1])
+    nt = min(_num_threads, parts) if n * psize >= min(_gemm_min_macs, SMALL_PAR_MACS * 32) else 1
     for p in prange(parts, schedule='static', num_threads=nt):
         pm = mem + p * pbytes
         memset(pm, 0, pbytes)
@@ -151,9 +147,9 @@ cdef int _fused_objective(const floating* x, Py_ssize_t n, const floating** w,
         if scr != NULL:
             for kb in range(p * bpp, min(nb, p * bpp + bpp)):
                 _fused_block(x, w, wt, bias, o, L, act, slope, t, y, <floating*>pm,
-                             <double*>(pm + psize * sizeof(floating)), &perr[p],
-                             kb * FUSED_BLOCK, min(n, kb * FUSED_BLOCK + FUSED_BLOCK), kind, err,
-                             scr)
+                             <double*>(pm + psize * sizeof(floating)), goff, boff, wide,
+                             &perr[p], kb * FUSED_BLOCK,
+                             min(n, kb * FUSED_BLOCK + FUSED_BLOCK), kind, err, scr)
     for p in range(parts):
         failed = failed or status[p]
     if failed:
@@ -168,18 +164,14 @@ cdef int _fused_objective(const floating* x, Py_ssize_t n, const floating** w,
             Gq = <floating*>(mem + p * pbytes)
             for i in range(e0, e1):
                 G0[i] = G0[i] + Gq[i]
-    goff = 0
-    boff = 0
     for l in range(1, L + 1):
         for j in range(o[l]):
             s = 0
             for p in range(parts):
-                s += (<double*>(mem + p * pbytes + psize * sizeof(floating)))[boff + j]
+                s += (<double*>(mem + p * pbytes + psize * sizeof(floating)))[boff[l - 1] + j]
             g[l - 1][j * (1 + o[l - 1])] = <floating>s
-            memcpy(g[l - 1] + j * (1 + o[l - 1]) + 1, G0 + goff + j * o[l - 1],
+            memcpy(g[l - 1] + j * (1 + o[l - 1]) + 1, G0 + goff[l - 1] + j * o[l - 1],
                    o[l - 1] * sizeof(floating))
-        goff += o[l] * o[l - 1]
-        boff += o[l]
     s = 0
     for p in range(parts):
         s += perr[p]

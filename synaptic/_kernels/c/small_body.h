@@ -29,7 +29,8 @@ SYN_SM_INLINE SM_T SM_FN(syn_sm_hsum_)(SM_VU a) {
 #endif
     SM_HALVE(SM_FN(syn_sm_v8_), a16, a8);
     if (sizeof(SM_T) == 8)
-        return a8[0];
+        return a8[0];               /* 8 bytes: one double */
+    /* two floats (the index is written so that the double copy never names a8[1]) */
     return a8[0] + a8[sizeof(SM_T) == 8 ? 0 : 1];
 }
 #undef SM_HALVE
